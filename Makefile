@@ -1,0 +1,53 @@
+# Two commands do it all on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: demo install migrate seed serve test lint format bench messages clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+serve: install
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+## demo: venv, install, migrate, seed, and serve on http://127.0.0.1:8000
+demo: seed serve
+
+## test: the whole suite (PostgreSQL/Redis from DATABASE_URL/REDIS_URL, or 127.0.0.1 when they answer)
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## bench: every benchmark in quick mode (the real stack: DATABASE_URL and REDIS_URL)
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+## messages: recompile the Korean/English translations after editing locale/*/LC_MESSAGES/django.po
+messages: install
+	$(PY) manage.py makemessages -l ko -l en --ignore=.venv --ignore=var
+	$(PY) manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

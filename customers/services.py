@@ -1,0 +1,62 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from o2o.geo import validate_lat_lng
+
+from .models import Address, CustomerProfile
+
+User = get_user_model()
+
+
+@transaction.atomic
+def customer_signup(
+    *, email: str, password: str, name: str = "", phone: str = ""
+) -> CustomerProfile:
+    """A new person signs up: a user that logs in by e-mail, with a customer profile."""
+    email = User.objects.normalize_email(email or "").strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": _("An account with this e-mail address already exists.")})
+    validate_password(password, User(email=email, name=name))
+    user = User.objects.create_user(email=email, password=password, name=name.strip())
+    return CustomerProfile.objects.create(user=user, phone=phone.strip())
+
+
+def customer_profile_get_or_create(*, user) -> CustomerProfile:
+    profile, _created = CustomerProfile.objects.get_or_create(user=user)
+    return profile
+
+
+@transaction.atomic
+def address_create(
+    *,
+    customer: CustomerProfile,
+    label: str,
+    line1: str,
+    lat: float,
+    lng: float,
+    line2: str = "",
+    postal_code: str = "",
+    is_default: bool = False,
+) -> Address:
+    validate_lat_lng(lat, lng)
+    if not line1.strip():
+        raise ValidationError({"line1": _("Enter the address.")})
+    first = not customer.addresses.exists()
+    if is_default or first:
+        customer.addresses.filter(is_default=True).update(is_default=False)
+    address = Address(
+        customer=customer,
+        label=label.strip() or _("Home"),
+        line1=line1.strip(),
+        line2=line2.strip(),
+        postal_code=postal_code.strip(),
+        lat=lat,
+        lng=lng,
+        is_default=is_default or first,
+    )
+    address.full_clean(exclude=["cell"])
+    address.save()
+    return address

@@ -1,0 +1,41 @@
+"""Serve the product: uvicorn (HTTP + websockets) on one ASGI app, plus, on the embedded default,
+the in-process scheduler that stands in for Celery beat."""
+
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from o2o.scheduler import InProcessScheduler
+
+
+class Command(BaseCommand):
+    help = "Serve HTTP and websockets with uvicorn; runs periodic work in-process when embedded."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--reload", action="store_true", help="Restart on code changes.")
+
+    def handle(self, *args, **options):
+        scheduler = None
+        if settings.INPROCESS_SCHEDULER:
+            scheduler = InProcessScheduler()
+            scheduler.start()
+            self.stdout.write(
+                f"In-process scheduler: {len(scheduler.schedule)} periodic job(s) "
+                "(Celery beat's schedule, run here because there is no broker)."
+            )
+        self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/")
+        try:
+            uvicorn.run(
+                "o2o.asgi:application",
+                host=options["host"],
+                port=options["port"],
+                reload=options["reload"],
+                log_level="info",
+                proxy_headers=True,
+                ws_ping_interval=20,
+            )
+        finally:
+            if scheduler:
+                scheduler.stop()

@@ -1,0 +1,1 @@
+"""Cart, orders, lines, events and subscriptions. Built by the order-and-pay work."""

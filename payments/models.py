@@ -1,0 +1,1 @@
+"""Payments, refunds, commission plans, the ledger, settlements and payouts. Built by the money work."""

@@ -1,0 +1,129 @@
+"""factory_boy factories for every model. Vendors and stock go through the services where the
+service is what gives them their invariants (cells, slugs)."""
+
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from customers.models import Address, CustomerProfile
+from vendors.models import (
+    Category,
+    OpeningHours,
+    PickupPoint,
+    Product,
+    ServiceCell,
+    Stock,
+    Vendor,
+)
+
+PASSWORD = "correct-horse-battery"
+MAPO = (37.5560, 126.9060)
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"person{n}@example.test")
+    name = factory.Faker("name", locale="ko_KR")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):  # noqa: N805
+        if create:
+            obj.save()
+
+
+class StaffFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class CustomerProfileFactory(DjangoModelFactory):
+    class Meta:
+        model = CustomerProfile
+
+    user = factory.SubFactory(UserFactory)
+    phone = "010-1234-5678"
+
+
+class AddressFactory(DjangoModelFactory):
+    class Meta:
+        model = Address
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    label = "집"
+    line1 = "서울 마포구 망원로 50"
+    lat = MAPO[0]
+    lng = MAPO[1]
+
+
+class VendorFactory(DjangoModelFactory):
+    class Meta:
+        model = Vendor
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"카트 {n}")
+    slug = factory.Sequence(lambda n: f"cart-f{n}")
+    home_lat = MAPO[0]
+    home_lng = MAPO[1]
+    status = Vendor.Status.APPROVED
+
+
+class ServiceCellFactory(DjangoModelFactory):
+    class Meta:
+        model = ServiceCell
+
+    vendor = factory.SubFactory(VendorFactory)
+    cell = "8830e1ca29fffff"
+
+
+class CategoryFactory(DjangoModelFactory):
+    class Meta:
+        model = Category
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"cat-{n}")
+    name_ko = "발효유"
+    name_en = "Fermented milk"
+
+
+class ProductFactory(DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    sku = factory.Sequence(lambda n: f"sku-{n}")
+    name_ko = factory.Sequence(lambda n: f"발효유 {n}")
+    name_en = factory.Sequence(lambda n: f"Fermented milk {n}")
+    price = 1200
+    category = factory.SubFactory(CategoryFactory)
+
+
+class StockFactory(DjangoModelFactory):
+    class Meta:
+        model = Stock
+
+    vendor = factory.SubFactory(VendorFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 10
+
+
+class PickupPointFactory(DjangoModelFactory):
+    class Meta:
+        model = PickupPoint
+
+    name = factory.Sequence(lambda n: f"픽업 {n}")
+    address = "서울 마포구 양화로 45"
+    lat = 37.5494
+    lng = 126.9144
+
+
+class OpeningHoursFactory(DjangoModelFactory):
+    class Meta:
+        model = OpeningHours
+
+    point = factory.SubFactory(PickupPointFactory)
+    weekday = 0
+    opens = "09:00"
+    closes = "21:00"

@@ -1,0 +1,183 @@
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Sum
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+from .models import Category, OpeningHours, PickupPoint, Product, ServiceCell, Stock, Vendor
+
+
+class StockInline(admin.TabularInline):
+    model = Stock
+    extra = 0
+    fields = ("product", "quantity", "updated_at")
+    readonly_fields = ("product", "quantity", "updated_at")
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ServiceCellInline(admin.TabularInline):
+    model = ServiceCell
+    extra = 0
+    fields = ("cell",)
+    readonly_fields = ("cell",)
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _run_status_action(modeladmin, request, queryset, service, done_message):
+    done = 0
+    for vendor in queryset.order_by("pk"):
+        try:
+            service(vendor_id=vendor.pk, reason=f"by {request.user.email}")
+        except ValidationError as exc:
+            modeladmin.message_user(request, f"{vendor}: {exc.messages[0]}", messages.WARNING)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, done_message(done), messages.SUCCESS)
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "status", "status_changed_at", "items_on_cart", "created_at")
+    list_filter = ("status",)
+    search_fields = ("name", "slug", "user__email", "phone")
+    # Status moves only through the actions (services), never by editing the field.
+    readonly_fields = (
+        "user",
+        "slug",
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "home_cell",
+        "created_at",
+    )
+    fields = (
+        "user",
+        "name",
+        "slug",
+        "bio",
+        "photo",
+        "phone",
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "home_lat",
+        "home_lng",
+        "home_cell",
+        "created_at",
+    )
+    inlines = [StockInline, ServiceCellInline]
+    actions = ["approve", "suspend", "reject"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .annotate(_items=Sum("stock__quantity", default=0))
+        )
+
+    @admin.display(description=_("items on cart"), ordering="_items")
+    def items_on_cart(self, obj) -> int:
+        return obj._items
+
+    def has_add_permission(self, request) -> bool:
+        # A vendor is created by applying (vendors.services.vendor_apply), not in admin.
+        return False
+
+    @admin.action(description=_("Approve selected vendors"))
+    def approve(self, request, queryset):
+        _run_status_action(
+            self,
+            request,
+            queryset,
+            services.vendor_approve,
+            lambda n: ngettext("%d vendor approved.", "%d vendors approved.", n) % n,
+        )
+
+    @admin.action(description=_("Suspend selected vendors"))
+    def suspend(self, request, queryset):
+        _run_status_action(
+            self,
+            request,
+            queryset,
+            services.vendor_suspend,
+            lambda n: ngettext("%d vendor suspended.", "%d vendors suspended.", n) % n,
+        )
+
+    @admin.action(description=_("Reject selected applications"))
+    def reject(self, request, queryset):
+        _run_status_action(
+            self,
+            request,
+            queryset,
+            services.vendor_reject,
+            lambda n: ngettext("%d application rejected.", "%d applications rejected.", n) % n,
+        )
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name_ko", "name_en", "position")
+    list_editable = ("position",)
+    search_fields = ("slug", "name_ko", "name_en")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name_ko", "name_en", "category", "price", "currency", "is_active")
+    list_filter = ("is_active", "category")
+    search_fields = ("sku", "name_ko", "name_en")
+    list_select_related = ("category",)
+
+
+@admin.register(Stock)
+class StockAdmin(admin.ModelAdmin):
+    """Read-only: stock changes through the vendor's page/API (stock_set), never by hand here."""
+
+    list_display = ("vendor", "product", "quantity", "updated_at")
+    list_filter = ("vendor__status", "product__category")
+    search_fields = ("vendor__name", "product__name_ko", "product__name_en", "product__sku")
+    list_select_related = ("vendor", "product")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    extra = 1
+
+
+@admin.register(PickupPoint)
+class PickupPointAdmin(admin.ModelAdmin):
+    list_display = ("name", "address", "is_active", "cell")
+    list_filter = ("is_active",)
+    search_fields = ("name", "address")
+    readonly_fields = ("cell",)
+    inlines = [OpeningHoursInline]
+
+
+@admin.register(ServiceCell)
+class ServiceCellAdmin(admin.ModelAdmin):
+    list_display = ("vendor", "cell")
+    search_fields = ("vendor__name", "cell")
+    list_select_related = ("vendor",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

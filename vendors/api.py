@@ -1,0 +1,89 @@
+"""Vendor and product API: public reads, and a vendor's own cart stock."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from o2o.api import error_response
+from o2o.errors import Conflict, NotAllowed
+
+from . import selectors
+from .models import Vendor
+from .serializers import (
+    OwnStockOutSerializer,
+    ProductSerializer,
+    StockUpdateInSerializer,
+    VendorDetailSerializer,
+    VendorListSerializer,
+)
+from .services import StockChange, stock_set
+
+
+class VendorListApi(generics.ListAPIView):
+    """Approved vendors."""
+
+    serializer_class = VendorListSerializer
+    permission_classes = [permissions.AllowAny]
+
+    def get_queryset(self):
+        return selectors.vendors_public().order_by("name", "pk")
+
+
+class VendorDetailApi(generics.RetrieveAPIView):
+    """One approved vendor with what is left on the cart."""
+
+    serializer_class = VendorDetailSerializer
+    permission_classes = [permissions.AllowAny]
+    lookup_field = "slug"
+
+    def get_object(self):
+        try:
+            return selectors.vendor_public_detail(slug=self.kwargs["slug"])
+        except Vendor.DoesNotExist as exc:
+            raise NotFound("No such vendor.") from exc
+
+
+class ProductListApi(generics.ListAPIView):
+    """The catalogue of products on sale."""
+
+    serializer_class = ProductSerializer
+    permission_classes = [permissions.AllowAny]
+
+    def get_queryset(self):
+        return selectors.products_active().order_by("category__position", "sku")
+
+
+class IsVendor(permissions.BasePermission):
+    message = "Only vendors have a cart to stock."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user.is_authenticated and hasattr(request.user, "vendor"))
+
+
+class OwnStockApi(APIView):
+    """The signed-in vendor's own cart stock. There is no way to name another vendor's cart."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    @extend_schema(responses=OwnStockOutSerializer(many=True))
+    def get(self, request):
+        rows = selectors.vendor_stock(vendor=request.user.vendor)
+        return Response(OwnStockOutSerializer(rows, many=True).data)
+
+    @extend_schema(request=StockUpdateInSerializer, responses=OwnStockOutSerializer(many=True))
+    def patch(self, request):
+        body = StockUpdateInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        changes = [StockChange(**c) for c in body.validated_data["changes"]]
+        try:
+            rows = stock_set(vendor=request.user.vendor, actor=request.user, changes=changes)
+        except Conflict as exc:
+            return error_response("conflict", exc.messages[0], status.HTTP_409_CONFLICT)
+        except NotAllowed as exc:
+            return error_response("forbidden", exc.messages[0], status.HTTP_403_FORBIDDEN)
+        except DjangoValidationError as exc:
+            return error_response("invalid", exc.messages[0])
+        return Response(OwnStockOutSerializer(rows, many=True).data)

@@ -1,0 +1,210 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from o2o.geo import cell_of
+
+
+class Vendor(models.Model):
+    """A mobile vendor: one person, one cart. Sells only while APPROVED."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting approval")
+        APPROVED = "approved", _("Approved")
+        SUSPENDED = "suspended", _("Suspended")
+        REJECTED = "rejected", _("Rejected")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vendor"
+    )
+    name = models.CharField(_("cart name"), max_length=80)
+    slug = models.SlugField(unique=True, max_length=90, allow_unicode=False)
+    bio = models.TextField(_("about"), blank=True, max_length=1000)
+    photo = models.ImageField(_("photo"), upload_to="vendors/", blank=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    status_reason = models.CharField(_("reason"), max_length=200, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    home_lat = models.FloatField(_("home base latitude"))
+    home_lng = models.FloatField(_("home base longitude"))
+    home_cell = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("vendor")
+        verbose_name_plural = _("vendors")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(home_lat__gte=-90, home_lat__lte=90)
+                & Q(home_lng__gte=-180, home_lng__lte=180),
+                name="vendor_home_lat_lng_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        # The cell is an index column derived from the coordinates, kept in step here.
+        self.home_cell = cell_of(self.home_lat, self.home_lng)
+        super().save(*args, **kwargs)
+
+    @property
+    def can_sell(self) -> bool:
+        return self.status == self.Status.APPROVED
+
+
+class ServiceCell(models.Model):
+    """One H3 cell (at SERVICE_AREA_RES) of a vendor's service area."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="service_cells")
+    cell = models.CharField(max_length=16, db_index=True)
+
+    class Meta:
+        verbose_name = _("service area cell")
+        verbose_name_plural = _("service area cells")
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "cell"], name="service_cell_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.cell
+
+
+class Category(models.Model):
+    slug = models.SlugField(unique=True)
+    name_ko = models.CharField(_("name (Korean)"), max_length=50)
+    name_en = models.CharField(_("name (English)"), max_length=50)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        ordering = ["position", "slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.name_en if (get_language() or "ko").startswith("en") else self.name_ko
+
+
+class Product(models.Model):
+    """A product of the platform catalogue; each vendor carries some of it on the cart (Stock)."""
+
+    sku = models.SlugField(_("SKU"), unique=True, max_length=40)
+    name_ko = models.CharField(_("name (Korean)"), max_length=100)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+    description_ko = models.TextField(_("description (Korean)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True)
+    photo = models.ImageField(_("photo"), upload_to="products/", blank=True)
+    price = models.PositiveIntegerField(_("price"), help_text=_("In minor units of the currency"))
+    currency = models.CharField(max_length=3, default="KRW", editable=False)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    is_active = models.BooleanField(_("on sale"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["category__position", "name_ko"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="product_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name_ko
+
+    @property
+    def name(self) -> str:
+        return self.name_en if (get_language() or "ko").startswith("en") else self.name_ko
+
+    @property
+    def description(self) -> str:
+        en = (get_language() or "ko").startswith("en")
+        return (self.description_en or self.description_ko) if en else self.description_ko
+
+
+class Stock(models.Model):
+    """What is on a vendor's cart now. The database keeps quantity >= 0."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="stock")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock")
+    quantity = models.IntegerField(_("quantity"), default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("cart stock")
+        verbose_name_plural = _("cart stock")
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "product"], name="stock_vendor_product"),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=0), name="stock_quantity_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} · {self.product}: {self.quantity}"
+
+
+class PickupPoint(models.Model):
+    """A partner shop where a customer can collect an order later."""
+
+    name = models.CharField(_("name"), max_length=100)
+    address = models.CharField(_("address"), max_length=200)
+    lat = models.FloatField(_("latitude"))
+    lng = models.FloatField(_("longitude"))
+    cell = models.CharField(max_length=16, db_index=True, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("pickup point")
+        verbose_name_plural = _("pickup points")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lat__gte=-90, lat__lte=90, lng__gte=-180, lng__lte=180),
+                name="pickup_lat_lng_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.cell = cell_of(self.lat, self.lng)
+        super().save(*args, **kwargs)
+
+
+class OpeningHours(models.Model):
+    class Weekday(models.IntegerChoices):
+        MON = 0, _("Monday")
+        TUE = 1, _("Tuesday")
+        WED = 2, _("Wednesday")
+        THU = 3, _("Thursday")
+        FRI = 4, _("Friday")
+        SAT = 5, _("Saturday")
+        SUN = 6, _("Sunday")
+
+    point = models.ForeignKey(PickupPoint, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
+    opens = models.TimeField(_("opens"))
+    closes = models.TimeField(_("closes"))
+
+    class Meta:
+        verbose_name = _("opening hours")
+        verbose_name_plural = _("opening hours")
+        ordering = ["weekday", "opens"]
+        constraints = [
+            models.CheckConstraint(condition=Q(closes__gt=models.F("opens")), name="hours_order"),
+            models.UniqueConstraint(fields=["point", "weekday", "opens"], name="hours_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"

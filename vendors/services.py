@@ -1,0 +1,193 @@
+"""Every write that matters for vendors: application, approval, cart stock, service area."""
+
+from dataclasses import dataclass
+
+import h3
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from customers.services import customer_profile_get_or_create
+from o2o.errors import Conflict, NotAllowed
+from o2o.geo import validate_lat_lng
+
+from .models import Product, ServiceCell, Stock, Vendor
+
+MAX_STOCK = 10_000
+DEFAULT_SERVICE_RINGS = 1
+
+
+def _unique_slug(name: str, user_id: int) -> str:
+    # Korean names slugify to nothing; the user id keeps every slug unique and stable.
+    base = slugify(name) or "cart"
+    return f"{base[:70]}-{user_id}"
+
+
+@transaction.atomic
+def vendor_apply(
+    *,
+    user,
+    name: str,
+    home_lat: float,
+    home_lng: float,
+    phone: str = "",
+    bio: str = "",
+    service_rings: int = DEFAULT_SERVICE_RINGS,
+) -> Vendor:
+    """A signed-up person applies to sell. The vendor starts PENDING and can't sell until staff
+    approve. The service area defaults to the home base's cell and its neighbours."""
+    if Vendor.objects.filter(user=user).exists():
+        raise ValidationError(_("You have already applied to sell."))
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": _("Enter the name of your cart.")})
+    try:
+        validate_lat_lng(home_lat, home_lng)
+    except ValidationError as exc:
+        raise ValidationError({"home_lat": exc.messages}) from exc
+    customer_profile_get_or_create(user=user)
+    vendor = Vendor(
+        user=user,
+        name=name,
+        slug=_unique_slug(name, user.pk),
+        phone=phone.strip(),
+        bio=bio.strip(),
+        home_lat=home_lat,
+        home_lng=home_lng,
+    )
+    vendor.full_clean(exclude=["home_cell"])
+    vendor.save()
+    home = h3.latlng_to_cell(home_lat, home_lng, settings.SERVICE_AREA_RES)
+    vendor_service_area_set(vendor=vendor, cells=list(h3.grid_disk(home, service_rings)))
+    return vendor
+
+
+def _vendor_set_status(
+    *, vendor_id: int, to: str, allowed_from: tuple[str, ...], reason: str = ""
+) -> Vendor:
+    changed = Vendor.objects.filter(pk=vendor_id, status__in=allowed_from).update(
+        status=to, status_reason=reason[:200], status_changed_at=timezone.now()
+    )
+    if not changed:
+        vendor = Vendor.objects.get(pk=vendor_id)
+        raise Conflict(
+            _("A vendor who is %(status)s can't be moved to %(to)s.")
+            % {"status": vendor.get_status_display(), "to": Vendor.Status(to).label}
+        )
+    return Vendor.objects.get(pk=vendor_id)
+
+
+@transaction.atomic
+def vendor_approve(*, vendor_id: int, reason: str = "") -> Vendor:
+    S = Vendor.Status
+    return _vendor_set_status(
+        vendor_id=vendor_id, to=S.APPROVED, allowed_from=(S.PENDING, S.SUSPENDED), reason=reason
+    )
+
+
+@transaction.atomic
+def vendor_suspend(*, vendor_id: int, reason: str = "") -> Vendor:
+    S = Vendor.Status
+    return _vendor_set_status(
+        vendor_id=vendor_id, to=S.SUSPENDED, allowed_from=(S.APPROVED,), reason=reason
+    )
+
+
+@transaction.atomic
+def vendor_reject(*, vendor_id: int, reason: str = "") -> Vendor:
+    S = Vendor.Status
+    return _vendor_set_status(
+        vendor_id=vendor_id, to=S.REJECTED, allowed_from=(S.PENDING,), reason=reason
+    )
+
+
+@transaction.atomic
+def vendor_service_area_set(*, vendor: Vendor, cells: list[str]) -> list[str]:
+    cleaned = sorted(set(cells))
+    for cell in cleaned:
+        if not h3.is_valid_cell(cell) or h3.get_resolution(cell) != settings.SERVICE_AREA_RES:
+            raise ValidationError(
+                _("%(cell)s is not a valid service-area cell.") % {"cell": str(cell)[:20]}
+            )
+    if not cleaned:
+        raise ValidationError(_("A service area needs at least one cell."))
+    ServiceCell.objects.filter(vendor=vendor).exclude(cell__in=cleaned).delete()
+    existing = set(ServiceCell.objects.filter(vendor=vendor).values_list("cell", flat=True))
+    ServiceCell.objects.bulk_create(
+        [ServiceCell(vendor=vendor, cell=c) for c in cleaned if c not in existing]
+    )
+    return cleaned
+
+
+@dataclass(frozen=True)
+class StockChange:
+    product_id: int
+    quantity: int
+    expected: int | None = None
+
+
+def _check_quantity(quantity) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise ValidationError({"quantity": _("Quantity must be a whole number.")})
+    if quantity < 0:
+        raise ValidationError({"quantity": _("Quantity can't be negative.")})
+    if quantity > MAX_STOCK:
+        raise ValidationError(
+            {"quantity": _("Quantity can't be more than %(max)s.") % {"max": MAX_STOCK}}
+        )
+    return quantity
+
+
+@transaction.atomic
+def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stock]:
+    """The vendor sets what is on the cart. Only the vendor's own user (or staff) may.
+
+    With `expected` given, a row changes only if it still holds that quantity (an order may have
+    reserved units since the vendor looked): otherwise Conflict, and nothing of the batch is saved.
+    """
+    if not (actor.is_staff or getattr(actor, "pk", None) == vendor.user_id):
+        raise NotAllowed(_("You can only change your own cart's stock."))
+    if vendor.status in (Vendor.Status.SUSPENDED, Vendor.Status.REJECTED) and not actor.is_staff:
+        raise NotAllowed(_("Your vendor account is %(s)s.") % {"s": vendor.get_status_display()})
+    seen: set[int] = set()
+    for change in changes:
+        _check_quantity(change.quantity)
+        if change.expected is not None:
+            _check_quantity(change.expected)
+        if change.product_id in seen:
+            raise ValidationError(_("Each product may appear only once."))
+        seen.add(change.product_id)
+    active = set(Product.objects.filter(pk__in=seen, is_active=True).values_list("pk", flat=True))
+    missing = seen - active
+    if missing:
+        raise ValidationError({"product": _("Unknown or inactive product.")})
+    result: list[Stock] = []
+    # Fixed order so two batches touching the same rows can't deadlock.
+    for change in sorted(changes, key=lambda c: c.product_id):
+        stock, _created = Stock.objects.get_or_create(
+            vendor=vendor, product_id=change.product_id, defaults={"quantity": 0}
+        )
+        rows = Stock.objects.filter(pk=stock.pk)
+        if change.expected is not None:
+            rows = rows.filter(quantity=change.expected)
+        if not rows.update(quantity=change.quantity, updated_at=timezone.now()):
+            current = Stock.objects.get(pk=stock.pk).quantity
+            raise Conflict(
+                _("%(product)s changed meanwhile: %(current)s left now. Check and save again.")
+                % {"product": stock.product.name, "current": current}
+            )
+        stock.refresh_from_db()
+        result.append(stock)
+    return result
+
+
+def stock_adjust(*, stock_id: int, delta: int) -> bool:
+    """Add (or, with a negative delta, take) units without a lock: the WHERE keeps it >= 0."""
+    rows = Stock.objects.filter(pk=stock_id)
+    if delta < 0:
+        rows = rows.filter(quantity__gte=-delta)
+    return bool(rows.update(quantity=F("quantity") + delta, updated_at=timezone.now()))
