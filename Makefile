@@ -23,7 +23,7 @@ seed: migrate
 	$(PY) manage.py seed_demo
 
 serve: install
-	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) --simulate
 
 ## demo: venv, install, migrate, seed, and serve on http://127.0.0.1:8000
 demo: seed serve

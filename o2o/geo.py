@@ -34,3 +34,13 @@ def is_valid_cell(cell: str) -> bool:
 
 def disk(cell: str, k: int) -> list[str]:
     return list(h3.grid_disk(cell, k))
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in metres."""
+    return h3.great_circle_distance((lat1, lng1), (lat2, lng2), unit="m")
+
+
+def cell_boundary(cell: str) -> list[list[float]]:
+    """The hexagon's corners, rounded: derived from the cell alone, safe to publish."""
+    return [[round(lat, 6), round(lng, 6)] for lat, lng in h3.cell_to_boundary(cell)]

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from o2o.consumers import PingConsumer
+from tracking.consumers import MapConsumer, VendorLocationConsumer
 
 websocket_urlpatterns = [
-    path("ws/ping/", PingConsumer.as_asgi()),
+    path("ws/map/", MapConsumer.as_asgi()),
+    path("ws/vendor/location/", VendorLocationConsumer.as_asgi()),
 ]

@@ -30,7 +30,13 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 if PRODUCTION:
-    if SECRET_KEY == _INSECURE_KEY or len(SECRET_KEY) < 50:
+    # The same bar as Django's own deploy check (security.W009).
+    if (
+        SECRET_KEY == _INSECURE_KEY
+        or len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+        or SECRET_KEY.startswith("django-insecure-")
+    ):
         raise ImproperlyConfigured(
             "DJANGO_ENV=production needs a real SECRET_KEY (50+ characters)."
         )
@@ -147,6 +153,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # scheduler (o2o.scheduler) runs it in the embedded demo. Entries are added by later features.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
+    "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
+    "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).
 INPROCESS_SCHEDULER = env.bool("INPROCESS_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
@@ -214,9 +222,10 @@ if PRODUCTION:
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes a missing or bad token a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "o2o.api.Pagination",
@@ -250,6 +259,26 @@ CURRENCY = "KRW"
 # H3 resolutions: service areas and the public (approximate) position use PUBLIC_CELL_RES.
 PUBLIC_CELL_RES = env.int("PUBLIC_CELL_RES", default=9)
 SERVICE_AREA_RES = env.int("SERVICE_AREA_RES", default=8)
+# Live map: map sockets subscribe to groups of cells at MAP_GROUP_RES covering their viewport.
+MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)
+MAP_MAX_GROUPS = env.int("MAP_MAX_GROUPS", default=60)
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
+# Pings: what record_ping accepts.
+PING_MAX_ACCURACY_M = env.float("PING_MAX_ACCURACY_M", default=150.0)
+PING_MAX_FUTURE_S = env.int("PING_MAX_FUTURE_S", default=30)
+PING_MAX_AGE_S = env.int("PING_MAX_AGE_S", default=3600)
+PING_MAX_SPEED_MPS = env.float("PING_MAX_SPEED_MPS", default=25.0)
+PING_MIN_INTERVAL_S = env.float("PING_MIN_INTERVAL_S", default=1.0)
+PING_HISTORY_DAYS = env.int("PING_HISTORY_DAYS", default=7)
+# Presence: standing within STATIONARY_RADIUS_M for STATIONARY_AFTER_S is "standing still";
+# no ping for STALE_AFTER_S is "stale", for OFFLINE_AFTER_S "offline"; a heartbeat re-broadcasts
+# an unchanged vendor every HEARTBEAT_S so map clients know it is still there.
+STATIONARY_RADIUS_M = env.float("STATIONARY_RADIUS_M", default=30.0)
+STATIONARY_AFTER_S = env.int("STATIONARY_AFTER_S", default=120)
+STALE_AFTER_S = env.int("STALE_AFTER_S", default=120)
+OFFLINE_AFTER_S = env.int("OFFLINE_AFTER_S", default=600)
+HEARTBEAT_S = env.int("HEARTBEAT_S", default=60)
 
 LOGGING = {
     "version": 1,

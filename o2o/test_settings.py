@@ -37,7 +37,9 @@ POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 REDIS = bool(REDIS_URL)
 if POSTGRES:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_o2o")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("TEST_DATABASE_NAME", f"test_o2o_{os.getpid()}")
+    }
 if REDIS:
     # One Redis, separate keys per test run, so parallel runs don't read each other's messages.
     _run = os.environ.get("PYTEST_XDIST_WORKER", "main") + "-" + str(os.getpid())

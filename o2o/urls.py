@@ -13,7 +13,7 @@ admin.site.site_header = "O2O admin"
 admin.site.site_title = "O2O admin"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="vendors:list"), name="home"),
+    path("", RedirectView.as_view(pattern_name="tracking:map"), name="home"),
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("vendors/", include("vendors.urls")),
+    path("", include("tracking.urls")),
     path("api/", include("o2o.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,6 +1,7 @@
 """Every write that matters for vendors: application, approval, cart stock, service area."""
 
 from dataclasses import dataclass
+from functools import partial
 
 import h3
 from django.conf import settings
@@ -16,6 +17,7 @@ from o2o.errors import Conflict, NotAllowed
 from o2o.geo import validate_lat_lng
 
 from .models import Product, ServiceCell, Stock, Vendor
+from .signals import stock_changed
 
 MAX_STOCK = 10_000
 DEFAULT_SERVICE_RINGS = 1
@@ -182,7 +184,14 @@ def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stoc
             )
         stock.refresh_from_db()
         result.append(stock)
+    _notify_stock_changed(vendor.pk)
     return result
+
+
+def _notify_stock_changed(vendor_id: int) -> None:
+    transaction.on_commit(
+        partial(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id), robust=True
+    )
 
 
 def stock_adjust(*, stock_id: int, delta: int) -> bool:
@@ -190,4 +199,8 @@ def stock_adjust(*, stock_id: int, delta: int) -> bool:
     rows = Stock.objects.filter(pk=stock_id)
     if delta < 0:
         rows = rows.filter(quantity__gte=-delta)
-    return bool(rows.update(quantity=F("quantity") + delta, updated_at=timezone.now()))
+    changed = bool(rows.update(quantity=F("quantity") + delta, updated_at=timezone.now()))
+    if changed:
+        vendor_id = Stock.objects.filter(pk=stock_id).values_list("vendor_id", flat=True).first()
+        _notify_stock_changed(vendor_id)
+    return changed

@@ -15,6 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--reload", action="store_true", help="Restart on code changes.")
+        parser.add_argument(
+            "--simulate",
+            action="store_true",
+            help="Move the demo vendors in this process (the in-memory channel layer needs that).",
+        )
 
     def handle(self, *args, **options):
         scheduler = None
@@ -25,6 +30,13 @@ class Command(BaseCommand):
                 f"In-process scheduler: {len(scheduler.schedule)} periodic job(s) "
                 "(Celery beat's schedule, run here because there is no broker)."
             )
+        simulator = None
+        if options["simulate"]:
+            from tracking.simulator import SimulatorThread
+
+            simulator = SimulatorThread()
+            simulator.start()
+            self.stdout.write("Simulating the demo vendors' rounds (pings every 5 s).")
         self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/")
         try:
             uvicorn.run(
@@ -37,5 +49,6 @@ class Command(BaseCommand):
                 ws_ping_interval=20,
             )
         finally:
-            if scheduler:
-                scheduler.stop()
+            for thread in (scheduler, simulator):
+                if thread:
+                    thread.stop()

@@ -1,0 +1,17 @@
+# One image for web, worker and beat.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends procps \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml ./
+RUN pip install --no-cache-dir .
+COPY . .
+# Collected with the production storage (hashed, compressed names); the key is for this step only.
+RUN DJANGO_ENV=production ALLOWED_HOSTS=build SECURE_SSL_REDIRECT=false \
+    SECRET_KEY=build-only-key-build-only-key-build-only-key-build-only \
+    python manage.py collectstatic --noinput
+RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+USER app
+EXPOSE 8000
+CMD ["uvicorn", "o2o.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*", "--workers", "2"]

@@ -1,0 +1,151 @@
+// The vendor's on-shift page: follow the phone's location and send pings over a websocket; while
+// the connection is down, keep them on the phone and send them as one batch when it is back.
+(function () {
+  "use strict";
+  var cfg = JSON.parse(document.getElementById("shift-config").textContent);
+  var t = JSON.parse(document.getElementById("shift-i18n").textContent);
+  var csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var QUEUE_KEY = "o2o.pingQueue", MAX_QUEUE = 2000, MIN_GAP_MS = 3000;
+  var onShift = cfg.onShift, socket = null, retry = 0, watchId = null, wakeLock = null;
+  var lastSent = 0, flushing = false;
+  var el = function (id) { return document.getElementById(id); };
+
+  function queue() {
+    try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function saveQueue(q) {
+    localStorage.setItem(QUEUE_KEY, JSON.stringify(q.slice(-MAX_QUEUE)));
+    el("queue-size").textContent = String(Math.min(q.length, MAX_QUEUE));
+  }
+  function setConn(text) { el("conn-state").textContent = text; }
+  function render() {
+    el("shift-state").textContent = onShift ? t.onShift : t.offShift;
+    var b = el("shift-toggle");
+    b.textContent = onShift ? t.goOff : t.goOn;
+    b.classList.toggle("off", onShift);
+    saveQueue(queue());
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify(body)
+    });
+  }
+
+  function flush() {
+    // Send what waited on the phone, oldest first, in chunks the server accepts.
+    var q = queue();
+    if (flushing || !q.length || !navigator.onLine) return;
+    flushing = true;
+    var chunk = q.slice(0, 500);
+    post(cfg.batchUrl, { pings: chunk }).then(function (res) {
+      if (res.ok || res.status === 422) {
+        saveQueue(queue().slice(chunk.length));  // accepted or refused for good: not retried
+        el("last-ping").textContent = new Date().toLocaleTimeString();
+      }
+    }).catch(function () {}).then(function () {
+      flushing = false;
+      if (queue().length && socket && socket.readyState === WebSocket.OPEN) setTimeout(flush, 500);
+    });
+  }
+
+  function connect() {
+    if (!onShift) return;
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    setConn(t.connecting);
+    socket = new WebSocket(scheme + location.host + cfg.ws);
+    socket.onopen = function () { retry = 0; setConn(t.online); flush(); };
+    socket.onmessage = function (event) {
+      var msg = JSON.parse(event.data);
+      if (msg.type === "ack") {
+        el("last-ping").textContent = new Date().toLocaleTimeString();
+        el("shift-error").textContent = "";
+      } else if (msg.type === "rejected") {
+        el("shift-error").textContent = t.rejected + ": " + msg.message;
+      }
+    };
+    socket.onclose = function (event) {
+      socket = null;
+      setConn(t.offline);
+      if (event.code === 4401 || event.code === 4403) { el("shift-error").textContent = t.error; return; }
+      if (!onShift) return;
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
+    };
+  }
+
+  function onPosition(p) {
+    var ping = { lat: p.coords.latitude, lng: p.coords.longitude,
+                 accuracy: Math.max(1, p.coords.accuracy || 1), ts: Math.round(p.timestamp || Date.now()) };
+    if (ping.ts - lastSent < MIN_GAP_MS) return;
+    lastSent = ping.ts;
+    if (socket && socket.readyState === WebSocket.OPEN && !queue().length) {
+      socket.send(JSON.stringify(Object.assign({ type: "ping" }, ping)));
+    } else {
+      var q = queue(); q.push(ping); saveQueue(q);
+      if (socket && socket.readyState === WebSocket.OPEN) flush();
+    }
+  }
+
+  function startWatching() {
+    if (!navigator.geolocation) { el("shift-error").textContent = t.noGeo; return; }
+    watchId = navigator.geolocation.watchPosition(onPosition, function () {
+      el("shift-error").textContent = t.noGeo;
+    }, { enableHighAccuracy: true, maximumAge: 5000, timeout: 20000 });
+    requestWakeLock();
+    connect();
+  }
+  function stopWatching() {
+    if (watchId !== null) navigator.geolocation.clearWatch(watchId);
+    watchId = null;
+    if (socket) socket.close(1000);
+    if (wakeLock) { wakeLock.release().catch(function () {}); wakeLock = null; }
+    setConn("—");
+  }
+  function requestWakeLock() {
+    if (!("wakeLock" in navigator) || !onShift) return;
+    navigator.wakeLock.request("screen").then(function (l) { wakeLock = l; }).catch(function () {});
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && onShift) requestWakeLock();
+  });
+  window.addEventListener("online", flush);
+
+  el("shift-toggle").addEventListener("click", function () {
+    var button = this, want = !onShift;
+    button.setAttribute("aria-busy", "true");
+    post(cfg.shiftUrl, { on_shift: want }).then(function (res) {
+      return res.json().then(function (body) {
+        if (!res.ok) throw new Error((body.error && body.error.message) || t.error);
+        onShift = body.on_shift;
+        render();
+        if (onShift) startWatching(); else stopWatching();
+      });
+    }).catch(function (err) {
+      el("shift-error").textContent = err.message || t.error;
+    }).then(function () { button.removeAttribute("aria-busy"); });
+  });
+
+  // Today's own track (exact, visible only to this vendor).
+  var trackMap = L.map("track-map").setView(cfg.centre, 15);
+  L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 }).addTo(trackMap);
+  var line = L.polyline([], { color: "#0b7a53", weight: 4 }).addTo(trackMap);
+  function loadTrack() {
+    fetch(cfg.trackUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); })
+      .then(function (body) {
+        var pts = (body.track || []).map(function (p) { return [p.lat, p.lng]; });
+        line.setLatLngs(pts);
+        if (pts.length) trackMap.fitBounds(line.getBounds(), { maxZoom: 16, padding: [20, 20] });
+      }).catch(function () {});
+  }
+  loadTrack();
+  setInterval(loadTrack, 30000);
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register(cfg.swUrl, { scope: cfg.swUrl.replace(/sw\.js$/, "") }).catch(function () {});
+  }
+  render();
+  if (onShift) startWatching(); else setConn("—");
+})();

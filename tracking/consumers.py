@@ -1,0 +1,163 @@
+"""Live map sockets. Thin: they authenticate, bound and validate input, and call services and
+selectors. Close codes: 4400 bad message, 4401 not logged in, 4403 not allowed, 4429 too fast."""
+
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from . import selectors, services
+from .realtime import group_for
+
+CLOSE_BAD_MESSAGE = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_FAST = 4429
+MAX_MESSAGE_BYTES = 2048
+
+
+class RateLimit:
+    """A token bucket: `rate` messages a second, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
+    rate_limit = (2.0, 10)
+
+    async def websocket_connect(self, message):
+        self.limiter = RateLimit(*self.rate_limit)
+        await super().websocket_connect(message)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        if not self.limiter.allow():
+            await self.close(code=CLOSE_TOO_FAST)
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        await self.receive_json(content)
+
+
+def _coordinate(value, low: float, high: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if low <= value <= high else None
+
+
+class MapConsumer(BoundedJsonConsumer):
+    """Anonymous allowed. The client sends its viewport; it gets a snapshot of the vendors in the
+    coarse cells covering it, then deltas for those cells until it sends another viewport."""
+
+    rate_limit = (2.0, 10)
+
+    async def connect(self) -> None:
+        self.groups_joined: set[str] = set()
+        await self.accept()
+
+    async def disconnect(self, code) -> None:
+        for cell in self.groups_joined:
+            await self.channel_layer.group_discard(group_for(cell), self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if content["type"] != "viewport":
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        bbox = content.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        south, north = _coordinate(bbox[0], -90, 90), _coordinate(bbox[2], -90, 90)
+        west, east = _coordinate(bbox[1], -180, 180), _coordinate(bbox[3], -180, 180)
+        if None in (south, west, north, east) or south >= north or west >= east:
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        cells = selectors.coarse_cells_for_bbox(south=south, west=west, north=north, east=east)
+        if cells is None:
+            await self._subscribe(set())
+            await self.send_json({"type": "zoom_in", "max_groups": settings.MAP_MAX_GROUPS})
+            return
+        await self._subscribe(set(cells))
+        vendors = await database_sync_to_async(selectors.map_snapshot)(coarse_cells=cells)
+        await self.send_json({"type": "snapshot", "cells": cells, "vendors": vendors})
+
+    async def _subscribe(self, wanted: set[str]) -> None:
+        for cell in self.groups_joined - wanted:
+            await self.channel_layer.group_discard(group_for(cell), self.channel_name)
+        for cell in wanted - self.groups_joined:
+            await self.channel_layer.group_add(group_for(cell), self.channel_name)
+        self.groups_joined = wanted
+
+    async def map_upsert(self, event) -> None:
+        await self.send_json({"type": "upsert", "vendor": event["vendor"]})
+
+    async def map_remove(self, event) -> None:
+        await self.send_json({"type": "remove", "id": event["id"], "coarse": event["coarse"]})
+
+
+@database_sync_to_async
+def _vendor_of(user):
+    vendor = getattr(user, "vendor", None) if hasattr(user, "vendor") else None
+    return vendor
+
+
+class VendorLocationConsumer(BoundedJsonConsumer):
+    """The vendor's phone sends pings here. Approved vendors only; each ping goes to ping_record."""
+
+    rate_limit = (3.0, 15)
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        vendor = await _vendor_of(user)
+        if vendor is None or not vendor.can_sell:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.vendor_id = vendor.pk
+        await self.accept()
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if content["type"] != "ping":
+            await self.close(code=CLOSE_BAD_MESSAGE)
+            return
+        ts = content.get("ts")
+        recorded_at = services.parse_timestamp(ts)
+        result = await database_sync_to_async(services.ping_record)(
+            vendor_id=self.vendor_id,
+            lat=content.get("lat"),
+            lng=content.get("lng"),
+            accuracy_m=content.get("accuracy"),
+            recorded_at=recorded_at,
+            source="ws",
+        )
+        echo = ts if isinstance(ts, int | float | str) and not isinstance(ts, bool) else None
+        if result.accepted:
+            await self.send_json({"type": "ack", "ts": echo, "cell": result.public_cell})
+        else:
+            await self.send_json(
+                {"type": "rejected", "ts": echo, "reason": result.reason, "message": result.message}
+            )

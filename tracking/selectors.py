@@ -1,0 +1,149 @@
+"""Reads of the live map. Everything here that leaves for the public is built from the H3 cell
+alone: no coordinate, and no value derived from one, finer than the cell."""
+
+import math
+from datetime import datetime
+
+import h3
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from o2o.geo import cell_boundary, distance_m
+from vendors.models import Stock, Vendor
+
+from .models import Ping, Presence, VendorPosition
+
+
+def positions_live() -> QuerySet[VendorPosition]:
+    """Vendors the public may see now: on shift, not offline, approved, with a cell."""
+    return (
+        VendorPosition.objects.filter(on_shift=True, vendor__status=Vendor.Status.APPROVED)
+        .exclude(presence=Presence.OFFLINE)
+        .exclude(public_cell="")
+    )
+
+
+def _in_stock(vendor_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {vid: [] for vid in vendor_ids}
+    rows = Stock.objects.filter(
+        vendor_id__in=vendor_ids, quantity__gt=0, product__is_active=True
+    ).values_list("vendor_id", "product_id")
+    for vendor_id, product_id in rows:
+        out[vendor_id].append(product_id)
+    return out
+
+
+def public_payload(pos: VendorPosition, in_stock: list[int]) -> dict:
+    """What the public sees of one vendor on the map. JSON-safe."""
+    centre_lat, centre_lng = h3.cell_to_latlng(pos.public_cell)
+    return {
+        "id": pos.vendor.slug,
+        "name": pos.vendor.name,
+        "url": reverse("vendors:detail", args=[pos.vendor.slug]),
+        "cell": pos.public_cell,
+        "coarse": pos.coarse_cell,
+        "centre": [round(centre_lat, 6), round(centre_lng, 6)],
+        "boundary": cell_boundary(pos.public_cell),
+        "presence": pos.presence,
+        "last_seen": pos.last_ping_at.isoformat() if pos.last_ping_at else None,
+        "products": sorted(in_stock),
+    }
+
+
+def public_payloads(positions: list[VendorPosition]) -> list[dict]:
+    stock = _in_stock([p.vendor_id for p in positions])
+    return [public_payload(p, stock[p.vendor_id]) for p in positions]
+
+
+def vendor_public_state(*, vendor_id: int) -> tuple[dict | None, str]:
+    """(payload or None when the vendor is not public, its coarse cell)."""
+    pos = positions_live().select_related("vendor").filter(vendor_id=vendor_id).first()
+    if pos is None:
+        coarse = (
+            VendorPosition.objects.filter(vendor_id=vendor_id)
+            .values_list("coarse_cell", flat=True)
+            .first()
+        )
+        return None, coarse or ""
+    return public_payloads([pos])[0], pos.coarse_cell
+
+
+def map_snapshot(*, coarse_cells: list[str]) -> list[dict]:
+    positions = list(positions_live().filter(coarse_cell__in=coarse_cells).select_related("vendor"))
+    return public_payloads(positions)
+
+
+def _rings_for(radius_m: float, res: int) -> int:
+    # Edge length is the hexagon's circumradius; rows of hexagons are ~1.5 edges apart.
+    edge = h3.average_hexagon_edge_length(res, unit="m")
+    return max(1, math.ceil(radius_m / (edge * 1.5)) + 1)
+
+
+def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) -> list[dict]:
+    """Vendors on the map within about radius_m of a point, nearest first.
+
+    The search is by cells, never a table scan: the cells within the radius at the public
+    resolution (or at the coarse one for a wide radius) hit the partial index on the cell. The
+    distance given back is from the point to the vendor's cell centre, rounded to 100 m.
+    """
+    res = settings.PUBLIC_CELL_RES
+    rings = _rings_for(radius_m, res)
+    field = "public_cell"
+    if rings > 12:  # wide radius: fewer, bigger cells, matched on the coarse column
+        res = settings.MAP_GROUP_RES
+        rings = _rings_for(radius_m, res)
+        field = "coarse_cell"
+    origin = h3.latlng_to_cell(lat, lng, res)
+    cells = list(h3.grid_disk(origin, rings))
+    positions = positions_live().filter(**{f"{field}__in": cells}).select_related("vendor")
+    found = []
+    for pos in positions:
+        c_lat, c_lng = h3.cell_to_latlng(pos.public_cell)
+        d = distance_m(lat, lng, c_lat, c_lng)
+        if d <= radius_m:
+            found.append((d, pos))
+    found.sort(key=lambda item: (item[0], item[1].vendor.name))
+    found = found[:limit]
+    payloads = public_payloads([pos for _d, pos in found])
+    for payload, (d, _pos) in zip(payloads, found, strict=True):
+        payload["distance_m"] = int(round(d / 100.0) * 100)
+    return payloads
+
+
+def coarse_cells_for_bbox(
+    *, south: float, west: float, north: float, east: float
+) -> list[str] | None:
+    """The coarse cells covering a viewport, or None when there would be too many."""
+    res = settings.MAP_GROUP_RES
+    # Cheap size guard before asking h3 to fill a huge polygon.
+    area_km2 = (
+        (north - south) * 111.0 * (east - west) * 111.0 * max(math.cos(math.radians(south)), 0.01)
+    )
+    if area_km2 > settings.MAP_MAX_GROUPS * h3.average_hexagon_area(res, unit="km^2") * 1.5:
+        return None
+    poly = h3.LatLngPoly([(south, west), (south, east), (north, east), (north, west)])
+    cells = set(h3.polygon_to_cells(poly, res))
+    # Cells only partly inside (their centre outside) are added through the corners and neighbours.
+    for corner in ((south, west), (south, east), (north, east), (north, west)):
+        cells.add(h3.latlng_to_cell(*corner, res))
+    border = set()
+    for cell in cells:
+        border.update(h3.grid_disk(cell, 1))
+    cells |= border
+    if len(cells) > settings.MAP_MAX_GROUPS:
+        return None
+    return sorted(cells)
+
+
+def vendor_track_today(*, vendor: Vendor, now: datetime | None = None) -> list[dict]:
+    """The vendor's own exact track since local midnight: only ever shown to that vendor/staff."""
+    now = now or timezone.now()
+    start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        Ping.objects.filter(vendor=vendor, recorded_at__gte=start)
+        .order_by("recorded_at")
+        .values_list("lat", "lng", "recorded_at")[:5000]
+    )
+    return [{"lat": lat, "lng": lng, "at": at.isoformat()} for lat, lng, at in rows]

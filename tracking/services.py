@@ -1,0 +1,329 @@
+"""Every write of the live map: shifts, pings, presence, history purge.
+
+`ping_record` is the one entry for every ping (websocket, HTTP batch, simulator). It validates,
+drops duplicates, keeps the latest exact position and an append-only history, snaps the position to
+the public H3 cell, and after commit tells the map when what the public sees has changed.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import h3
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from o2o.errors import NotAllowed
+from o2o.geo import distance_m
+from vendors.models import Vendor
+
+from . import realtime
+from .models import Ping, PingRejectCount, Presence, VendorPosition
+
+
+class Reject:
+    """Why a ping was refused. Stable codes for clients; messages for people."""
+
+    BAD_COORDINATES = "bad_coordinates"
+    BAD_ACCURACY = "bad_accuracy"
+    BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE = "future_timestamp"
+    TOO_OLD = "too_old"
+    TOO_FAST = "impossible_speed"
+    DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"
+    NOT_APPROVED = "not_approved"
+    OFF_SHIFT = "off_shift"
+
+    MESSAGES = {
+        BAD_COORDINATES: "Latitude must be within -90..90 and longitude within -180..180.",
+        BAD_ACCURACY: "Accuracy must be a positive number of metres within the allowed limit.",
+        BAD_TIMESTAMP: "The timestamp is missing or not a time.",
+        FUTURE: "The timestamp is in the future; check the phone's clock.",
+        TOO_OLD: "The ping is too old to record.",
+        TOO_FAST: "The move since the last ping is faster than a cart can go.",
+        DUPLICATE: "This ping was already recorded.",
+        RATE_LIMITED: "Too many pings; at most one a second is kept.",
+        NOT_APPROVED: "Only approved vendors can share their location.",
+        OFF_SHIFT: "Go on shift before sharing your location.",
+    }
+
+
+@dataclass(frozen=True)
+class PingResult:
+    accepted: bool
+    reason: str = ""
+    public_cell: str = ""
+    published: bool = False
+
+    @property
+    def message(self) -> str:
+        return _(Reject.MESSAGES[self.reason]) if self.reason else ""
+
+
+def _finite(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def ping_check(*, lat, lng, accuracy_m, recorded_at, now: datetime) -> str:
+    """The checks that need no database; returns a Reject code or ''."""
+    lat, lng, accuracy = _finite(lat), _finite(lng), _finite(accuracy_m)
+    if lat is None or lng is None or not (-90 <= lat <= 90) or not (-180 <= lng <= 180):
+        return Reject.BAD_COORDINATES
+    if accuracy is None or accuracy <= 0 or accuracy > settings.PING_MAX_ACCURACY_M:
+        return Reject.BAD_ACCURACY
+    if not isinstance(recorded_at, datetime) or timezone.is_naive(recorded_at):
+        return Reject.BAD_TIMESTAMP
+    if recorded_at > now + timedelta(seconds=settings.PING_MAX_FUTURE_S):
+        return Reject.FUTURE
+    if recorded_at < now - timedelta(seconds=settings.PING_MAX_AGE_S):
+        return Reject.TOO_OLD
+    return ""
+
+
+def _count_reject(vendor_id: int, reason: str, day) -> None:
+    updated = PingRejectCount.objects.filter(day=day, vendor_id=vendor_id, reason=reason).update(
+        count=F("count") + 1
+    )
+    if not updated:
+        try:
+            with transaction.atomic():
+                PingRejectCount.objects.create(day=day, vendor_id=vendor_id, reason=reason, count=1)
+        except IntegrityError:
+            PingRejectCount.objects.filter(day=day, vendor_id=vendor_id, reason=reason).update(
+                count=F("count") + 1
+            )
+
+
+def _reject(vendor_id: int, reason: str, now: datetime) -> PingResult:
+    if reason != Reject.DUPLICATE:  # a retried batch re-sending pings is normal, not an error
+        _count_reject(vendor_id, reason, timezone.localdate(now))
+    return PingResult(accepted=False, reason=reason)
+
+
+def _presence_after_ping(pos: VendorPosition, lat: float, lng: float, at: datetime) -> str:
+    if pos.anchor_lat is None or pos.anchor_at is None:
+        pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
+        return Presence.MOVING
+    if distance_m(pos.anchor_lat, pos.anchor_lng, lat, lng) > settings.STATIONARY_RADIUS_M:
+        pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
+        return Presence.MOVING
+    if (at - pos.anchor_at).total_seconds() >= settings.STATIONARY_AFTER_S:
+        return Presence.STATIONARY
+    return (
+        pos.presence if pos.presence in (Presence.MOVING, Presence.STATIONARY) else Presence.MOVING
+    )
+
+
+@transaction.atomic
+def ping_record(
+    *,
+    vendor_id: int,
+    lat,
+    lng,
+    accuracy_m,
+    recorded_at,
+    source: str = "ws",
+    now: datetime | None = None,
+) -> PingResult:
+    """Record one ping of a vendor's phone. Never raises for bad input: returns the reason."""
+    now = now or timezone.now()
+    reason = ping_check(lat=lat, lng=lng, accuracy_m=accuracy_m, recorded_at=recorded_at, now=now)
+    # One row lock per vendor serialises that vendor's pings (websocket and batch racing).
+    pos = (
+        VendorPosition.objects.select_for_update(of=("self",))
+        .select_related("vendor")
+        .filter(vendor_id=vendor_id)
+        .first()
+    )
+    status = (
+        pos.vendor.status
+        if pos
+        else Vendor.objects.filter(pk=vendor_id).values_list("status", flat=True).first()
+    )
+    if status is None:
+        raise NotAllowed(_("No such vendor."))
+    if reason:
+        return _reject(vendor_id, reason, now)
+    if status != Vendor.Status.APPROVED:
+        return _reject(vendor_id, Reject.NOT_APPROVED, now)
+    if pos is None or not pos.on_shift:
+        return _reject(vendor_id, Reject.OFF_SHIFT, now)
+    lat, lng, accuracy = float(lat), float(lng), float(accuracy_m)
+
+    newest = pos.recorded_at is None or recorded_at > pos.recorded_at
+    if pos.recorded_at is not None and newest:
+        gap = (recorded_at - pos.recorded_at).total_seconds()
+        if gap < settings.PING_MIN_INTERVAL_S:
+            return _reject(vendor_id, Reject.RATE_LIMITED, now)
+        moved = distance_m(pos.lat, pos.lng, lat, lng)
+        # Accuracy is forgiven: a jump within the two fixes' error circles is not speed.
+        slack = accuracy + (pos.accuracy_m or 0)
+        if max(moved - slack, 0) / gap > settings.PING_MAX_SPEED_MPS:
+            return _reject(vendor_id, Reject.TOO_FAST, now)
+
+    cell = h3.latlng_to_cell(lat, lng, settings.PUBLIC_CELL_RES)
+    with transaction.atomic():  # savepoint: a duplicate must not poison the outer transaction
+        try:
+            Ping.objects.create(
+                vendor_id=vendor_id,
+                lat=lat,
+                lng=lng,
+                accuracy_m=accuracy,
+                recorded_at=recorded_at,
+                received_at=now,
+                cell=cell,
+                source=source[:8],
+            )
+        except IntegrityError:
+            return PingResult(accepted=False, reason=Reject.DUPLICATE)
+    if not newest:  # a late ping from a batch: history only, the latest position stays
+        return PingResult(accepted=True, public_cell=pos.public_cell)
+
+    before = (pos.public_cell, pos.presence)
+    old_coarse = pos.coarse_cell
+    pos.presence = _presence_after_ping(pos, lat, lng, recorded_at)
+    pos.lat, pos.lng, pos.accuracy_m = lat, lng, accuracy
+    pos.recorded_at, pos.last_ping_at = recorded_at, now
+    pos.public_cell = cell
+    pos.coarse_cell = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
+    heartbeat_due = pos.last_broadcast_at is None or (now - pos.last_broadcast_at) >= timedelta(
+        seconds=settings.HEARTBEAT_S
+    )
+    publish = before != (pos.public_cell, pos.presence) or heartbeat_due
+    if publish:
+        pos.last_broadcast_at = now
+    pos.save(
+        update_fields=[
+            "presence",
+            "lat",
+            "lng",
+            "accuracy_m",
+            "recorded_at",
+            "last_ping_at",
+            "anchor_lat",
+            "anchor_lng",
+            "anchor_at",
+            "public_cell",
+            "coarse_cell",
+            "last_broadcast_at",
+        ]
+    )
+    if publish:
+        transaction.on_commit(
+            partial(realtime.publish_vendor, vendor_id=vendor_id, old_coarse=old_coarse),
+            robust=True,
+        )
+    return PingResult(accepted=True, public_cell=cell, published=publish)
+
+
+def _require_vendor_actor(vendor: Vendor, actor) -> None:
+    if not (actor.is_staff or actor.pk == vendor.user_id):
+        raise NotAllowed(_("You can only change your own shift."))
+
+
+@transaction.atomic
+def shift_start(*, vendor: Vendor, actor) -> VendorPosition:
+    """The vendor goes on shift: they will appear on the map from their first ping."""
+    _require_vendor_actor(vendor, actor)
+    if vendor.status != Vendor.Status.APPROVED:
+        raise NotAllowed(_("Only approved vendors can go on shift."))
+    pos, _created = VendorPosition.objects.select_for_update().get_or_create(vendor=vendor)
+    if not pos.on_shift:
+        pos.on_shift = True
+        pos.shift_started_at = timezone.now()
+        pos.save(update_fields=["on_shift", "shift_started_at"])
+    return pos
+
+
+@transaction.atomic
+def shift_end(*, vendor: Vendor, actor) -> VendorPosition:
+    """The vendor goes off shift: removed from the map at once."""
+    _require_vendor_actor(vendor, actor)
+    pos, _created = VendorPosition.objects.select_for_update().get_or_create(vendor=vendor)
+    was_public, coarse = pos.is_public, pos.coarse_cell
+    pos.on_shift = False
+    pos.presence = Presence.OFFLINE
+    pos.anchor_lat = pos.anchor_lng = pos.anchor_at = None
+    pos.save(update_fields=["on_shift", "presence", "anchor_lat", "anchor_lng", "anchor_at"])
+    if was_public:
+        transaction.on_commit(
+            partial(realtime.publish_vendor, vendor_id=vendor.pk, old_coarse=coarse), robust=True
+        )
+    return pos
+
+
+def presence_sweep(*, now: datetime | None = None, batch_size: int = 500) -> dict[str, int]:
+    """Vendors who went quiet become stale, then offline, and the map is told. Safe to run twice:
+    each UPDATE repeats the state filter, so a vendor who pinged meanwhile is left alone."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.STALE_AFTER_S)
+    offline_before = now - timedelta(seconds=settings.OFFLINE_AFTER_S)
+    moved = {Presence.STALE: 0, Presence.OFFLINE: 0}
+    steps = (
+        (Presence.OFFLINE, offline_before, [Presence.MOVING, Presence.STATIONARY, Presence.STALE]),
+        (Presence.STALE, stale_before, [Presence.MOVING, Presence.STATIONARY]),
+    )
+    for to, before, from_states in steps:
+        while True:
+            with transaction.atomic():
+                rows = list(
+                    VendorPosition.objects.select_for_update(skip_locked=True)
+                    .filter(on_shift=True, presence__in=from_states, last_ping_at__lt=before)
+                    .order_by("pk")
+                    .values_list("pk", "coarse_cell")[:batch_size]
+                )
+                if not rows:
+                    break
+                ids = [pk for pk, _c in rows]
+                VendorPosition.objects.filter(
+                    pk__in=ids, presence__in=from_states, last_ping_at__lt=before
+                ).update(presence=to, last_broadcast_at=now)
+                for pk, coarse in rows:
+                    transaction.on_commit(
+                        partial(realtime.publish_vendor, vendor_id=pk, old_coarse=coarse),
+                        robust=True,
+                    )
+                moved[to] += len(ids)
+            if len(rows) < batch_size:
+                break
+    return {str(k): v for k, v in moved.items()}
+
+
+def pings_purge_old(*, now: datetime | None = None, batch_size: int = 5_000) -> int:
+    """Delete history older than PING_HISTORY_DAYS, in bounded batches."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PING_HISTORY_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            Ping.objects.filter(received_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += Ping.objects.filter(pk__in=ids).delete()[0]
+
+
+def parse_timestamp(value) -> datetime | None:
+    """A client's timestamp: epoch milliseconds (number) or an ISO 8601 string with a zone."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not (0 < value < 1e14):
+            return None
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if timezone.is_aware(parsed) else None
+    return None

@@ -1,0 +1,15 @@
+"""Celery wrappers over tracking services: take nothing but plain values, safe to run twice."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def presence_sweep() -> dict[str, int]:
+    return services.presence_sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def pings_purge_old() -> int:
+    return services.pings_purge_old()

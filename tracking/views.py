@@ -1,0 +1,168 @@
+"""Pages of the live map: the customer's map and the vendor's on-shift page (an installable web
+app with a service worker)."""
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from vendors.selectors import products_active
+
+DEFAULT_CENTRE = (37.5560, 126.9160)  # Mapo-gu, Seoul
+
+
+@require_GET
+def map_page(request: HttpRequest) -> HttpResponse:
+    """The live map. 'Near me' uses the browser's location in the page only (never sent to us);
+    a logged-in customer may centre on a saved address instead."""
+    addresses = []
+    customer = getattr(request.user, "customer", None) if request.user.is_authenticated else None
+    if customer is not None:
+        addresses = [
+            {"label": a.label, "lat": a.lat, "lng": a.lng} for a in customer.addresses.all()[:10]
+        ]
+    config = {
+        "ws": "/ws/map/",
+        "centre": list(DEFAULT_CENTRE),
+        "zoom": 15,
+        "tiles": settings.MAP_TILE_URL,
+        "attribution": settings.MAP_TILE_ATTRIBUTION,
+        "addresses": addresses,
+    }
+    products = [{"id": p.pk, "name": p.name} for p in products_active()]
+    i18n = {
+        "connected": _("Live"),
+        "connecting": _("Connecting…"),
+        "reconnecting": _("Connection lost, reconnecting…"),
+        "zoomIn": _("Zoom in to see carts."),
+        "tilesDown": _("Map images could not load; carts and the list still work."),
+        "noGeo": _("Your browser could not tell us where you are."),
+        "moving": _("Moving"),
+        "stationary": _("Standing still"),
+        "stale": _("Not heard from for a while"),
+        "seen": _("seen"),
+        "away": _("away"),
+        "carts": _("carts"),
+    }
+    return render(
+        request,
+        "tracking/map.html",
+        {"map_config": config, "products": products, "map_i18n": i18n},
+    )
+
+
+def _vendor_or_none(request: HttpRequest):
+    return getattr(request.user, "vendor", None) if hasattr(request.user, "vendor") else None
+
+
+@login_required
+@require_GET
+def shift_page(request: HttpRequest) -> HttpResponse:
+    vendor = _vendor_or_none(request)
+    if vendor is None:
+        return redirect("vendors:apply")
+    pos = getattr(vendor, "position", None) if hasattr(vendor, "position") else None
+    config = {
+        "ws": "/ws/vendor/location/",
+        "shiftUrl": reverse("api-shift"),
+        "batchUrl": reverse("api-ping-batch"),
+        "trackUrl": reverse("api-own-track"),
+        "swUrl": reverse("tracking:sw"),
+        "onShift": bool(pos and pos.on_shift),
+        "canSell": vendor.can_sell,
+        "tiles": settings.MAP_TILE_URL,
+        "attribution": settings.MAP_TILE_ATTRIBUTION,
+        "centre": [vendor.home_lat, vendor.home_lng],
+    }
+    i18n = {
+        "online": _("Connected"),
+        "offline": _("Offline: pings are kept on this phone and sent when the connection is back"),
+        "connecting": _("Connecting…"),
+        "onShift": _("You are on shift. Customers see the area you are in."),
+        "offShift": _("You are off shift. Nobody sees you on the map."),
+        "goOn": _("Go on shift"),
+        "goOff": _("Go off shift"),
+        "lastPing": _("Last location sent"),
+        "queued": _("waiting to send"),
+        "noGeo": _("Location is off or not allowed. Allow location for this site to share it."),
+        "rejected": _("Location not accepted"),
+        "error": _("Something went wrong; try again."),
+        "never": _("not yet"),
+    }
+    return render(
+        request,
+        "tracking/shift.html",
+        {"vendor": vendor, "shift_config": config, "shift_i18n": i18n},
+    )
+
+
+@require_GET
+def manifest(request: HttpRequest) -> JsonResponse:
+    data = {
+        "name": _("O2O cart"),
+        "short_name": _("My cart"),
+        "start_url": reverse("tracking:shift"),
+        "scope": reverse("tracking:shift"),
+        "display": "standalone",
+        "background_color": "#f6f7f8",
+        "theme_color": "#0b7a53",
+        "icons": [
+            {"src": static("img/icon-192.png"), "sizes": "192x192", "type": "image/png"},
+            {"src": static("img/icon-512.png"), "sizes": "512x512", "type": "image/png"},
+        ],
+    }
+    response = JsonResponse(data, json_dumps_params={"ensure_ascii": False})
+    response["Content-Type"] = "application/manifest+json"
+    return response
+
+
+SERVICE_WORKER = """
+// Caches the on-shift page's shell so it opens with a bad connection; pings are queued by the
+// page itself (localStorage) and sent as one batch when the connection is back.
+const CACHE = "o2o-shift-v1";
+const SHELL = %s;
+self.addEventListener("install", (e) => {
+  e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+self.addEventListener("activate", (e) => {
+  e.waitUntil(caches.keys().then((keys) => Promise.all(
+    keys.filter((k) => k !== CACHE).map((k) => caches.delete(k)))).then(() => self.clients.claim()));
+});
+self.addEventListener("fetch", (e) => {
+  const req = e.request;
+  if (req.method !== "GET") return;
+  const url = new URL(req.url);
+  if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  // Network first (fresh page when online), the cached shell when not.
+  e.respondWith(fetch(req).then((res) => {
+    if (res.ok && SHELL.includes(url.pathname)) {
+      const copy = res.clone();
+      caches.open(CACHE).then((c) => c.put(req, copy));
+    }
+    return res;
+  }).catch(() => caches.match(req)));
+});
+"""
+
+
+@never_cache
+@require_GET
+def service_worker(request: HttpRequest) -> HttpResponse:
+    shell = [
+        reverse("tracking:shift"),
+        static("css/app.css"),
+        static("js/app.js"),
+        static("js/shift.js"),
+        static("vendor/leaflet/leaflet.js"),
+        static("vendor/leaflet/leaflet.css"),
+    ]
+    response = HttpResponse(SERVICE_WORKER % json.dumps(shell), content_type="text/javascript")
+    response["Service-Worker-Allowed"] = reverse("tracking:shift")
+    return response

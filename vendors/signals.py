@@ -1,0 +1,7 @@
+"""Notifications other apps may listen to. Sent after commit, with ids only; business rules never
+live in a receiver."""
+
+from django.dispatch import Signal
+
+# Sent with vendor_id after a transaction that changed that vendor's cart stock commits.
+stock_changed = Signal()
