@@ -1,11 +1,14 @@
 """Live map sockets. Thin: they authenticate, bound and validate input, and call services and
 selectors. Close codes: 4400 bad message, 4401 not logged in, 4403 not allowed, 4429 too fast."""
 
+import asyncio
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+
+from o2o.realtime import broadcaster
 
 from . import selectors, services
 from .realtime import group_for
@@ -75,6 +78,7 @@ class MapConsumer(BoundedJsonConsumer):
 
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
+        broadcaster.register_server_loop(asyncio.get_running_loop())
         await self.accept()
 
     async def disconnect(self, code) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import h3
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +26,28 @@ def positions_live() -> QuerySet[VendorPosition]:
     )
 
 
+def _products_key(vendor_id: int) -> str:
+    return f"tracking:in-stock:{vendor_id}"
+
+
+def products_in_stock(*, vendor_id: int) -> list[int]:
+    """Ids of the products on a vendor's cart now; cached, dropped when the stock changes."""
+    key = _products_key(vendor_id)
+    cached = cache.get(key)
+    if cached is None:
+        cached = sorted(
+            Stock.objects.filter(
+                vendor_id=vendor_id, quantity__gt=0, product__is_active=True
+            ).values_list("product_id", flat=True)
+        )
+        cache.set(key, cached, timeout=300)
+    return cached
+
+
+def products_in_stock_forget(*, vendor_id: int) -> None:
+    cache.delete(_products_key(vendor_id))
+
+
 def _in_stock(vendor_ids: list[int]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {vid: [] for vid in vendor_ids}
     rows = Stock.objects.filter(
@@ -35,26 +58,46 @@ def _in_stock(vendor_ids: list[int]) -> dict[int, list[int]]:
     return out
 
 
-def public_payload(pos: VendorPosition, in_stock: list[int]) -> dict:
-    """What the public sees of one vendor on the map. JSON-safe."""
-    centre_lat, centre_lng = h3.cell_to_latlng(pos.public_cell)
+def public_payload(
+    *,
+    slug: str,
+    name: str,
+    cell: str,
+    coarse: str,
+    presence: str,
+    last_seen: datetime | None,
+    products: list[int],
+) -> dict:
+    """What the public sees of one vendor on the map, built from the cell alone. JSON-safe."""
+    centre_lat, centre_lng = h3.cell_to_latlng(cell)
     return {
-        "id": pos.vendor.slug,
-        "name": pos.vendor.name,
-        "url": reverse("vendors:detail", args=[pos.vendor.slug]),
-        "cell": pos.public_cell,
-        "coarse": pos.coarse_cell,
+        "id": slug,
+        "name": name,
+        "url": reverse("vendors:detail", args=[slug]),
+        "cell": cell,
+        "coarse": coarse,
         "centre": [round(centre_lat, 6), round(centre_lng, 6)],
-        "boundary": cell_boundary(pos.public_cell),
-        "presence": pos.presence,
-        "last_seen": pos.last_ping_at.isoformat() if pos.last_ping_at else None,
-        "products": sorted(in_stock),
+        "boundary": cell_boundary(cell),
+        "presence": presence,
+        "last_seen": last_seen.isoformat() if last_seen else None,
+        "products": sorted(products),
     }
 
 
 def public_payloads(positions: list[VendorPosition]) -> list[dict]:
     stock = _in_stock([p.vendor_id for p in positions])
-    return [public_payload(p, stock[p.vendor_id]) for p in positions]
+    return [
+        public_payload(
+            slug=p.vendor.slug,
+            name=p.vendor.name,
+            cell=p.public_cell,
+            coarse=p.coarse_cell,
+            presence=p.presence,
+            last_seen=p.last_ping_at,
+            products=stock[p.vendor_id],
+        )
+        for p in positions
+    ]
 
 
 def vendor_public_state(*, vendor_id: int) -> tuple[dict | None, str]:

@@ -12,9 +12,10 @@ from functools import partial
 
 import h3
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from o2o.errors import NotAllowed
@@ -23,6 +24,7 @@ from vendors.models import Vendor
 
 from . import realtime
 from .models import Ping, PingRejectCount, Presence, VendorPosition
+from .selectors import products_in_stock, public_payload
 
 
 class Reject:
@@ -68,7 +70,10 @@ class PingResult:
 def _finite(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        return None
     return value if math.isfinite(value) else None
 
 
@@ -122,7 +127,101 @@ def _presence_after_ping(pos: VendorPosition, lat: float, lng: float, at: dateti
     )
 
 
-@transaction.atomic
+_STATE_FIELDS = (
+    "on_shift",
+    "presence",
+    "lat",
+    "lng",
+    "accuracy_m",
+    "recorded_at",
+    "anchor_lat",
+    "anchor_lng",
+    "anchor_at",
+    "public_cell",
+    "coarse_cell",
+    "last_broadcast_at",
+)
+_DATETIME_FIELDS = ("recorded_at", "anchor_at", "last_broadcast_at")
+# Raw SQL on the hot path: the ORM spends longer compiling these than the database running them.
+_STATE_SQL = (
+    "SELECT v.status, v.slug, v.name, "  # noqa: S608 - names from the model
+    + ", ".join(f"p.{f}" for f in _STATE_FIELDS)
+    + f" FROM {Vendor._meta.db_table} v LEFT JOIN {VendorPosition._meta.db_table} p"
+    " ON p.vendor_id = v.id WHERE v.id = %s"
+)
+_UPDATE_FIELDS = (
+    "presence",
+    "lat",
+    "lng",
+    "accuracy_m",
+    "recorded_at",
+    "last_ping_at",
+    "anchor_lat",
+    "anchor_lng",
+    "anchor_at",
+    "public_cell",
+    "coarse_cell",
+    "last_broadcast_at",
+)
+_UPDATE_SQL = (
+    f"UPDATE {VendorPosition._meta.db_table} SET "  # noqa: S608 - names from the model
+    + ", ".join(f"{f} = %s" for f in _UPDATE_FIELDS)
+    + " WHERE vendor_id = %s AND on_shift = %s"
+    " AND (recorded_at = %s OR (recorded_at IS NULL AND %s IS NULL))"
+)
+
+
+def _as_datetime(value) -> datetime | None:
+    """SQLite hands raw datetimes back naive (or as text), in UTC; PostgreSQL aware."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    return parsed.replace(tzinfo=UTC) if parsed and timezone.is_naive(parsed) else parsed
+
+
+def _position_state(vendor_id: int) -> tuple[str | None, VendorPosition | None]:
+    """(vendor status, position as an unsaved instance) in one query; (None, None) when there
+    is no such vendor, (status, None) when the vendor has never gone on shift."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STATE_SQL, [vendor_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    status, slug, name, *values = row
+    state = dict(zip(_STATE_FIELDS, values, strict=True))
+    if state["on_shift"] is None:
+        return status, None
+    for field in _DATETIME_FIELDS:
+        state[field] = _as_datetime(state[field])
+    state["on_shift"] = bool(state["on_shift"])
+    pos = VendorPosition(vendor_id=vendor_id, **state)
+    pos.vendor_slug, pos.vendor_name = slug, name
+    return status, pos
+
+
+def _insert_ping(*, vendor_id, lat, lng, accuracy, recorded_at, now, cell, source) -> bool:
+    """Append to the history; False when this (vendor, timestamp) is already there."""
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Ping._meta.db_table} "  # noqa: S608 - table name from the model
+            "(vendor_id, lat, lng, accuracy_m, recorded_at, received_at, cell, source) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (vendor_id, recorded_at) DO NOTHING",
+            [
+                vendor_id,
+                lat,
+                lng,
+                accuracy,
+                ops.adapt_datetimefield_value(recorded_at),
+                ops.adapt_datetimefield_value(now),
+                cell,
+                source[:8],
+            ],
+        )
+        return cursor.rowcount == 1
+
+
 def ping_record(
     *,
     vendor_id: int,
@@ -133,21 +232,18 @@ def ping_record(
     source: str = "ws",
     now: datetime | None = None,
 ) -> PingResult:
-    """Record one ping of a vendor's phone. Never raises for bad input: returns the reason."""
+    """Record one ping of a vendor's phone. Never raises for bad input: returns the reason.
+
+    This is the hottest path of the product (a national fleet pings every few seconds), so it
+    takes no lock and no explicit transaction: one read, one INSERT ... ON CONFLICT DO NOTHING
+    into the history (the unique (vendor, timestamp) drops duplicates), and one UPDATE of the
+    latest position guarded by the timestamp it read. Two pings of one vendor racing: the loser's
+    guard fails, it re-reads and decides again. History and latest are independent facts: a crash
+    between the two statements leaves a history row without a newer latest, which is harmless.
+    """
     now = now or timezone.now()
     reason = ping_check(lat=lat, lng=lng, accuracy_m=accuracy_m, recorded_at=recorded_at, now=now)
-    # One row lock per vendor serialises that vendor's pings (websocket and batch racing).
-    pos = (
-        VendorPosition.objects.select_for_update(of=("self",))
-        .select_related("vendor")
-        .filter(vendor_id=vendor_id)
-        .first()
-    )
-    status = (
-        pos.vendor.status
-        if pos
-        else Vendor.objects.filter(pk=vendor_id).values_list("status", flat=True).first()
-    )
+    status, pos = _position_state(vendor_id)
     if status is None:
         raise NotAllowed(_("No such vendor."))
     if reason:
@@ -157,71 +253,92 @@ def ping_record(
     if pos is None or not pos.on_shift:
         return _reject(vendor_id, Reject.OFF_SHIFT, now)
     lat, lng, accuracy = float(lat), float(lng), float(accuracy_m)
-
-    newest = pos.recorded_at is None or recorded_at > pos.recorded_at
-    if pos.recorded_at is not None and newest:
-        gap = (recorded_at - pos.recorded_at).total_seconds()
-        if gap < settings.PING_MIN_INTERVAL_S:
-            return _reject(vendor_id, Reject.RATE_LIMITED, now)
-        moved = distance_m(pos.lat, pos.lng, lat, lng)
-        # Accuracy is forgiven: a jump within the two fixes' error circles is not speed.
-        slack = accuracy + (pos.accuracy_m or 0)
-        if max(moved - slack, 0) / gap > settings.PING_MAX_SPEED_MPS:
-            return _reject(vendor_id, Reject.TOO_FAST, now)
-
     cell = h3.latlng_to_cell(lat, lng, settings.PUBLIC_CELL_RES)
-    with transaction.atomic():  # savepoint: a duplicate must not poison the outer transaction
-        try:
-            Ping.objects.create(
+    inserted = False
+    for _attempt in range(3):
+        newest = pos.recorded_at is None or recorded_at > pos.recorded_at
+        if pos.recorded_at is not None and newest:
+            gap = (recorded_at - pos.recorded_at).total_seconds()
+            if gap < settings.PING_MIN_INTERVAL_S:
+                return _reject(vendor_id, Reject.RATE_LIMITED, now)
+            moved = distance_m(pos.lat, pos.lng, lat, lng)
+            # Accuracy is forgiven: a jump within the two fixes' error circles is not speed.
+            slack = accuracy + (pos.accuracy_m or 0)
+            if max(moved - slack, 0) / gap > settings.PING_MAX_SPEED_MPS:
+                return _reject(vendor_id, Reject.TOO_FAST, now)
+        if not inserted:
+            inserted = _insert_ping(
                 vendor_id=vendor_id,
                 lat=lat,
                 lng=lng,
-                accuracy_m=accuracy,
+                accuracy=accuracy,
                 recorded_at=recorded_at,
-                received_at=now,
+                now=now,
                 cell=cell,
-                source=source[:8],
+                source=source,
             )
-        except IntegrityError:
-            return PingResult(accepted=False, reason=Reject.DUPLICATE)
-    if not newest:  # a late ping from a batch: history only, the latest position stays
-        return PingResult(accepted=True, public_cell=pos.public_cell)
+            if not inserted:
+                return PingResult(accepted=False, reason=Reject.DUPLICATE)
+        if not newest:  # a late ping from a batch: history only, the latest position stays
+            return PingResult(accepted=True, public_cell=pos.public_cell)
+        published = _position_update(pos, lat, lng, accuracy, recorded_at, now, cell)
+        if published is not None:
+            return PingResult(accepted=True, public_cell=cell, published=published)
+        status, pos = _position_state(vendor_id)  # lost a race with another ping: decide again
+        if pos is None or not pos.on_shift or status != Vendor.Status.APPROVED:
+            return PingResult(accepted=True, public_cell=cell)
+    return PingResult(accepted=True, public_cell=cell)
 
+
+def _position_update(pos, lat, lng, accuracy, recorded_at, now, cell) -> bool | None:
+    """Move the latest position; None when another ping changed it since it was read."""
+    read_at = pos.recorded_at
     before = (pos.public_cell, pos.presence)
     old_coarse = pos.coarse_cell
-    pos.presence = _presence_after_ping(pos, lat, lng, recorded_at)
-    pos.lat, pos.lng, pos.accuracy_m = lat, lng, accuracy
-    pos.recorded_at, pos.last_ping_at = recorded_at, now
-    pos.public_cell = cell
-    pos.coarse_cell = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
+    presence = _presence_after_ping(pos, lat, lng, recorded_at)
+    coarse = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
     heartbeat_due = pos.last_broadcast_at is None or (now - pos.last_broadcast_at) >= timedelta(
         seconds=settings.HEARTBEAT_S
     )
-    publish = before != (pos.public_cell, pos.presence) or heartbeat_due
+    publish = before != (cell, presence) or heartbeat_due
+    fields = {
+        "presence": presence,
+        "lat": lat,
+        "lng": lng,
+        "accuracy_m": accuracy,
+        "recorded_at": recorded_at,
+        "last_ping_at": now,
+        "anchor_lat": pos.anchor_lat,
+        "anchor_lng": pos.anchor_lng,
+        "anchor_at": pos.anchor_at,
+        "public_cell": cell,
+        "coarse_cell": coarse,
+    }
+    fields["last_broadcast_at"] = now if publish else pos.last_broadcast_at
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        adapt(fields[f]) if isinstance(fields[f], datetime) else fields[f] for f in _UPDATE_FIELDS
+    ]
+    guard = adapt(read_at) if read_at is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_SQL, [*params, pos.vendor_id, True, guard, guard])
+        if cursor.rowcount != 1:
+            return None
     if publish:
-        pos.last_broadcast_at = now
-    pos.save(
-        update_fields=[
-            "presence",
-            "lat",
-            "lng",
-            "accuracy_m",
-            "recorded_at",
-            "last_ping_at",
-            "anchor_lat",
-            "anchor_lng",
-            "anchor_at",
-            "public_cell",
-            "coarse_cell",
-            "last_broadcast_at",
-        ]
-    )
-    if publish:
+        payload = public_payload(
+            slug=pos.vendor_slug,
+            name=pos.vendor_name,
+            cell=cell,
+            coarse=coarse,
+            presence=presence,
+            last_seen=now,
+            products=products_in_stock(vendor_id=pos.vendor_id),
+        )
         transaction.on_commit(
-            partial(realtime.publish_vendor, vendor_id=vendor_id, old_coarse=old_coarse),
+            partial(realtime.publish_payload, payload=payload, old_coarse=old_coarse),
             robust=True,
         )
-    return PingResult(accepted=True, public_cell=cell, published=publish)
+    return publish
 
 
 def _require_vendor_actor(vendor: Vendor, actor) -> None:
@@ -317,6 +434,8 @@ def parse_timestamp(value) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        if isinstance(value, int) and not (0 < value < 10**14):
+            return None  # before isfinite(), which overflows on huge integers
         if not math.isfinite(value) or not (0 < value < 1e14):
             return None
         return datetime.fromtimestamp(value / 1000.0, tz=UTC)

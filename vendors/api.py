@@ -1,6 +1,5 @@
 """Vendor and product API: public reads, and a vendor's own cart stock."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import NotFound
@@ -84,6 +83,5 @@ class OwnStockApi(APIView):
             return error_response("conflict", exc.messages[0], status.HTTP_409_CONFLICT)
         except NotAllowed as exc:
             return error_response("forbidden", exc.messages[0], status.HTTP_403_FORBIDDEN)
-        except DjangoValidationError as exc:
-            return error_response("invalid", exc.messages[0])
+        # Any other ValidationError goes to o2o.api.exception_handler: 400 with its fields.
         return Response(OwnStockOutSerializer(rows, many=True).data)

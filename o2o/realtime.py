@@ -1,0 +1,81 @@
+"""Broadcasting to websocket groups from sync code (services, after commit), without blocking.
+
+`async_to_sync(layer.group_send)` starts an event loop and, with channels-redis, a new Redis
+connection on every call (~5 ms). Instead one long-lived loop per process sends for everyone
+(~0.8 ms, and the caller does not wait). With the in-memory layer (embedded demo) the messages must
+be delivered on the server's own loop, which the first websocket consumer registers.
+
+Broadcasts are best-effort: a failure is logged, never raised into the business write.
+"""
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+log = logging.getLogger(__name__)
+MAX_IN_FLIGHT = 2_000
+
+
+class Broadcaster:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._server_loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = 0
+        self.dropped = 0
+
+    def register_server_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called from a consumer: the loop that in-memory channel messages must be sent on."""
+        self._server_loop = loop
+
+    def _loop_for(self, layer) -> asyncio.AbstractEventLoop | None:
+        if isinstance(layer, InMemoryChannelLayer):
+            loop = self._server_loop
+            return loop if loop is not None and loop.is_running() else None
+        with self._lock:
+            if self._own_loop is None or not self._own_loop.is_running():
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(loop, started), name="o2o-broadcast", daemon=True
+                )
+                thread.start()
+                started.wait(5)
+                self._own_loop = loop
+            return self._own_loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set)
+        loop.run_forever()
+
+    def send(self, group: str, message: dict) -> Future | None:
+        """Queue a group_send; returns its future (tests and benchmarks may wait on it)."""
+        layer = get_channel_layer()
+        if layer is None:
+            return None
+        loop = self._loop_for(layer)
+        if loop is None:  # in-memory layer and no socket in this process: nobody to tell
+            return None
+        with self._lock:
+            if self._in_flight >= MAX_IN_FLIGHT:
+                self.dropped += 1
+                return None
+            self._in_flight += 1
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        exc = future.exception()
+        if exc is not None:
+            log.warning("broadcast failed: %s: %s", type(exc).__name__, exc)
+
+
+broadcaster = Broadcaster()

@@ -1,0 +1,211 @@
+"""The admin: every registered model's pages open for a superuser, vendor approval goes through
+the services, and nobody but staff gets in."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+from rest_framework.authtoken.models import TokenProxy
+
+from tests import factories
+from vendors.models import Vendor
+
+S = Vendor.Status
+
+
+def _periodic_task():
+    interval = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    return PeriodicTask.objects.create(
+        name="purge sessions", task="o2o.tasks.sessions_purge_expired", interval=interval
+    )
+
+
+# Models from other packages get one object each here; our own come from tests/factories.py.
+THIRD_PARTY = {
+    "auth.Group": lambda: Group.objects.create(name="support"),
+    "authtoken.TokenProxy": lambda: TokenProxy.objects.create(user=factories.UserFactory()),
+    "django_celery_beat.PeriodicTask": _periodic_task,
+    "django_celery_beat.ClockedSchedule": lambda: ClockedSchedule.objects.create(
+        clocked_time=timezone.now() + timedelta(days=1)
+    ),
+    "django_celery_beat.CrontabSchedule": lambda: CrontabSchedule.objects.create(minute="5"),
+    "django_celery_beat.SolarSchedule": lambda: SolarSchedule.objects.create(
+        event="sunrise", latitude=37.55, longitude=126.91
+    ),
+    "django_celery_beat.IntervalSchedule": lambda: IntervalSchedule.objects.create(
+        every=5, period=IntervalSchedule.MINUTES
+    ),
+}
+
+
+def _one_of(model):
+    """One object of the model, or None when tests/factories.py has no factory for it yet."""
+    label = model._meta.label
+    if label in THIRD_PARTY:
+        return THIRD_PARTY[label]()
+    factory = getattr(factories, f"{model.__name__}Factory", None)
+    return factory() if factory else None
+
+
+@pytest.fixture
+def superuser_client(staff):
+    client = Client(headers={"accept-language": "en"})
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
+@pytest.mark.django_db
+def test_every_admin_page_opens_for_a_superuser(superuser_client, model):
+    # Given one object of the model
+    obj = _one_of(model)
+    model_admin = admin.site._registry[model]
+    info = (model._meta.app_label, model._meta.model_name)
+    changelist_url = reverse("admin:%s_%s_changelist" % info)
+    # When a superuser opens its list, a search, (where allowed) its add page and its change page
+    changelist = superuser_client.get(changelist_url)
+    # Then each opens, and the object is listed
+    assert changelist.status_code == 200
+    if model_admin.search_fields:
+        assert superuser_client.get(changelist_url, {"q": "a"}).status_code == 200
+    if model_admin.has_add_permission(changelist.wsgi_request):
+        assert superuser_client.get(reverse("admin:%s_%s_add" % info)).status_code == 200
+    if obj is None:
+        pytest.skip(
+            f"only the empty pages were checked: add {model.__name__}Factory to tests/factories.py"
+        )
+    assert changelist.context["cl"].result_count >= 1
+    change = superuser_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+    assert change.status_code == 200
+
+
+@pytest.mark.django_db
+def test_every_foundation_model_has_a_factory():
+    from django.apps import apps
+
+    for app in ("accounts", "customers", "vendors"):
+        for model in apps.get_app_config(app).get_models():
+            name = f"{model.__name__}Factory"
+            assert hasattr(factories, name), name
+
+
+@pytest.mark.django_db
+def test_every_model_of_ours_is_in_the_admin():
+    from django.apps import apps
+
+    inline_only = {"vendors.OpeningHours"}  # edited inside its pickup point
+    ours = {
+        m._meta.label
+        for app in ("accounts", "customers", "vendors")
+        for m in apps.get_app_config(app).get_models()
+    }
+    registered = {m._meta.label for m in admin.site._registry}
+    assert ours - inline_only <= registered
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/vendors/vendor/"])
+@pytest.mark.django_db
+def test_people_who_are_not_staff_cannot_open_the_admin(client, customer, vendor, path):
+    for user in (None, customer, vendor.user):
+        if user:
+            client.force_login(user)
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_staff_without_permissions_cannot_change_vendors(client):
+    clerk = factories.UserFactory(is_staff=True)
+    pending = factories.VendorFactory(status=S.PENDING)
+    client.force_login(clerk)
+    assert client.get("/admin/").status_code == 200
+    response = client.post(
+        "/admin/vendors/vendor/", {"action": "approve", ACTION_CHECKBOX_NAME: [pending.pk]}
+    )
+    assert response.status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == S.PENDING
+
+
+def _act(client, action: str, *vendors: Vendor):
+    return client.post(
+        "/admin/vendors/vendor/",
+        {"action": action, ACTION_CHECKBOX_NAME: [v.pk for v in vendors]},
+        follow=True,
+    )
+
+
+def _statuses(*vendors: Vendor) -> list[str]:
+    return [Vendor.objects.get(pk=v.pk).status for v in vendors]
+
+
+@pytest.mark.django_db
+def test_approve_action_approves_pending_and_skips_what_it_cannot(superuser_client, staff):
+    # Given a pending application, a suspended vendor and a rejected one
+    pending = factories.VendorFactory(status=S.PENDING)
+    suspended = factories.VendorFactory(status=S.SUSPENDED)
+    rejected = factories.VendorFactory(status=S.REJECTED)
+    assert superuser_client.get(f"/vendors/{pending.slug}/").status_code == 404
+    # When staff approve all three from the list
+    response = _act(superuser_client, "approve", pending, suspended, rejected)
+    # Then the first two are approved, with who did it, and the rejected one is left with a warning
+    assert response.status_code == 200
+    assert _statuses(pending, suspended, rejected) == [S.APPROVED, S.APPROVED, S.REJECTED]
+    assert Vendor.objects.get(pk=pending.pk).status_reason == f"by {staff.email}"
+    texts = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any("2 vendors approved" in t for t in texts), texts
+    assert any(rejected.name in t for t in texts), texts
+    # And the approved vendor is now public
+    assert Client().get(f"/vendors/{pending.slug}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_suspend_action_hides_the_vendor(superuser_client):
+    approved = factories.VendorFactory(status=S.APPROVED)
+    pending = factories.VendorFactory(status=S.PENDING)
+    _act(superuser_client, "suspend", approved, pending)
+    assert _statuses(approved, pending) == [S.SUSPENDED, S.PENDING]
+    assert Client().get(f"/vendors/{approved.slug}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_reject_action_rejects_only_applications(superuser_client):
+    pending = factories.VendorFactory(status=S.PENDING)
+    approved = factories.VendorFactory(status=S.APPROVED)
+    _act(superuser_client, "reject", pending, approved)
+    assert _statuses(pending, approved) == [S.REJECTED, S.APPROVED]
+
+
+@pytest.mark.django_db
+def test_vendor_status_cannot_be_edited_by_hand(superuser_client):
+    vendor = factories.VendorFactory(status=S.PENDING)
+    response = superuser_client.get(f"/admin/vendors/vendor/{vendor.pk}/change/")
+    assert response.status_code == 200
+    assert "status" not in response.context["adminform"].form.fields
+    assert superuser_client.get("/admin/vendors/vendor/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_stock_is_read_only_in_the_admin(superuser_client):
+    stock = factories.StockFactory(quantity=4)
+    response = superuser_client.post(
+        f"/admin/vendors/stock/{stock.pk}/change/",
+        {"vendor": stock.vendor_id, "product": stock.product_id, "quantity": 400},
+    )
+    assert response.status_code == 403
+    stock.refresh_from_db()
+    assert stock.quantity == 4

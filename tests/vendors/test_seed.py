@@ -1,0 +1,71 @@
+"""seed_demo: one command gives a working demo, and running it again changes nothing."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from customers.models import Address, CustomerProfile
+from vendors.management.commands.seed_demo import DEMO_PASSWORD, PRODUCTS, VENDOR, VENDOR_SPOTS
+from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Stock, Vendor
+
+User = get_user_model()
+COUNTED = {
+    "users": User,
+    "customers": CustomerProfile,
+    "addresses": Address,
+    "vendors": Vendor,
+    "products": Product,
+    "stock rows": Stock,
+    "service cells": ServiceCell,
+    "pickup points": PickupPoint,
+    "opening hours": OpeningHours,
+}
+
+
+def _counts() -> dict[str, int]:
+    return {name: model.objects.count() for name, model in COUNTED.items()}
+
+
+@pytest.mark.django_db
+def test_seed_demo_makes_a_usable_demo():
+    # When the demo is seeded into an empty database
+    call_command("seed_demo", "--quiet")
+    # Then there are vendors in every state an admin needs to see, products and pickup points
+    counts = _counts()
+    assert counts["vendors"] == len(VENDOR_SPOTS)
+    assert counts["products"] == len(PRODUCTS)
+    assert counts["pickup points"] == 5
+    assert counts["opening hours"] == 5 * 7
+    statuses = list(Vendor.objects.values_list("status", flat=True))
+    assert statuses.count(Vendor.Status.APPROVED) == len(VENDOR_SPOTS) - 3
+    assert statuses.count(Vendor.Status.PENDING) == 2
+    assert statuses.count(Vendor.Status.SUSPENDED) == 1
+    # And the demo logins work
+    vendor_user = User.objects.get(email=VENDOR[0])
+    assert vendor_user.check_password(DEMO_PASSWORD)
+    assert vendor_user.vendor.can_sell
+    assert Stock.objects.get(vendor=vendor_user.vendor, product__sku="yakult-light").quantity == 12
+    assert User.objects.get(email="admin@o2o.test").is_superuser
+    assert Address.objects.filter(customer__user__email="customer@o2o.test").count() == 1
+    # And every vendor has stock and a service area
+    assert not Vendor.objects.filter(stock__isnull=True).exists()
+    assert not Vendor.objects.filter(service_cells__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_twice_creates_nothing_new_and_keeps_edits():
+    # Given a seeded demo in which a vendor sold some yakult and staff suspended a vendor
+    call_command("seed_demo", "--quiet")
+    first = _counts()
+    stock = Stock.objects.get(vendor__user__email=VENDOR[0], product__sku="yakult-light")
+    Stock.objects.filter(pk=stock.pk).update(quantity=3)
+    other = Vendor.objects.filter(status=Vendor.Status.APPROVED).exclude(pk=stock.vendor_id).first()
+    Vendor.objects.filter(pk=other.pk).update(status=Vendor.Status.SUSPENDED)
+    # When the seed runs again
+    call_command("seed_demo", "--quiet")
+    # Then nothing new was created and the edits are still there
+    assert _counts() == first
+    stock.refresh_from_db()
+    assert stock.quantity == 3
+    other.refresh_from_db()
+    assert other.status == Vendor.Status.SUSPENDED
