@@ -8,7 +8,7 @@ COPY pyproject.toml ./
 RUN pip install --no-cache-dir .
 COPY . .
 # Collected with the production storage (hashed, compressed names); the key is for this step only.
-RUN DJANGO_ENV=production ALLOWED_HOSTS=build SECURE_SSL_REDIRECT=false \
+RUN DJANGO_ENV=production ALLOWED_HOSTS=build DATABASE_URL=postgres://build@localhost/build \
     SECRET_KEY=build-only-key-build-only-key-build-only-key-build-only \
     python manage.py collectstatic --noinput
 RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var

@@ -15,8 +15,13 @@ class CustomerProfileAdmin(admin.ModelAdmin):
     list_display = ("user", "phone", "created_at")
     search_fields = ("user__email", "user__name", "phone")
     list_select_related = ("user",)
-    readonly_fields = ("user", "created_at")
+    readonly_fields = ("created_at",)
+    autocomplete_fields = ("user",)
     inlines = [AddressInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The person behind a profile is chosen once, when staff create it.
+        return ("user", "created_at") if obj else ("created_at",)
 
 
 @admin.register(Address)

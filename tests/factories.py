@@ -1,11 +1,16 @@
 """factory_boy factories for every model. Vendors and stock go through the services where the
 service is what gives them their invariants (cells, slugs)."""
 
+from datetime import timedelta
+
 import factory
+import h3
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from customers.models import Address, CustomerProfile
+from tracking.models import Ping, PingRejectCount, Presence, VendorPosition
 from vendors.models import (
     Category,
     OpeningHours,
@@ -127,3 +132,43 @@ class OpeningHoursFactory(DjangoModelFactory):
     weekday = 0
     opens = "09:00"
     closes = "21:00"
+
+
+class VendorPositionFactory(DjangoModelFactory):
+    class Meta:
+        model = VendorPosition
+        django_get_or_create = ("vendor",)
+
+    vendor = factory.SubFactory(VendorFactory)
+    on_shift = True
+    presence = Presence.MOVING
+    lat = MAPO[0]
+    lng = MAPO[1]
+    accuracy_m = 10.0
+    recorded_at = factory.LazyFunction(timezone.now)
+    last_ping_at = factory.LazyFunction(timezone.now)
+    public_cell = factory.LazyAttribute(lambda o: h3.latlng_to_cell(o.lat, o.lng, 9))
+    coarse_cell = factory.LazyAttribute(lambda o: h3.cell_to_parent(o.public_cell, 7))
+
+
+class PingFactory(DjangoModelFactory):
+    class Meta:
+        model = Ping
+
+    vendor = factory.SubFactory(VendorFactory)
+    lat = MAPO[0]
+    lng = MAPO[1]
+    accuracy_m = 10.0
+    recorded_at = factory.Sequence(lambda n: timezone.now() - timedelta(seconds=n))
+    received_at = factory.LazyFunction(timezone.now)
+    cell = factory.LazyAttribute(lambda o: h3.latlng_to_cell(o.lat, o.lng, 9))
+
+
+class PingRejectCountFactory(DjangoModelFactory):
+    class Meta:
+        model = PingRejectCount
+
+    day = factory.LazyFunction(timezone.localdate)
+    vendor = factory.SubFactory(VendorFactory)
+    reason = "bad_accuracy"
+    count = 1

@@ -46,7 +46,12 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
         await super().websocket_connect(message)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+        # Characters first (cheap; never more than bytes), then the UTF-8 size the limit is about.
+        if (
+            text_data is None
+            or len(text_data) > MAX_MESSAGE_BYTES
+            or len(text_data.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES
+        ):
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
         if not self.limiter.allow():
@@ -66,7 +71,10 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
 def _coordinate(value, low: float, high: float) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        return None
     return value if low <= value <= high else None
 
 

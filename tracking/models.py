@@ -13,6 +13,9 @@ class Presence(models.TextChoices):
     OFFLINE = "offline", _("Offline")
 
 
+LIVE = Q(on_shift=True) & ~Q(presence="offline")
+
+
 class VendorPosition(models.Model):
     """The latest state of one vendor on the map. Exact coordinates stay on the server; the public
     sees `public_cell` (H3, PUBLIC_CELL_RES) and, for fan-out, `coarse_cell` (MAP_GROUP_RES)."""
@@ -22,9 +25,7 @@ class VendorPosition(models.Model):
     )
     on_shift = models.BooleanField(_("on shift"), default=False)
     shift_started_at = models.DateTimeField(null=True, blank=True)
-    presence = models.CharField(
-        max_length=10, choices=Presence.choices, default=Presence.OFFLINE, db_index=True
-    )
+    presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
     lat = models.FloatField(null=True, blank=True)
     lng = models.FloatField(null=True, blank=True)
     accuracy_m = models.FloatField(null=True, blank=True)
@@ -34,20 +35,19 @@ class VendorPosition(models.Model):
     anchor_lat = models.FloatField(null=True, blank=True)
     anchor_lng = models.FloatField(null=True, blank=True)
     anchor_at = models.DateTimeField(null=True, blank=True)
-    public_cell = models.CharField(max_length=16, blank=True, db_index=True)
-    coarse_cell = models.CharField(max_length=16, blank=True, db_index=True)
+    public_cell = models.CharField(max_length=16, blank=True)
+    coarse_cell = models.CharField(max_length=16, blank=True)
     last_broadcast_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("vendor position")
         verbose_name_plural = _("vendor positions")
+        # Only the columns the public searches by are indexed, and only for vendors on the map:
+        # every ping rewrites this row, and an UPDATE that touches no indexed column stays on its
+        # page (a HOT update, no index writes). Presence sweeps scan the table, which is small.
         indexes = [
-            models.Index(
-                fields=["public_cell"],
-                name="pos_public_cell_live",
-                condition=Q(on_shift=True) & ~Q(presence="offline"),
-            ),
-            models.Index(fields=["on_shift", "last_ping_at"], name="pos_shift_last_ping"),
+            models.Index(fields=["public_cell"], name="pos_public_cell_live", condition=LIVE),
+            models.Index(fields=["coarse_cell"], name="pos_coarse_cell_live", condition=LIVE),
         ]
         constraints = [
             models.CheckConstraint(
@@ -71,12 +71,16 @@ class VendorPosition(models.Model):
 class Ping(models.Model):
     """Append-only history of accepted pings, kept for PING_HISTORY_DAYS."""
 
-    vendor = models.ForeignKey("vendors.Vendor", on_delete=models.CASCADE, related_name="pings")
+    # No index of its own: the unique (vendor, recorded_at) serves lookups by vendor.
+    vendor = models.ForeignKey(
+        "vendors.Vendor", on_delete=models.CASCADE, related_name="pings", db_index=False
+    )
     lat = models.FloatField()
     lng = models.FloatField()
     accuracy_m = models.FloatField()
     recorded_at = models.DateTimeField()
-    received_at = models.DateTimeField(db_index=True)
+    # Indexed by migration 0002: BRIN on PostgreSQL (rows arrive in time order), B-tree elsewhere.
+    received_at = models.DateTimeField()
     cell = models.CharField(max_length=16)
     source = models.CharField(max_length=8, default="ws")
 

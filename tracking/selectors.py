@@ -1,6 +1,7 @@
 """Reads of the live map. Everything here that leaves for the public is built from the H3 cell
 alone: no coordinate, and no value derived from one, finer than the cell."""
 
+import functools
 import math
 from datetime import datetime
 
@@ -58,6 +59,16 @@ def _in_stock(vendor_ids: list[int]) -> dict[int, list[int]]:
     return out
 
 
+@functools.cache
+def _vendor_url_template() -> str:
+    return reverse("vendors:detail", args=["SLUG"])
+
+
+def _vendor_url(slug: str) -> str:
+    # reverse() per broadcast is measurable on the ping path; the pattern never changes.
+    return _vendor_url_template().replace("SLUG", slug)
+
+
 def public_payload(
     *,
     slug: str,
@@ -73,7 +84,7 @@ def public_payload(
     return {
         "id": slug,
         "name": name,
-        "url": reverse("vendors:detail", args=[slug]),
+        "url": _vendor_url(slug),
         "cell": cell,
         "coarse": coarse,
         "centre": [round(centre_lat, 6), round(centre_lng, 6)],

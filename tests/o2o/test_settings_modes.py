@@ -100,13 +100,18 @@ def test_database_and_redis_urls_select_the_real_stack():
         ),
         pytest.param({"SECRET_KEY": "REAL"}, id="no-allowed-hosts"),
         pytest.param(
+            {"SECRET_KEY": "REAL", "ALLOWED_HOSTS": "o2o.example", "DATABASE_URL": ""},
+            id="no-database",
+        ),
+        pytest.param(
             {"SECRET_KEY": "REAL", "ALLOWED_HOSTS": "o2o.example", "DEBUG": "true"}, id="debug-on"
         ),
     ],
 )
 def test_production_refuses_to_start_without_real_secrets(env):
     # Given DJANGO_ENV=production and a missing or unsafe setting
-    env = {k: (_real_key() if v == "REAL" else v) for k, v in env.items()}
+    env = {"DATABASE_URL": REAL_DB, **env}
+    env = {k: (_real_key() if v == "REAL" else v) for k, v in env.items() if v != ""}
     # When the settings load
     result = _run(["-c", PRINT_SETTINGS], DJANGO_ENV="production", **env)
     # Then the process fails with ImproperlyConfigured
@@ -116,7 +121,12 @@ def test_production_refuses_to_start_without_real_secrets(env):
 
 def test_production_with_real_secrets_passes_the_deploy_check():
     # Given production with a long random SECRET_KEY and ALLOWED_HOSTS
-    env = {"DJANGO_ENV": "production", "SECRET_KEY": _real_key(), "ALLOWED_HOSTS": "o2o.example"}
+    env = {
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": _real_key(),
+        "ALLOWED_HOSTS": "o2o.example",
+        "DATABASE_URL": REAL_DB,
+    }
     # When Django's deployment checklist runs, failing on warnings
     result = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **env)
     # Then it finds nothing
