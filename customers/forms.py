@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -7,8 +8,15 @@ User = get_user_model()
 
 
 class SignupForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100, required=False)
-    email = forms.EmailField(label=_("E-mail"))
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.EmailField(
+        label=_("E-mail"), widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     password1 = forms.CharField(
         label=_("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
@@ -28,3 +36,19 @@ class SignupForm(forms.Form):
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", _("The two passwords don't match."))
         return data
+
+
+class EmailLoginForm(AuthenticationForm):
+    """Django's login form, with an e-mail keyboard on phones and a message that fits e-mail
+    login (Django's default speaks of a case-sensitive "username")."""
+
+    username = UsernameField(
+        label=_("E-mail"),
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": _(
+            "That e-mail address and password don't match. Check them and try again."
+        ),
+    }

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from customers.forms import EmailLoginForm
 from customers.views import signup
 from o2o.health import healthz
 
@@ -20,7 +21,9 @@ urlpatterns = [
     path("accounts/signup/", signup, name="signup"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=EmailLoginForm
+        ),
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -156,9 +156,7 @@ def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stoc
     # Read the status now, not from the instance the caller holds (it may be stale).
     status = Vendor.objects.filter(pk=vendor.pk).values_list("status", flat=True).get()
     if status in (Vendor.Status.SUSPENDED, Vendor.Status.REJECTED) and not actor.is_staff:
-        raise NotAllowed(
-            _("Your vendor account is %(s)s.") % {"s": Vendor.Status(status).label}
-        )
+        raise NotAllowed(_("Your vendor account is %(s)s.") % {"s": Vendor.Status(status).label})
     seen: set[int] = set()
     for change in changes:
         _check_quantity(change.quantity)

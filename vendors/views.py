@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from o2o.errors import Conflict
@@ -95,7 +96,12 @@ def stock_edit(request: HttpRequest) -> HttpResponse:
                 if changes:
                     messages.success(
                         request,
-                        _("Saved %(n)s change(s) to your cart.") % {"n": len(changes)},
+                        ngettext(
+                            "Saved %(n)s change to your cart.",
+                            "Saved %(n)s changes to your cart.",
+                            len(changes),
+                        )
+                        % {"n": len(changes)},
                     )
                 else:
                     messages.info(request, _("Nothing changed."))
