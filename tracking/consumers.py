@@ -2,6 +2,7 @@
 selectors. Close codes: 4400 bad message, 4401 not logged in, 4403 not allowed, 4429 too fast."""
 
 import asyncio
+import math
 import time
 
 from channels.db import database_sync_to_async
@@ -166,7 +167,14 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             recorded_at=recorded_at,
             source="ws",
         )
-        echo = ts if isinstance(ts, int | float | str) and not isinstance(ts, bool) else None
+        # Echo the phone's own timestamp back, but never NaN/Infinity: not JSON to a browser.
+        echo = (
+            ts
+            if isinstance(ts, str)
+            or (isinstance(ts, int) and not isinstance(ts, bool))
+            or (isinstance(ts, float) and math.isfinite(ts))
+            else None
+        )
         if result.accepted:
             await self.send_json({"type": "ack", "ts": echo, "cell": result.public_cell})
         else:

@@ -24,4 +24,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"step {step}: {counts['accepted']} accepted, {counts['rejected']} rejected"
             )
+            if options["steps"] and step >= options["steps"]:
+                break  # done: no point waiting for a step that will not come
             time.sleep(max(0.0, options["interval"] - (time.monotonic() - started)))

@@ -1,0 +1,509 @@
+"""The live-map websockets on the real ASGI app and the real channels-redis layer: map clients get a
+snapshot then deltas, vendors' phones send pings, bad or abusive clients are closed with a code.
+
+Each test is sync and runs one event loop (async_to_sync) for its clients: the communicators
+(map clients, a vendor's phone) stand for separate server processes sharing Redis."""
+
+import json
+from datetime import timedelta
+
+import h3
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tests.factories import MAPO, VendorFactory
+from tests.tracking.conftest import EAST_500M
+from tests.tracking.ws import MAP, VENDOR, box, communicator, session_cookie
+from tracking import selectors, services
+from tracking.models import Ping
+from vendors.models import Vendor
+
+pytestmark = pytest.mark.redis
+# Consumers read the database from other threads: the tests that need rows commit them.
+with_db = pytest.mark.django_db(transaction=True)
+
+FAR_EAST = (MAPO[0], MAPO[1] + 0.09)  # ~8 km east: another coarse cell, not a neighbour's
+NEAR = (MAPO[0] + 0.00004, MAPO[1])  # 4 m north: the same public cell
+WIDE = box(*MAPO, 0.01)  # ~2 km across around MAPO
+
+
+def run(main) -> None:
+    async_to_sync(main)()
+
+
+def ping_ago(vendor, lat, lng, seconds_ago: float = 0.0, accuracy: float = 10.0):
+    """A ping through ping_record, `seconds_ago` before the real now (sockets use the real clock)."""
+    now = timezone.now()
+    return services.ping_record(
+        vendor_id=vendor.pk,
+        lat=lat,
+        lng=lng,
+        accuracy_m=accuracy,
+        recorded_at=now - timedelta(seconds=seconds_ago),
+        now=now,
+    )
+
+
+def now_ms(seconds_ago: float = 0.0) -> int:
+    return int((timezone.now() - timedelta(seconds=seconds_ago)).timestamp() * 1000)
+
+
+async def watch(bbox: list[float]):
+    """A map client watching a viewport: (communicator, its snapshot)."""
+    client = communicator(MAP)
+    connected, _code = await client.connect(timeout=5)
+    assert connected
+    await client.send_json_to({"type": "viewport", "bbox": bbox})
+    snapshot = await client.receive_json_from(timeout=5)
+    assert snapshot["type"] == "snapshot", snapshot
+    return client, snapshot
+
+
+async def hang_up(client, code: int = 1000) -> None:
+    """The client goes away. The consumer then waits on its pending Redis read (channels-redis
+    lets it finish, up to 5 s) before it stops; a test need not wait for that."""
+    await client.disconnect(code=code, timeout=0.1)
+
+
+async def closed_with(client) -> int:
+    """Read what the socket sends until the server closes it; the close code. Then the client
+    hangs up too (see hang_up)."""
+    for _ in range(100):
+        out = await client.receive_output(timeout=5)
+        if out["type"] == "websocket.close":
+            await hang_up(client, out.get("code", 1000))
+            return out.get("code")
+    raise AssertionError("the socket was never closed")
+
+
+def _coarse(lat, lng) -> str:
+    cell = h3.latlng_to_cell(lat, lng, settings.PUBLIC_CELL_RES)
+    return h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
+
+
+# --- Map socket ---------------------------------------------------------------------------------
+
+
+@with_db
+def test_origin_of_another_host_is_refused(vendor):
+    cookie = session_cookie(vendor.user)
+
+    async def main():
+        for path, headers in ((MAP, ()), (VENDOR, (cookie,))):
+            evil = communicator(path, *headers, origin=(b"origin", b"https://evil.example"))
+            connected, _code = await evil.connect(timeout=5)
+            assert not connected, path
+            await hang_up(evil)
+            good = communicator(path, *headers)
+            connected, _code = await good.connect(timeout=5)
+            assert connected, path
+            await hang_up(good)
+
+    run(main)
+
+
+@with_db
+def test_snapshot_shows_vendors_on_shift_in_the_viewport_only(on_shift):
+    # given a vendor on the map at MAPO, one on the map 8 km away, one off shift at MAPO
+    far = VendorFactory()
+    services.shift_start(vendor=far, actor=far.user)
+    home = VendorFactory()
+    services.shift_start(vendor=home, actor=home.user)
+    ping_ago(on_shift, *MAPO, 30)
+    ping_ago(far, *FAR_EAST, 30)
+    ping_ago(home, *MAPO, 30)
+    services.shift_end(vendor=home, actor=home.user)
+
+    async def main():
+        # when a map client sends a viewport around MAPO
+        client, snapshot = await watch(box(*MAPO))
+        # then it gets the coarse cells it now follows and only the vendor on shift in them
+        assert _coarse(*MAPO) in snapshot["cells"]
+        assert len(snapshot["cells"]) <= settings.MAP_MAX_GROUPS
+        assert [v["id"] for v in snapshot["vendors"]] == [on_shift.slug]
+        vendor = snapshot["vendors"][0]
+        assert vendor["cell"] == h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
+        assert vendor["presence"] == "moving"
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_a_new_cell_reaches_subscribed_map_clients_after_commit(on_shift):
+    # given a vendor on the map and two map clients (think: two server processes) watching
+    ping_ago(on_shift, *MAPO, 60)
+
+    async def main():
+        first, snapshot = await watch(WIDE)
+        second, _snapshot = await watch(WIDE)
+        assert [v["id"] for v in snapshot["vendors"]] == [on_shift.slug]
+
+        def move_inside_a_transaction():
+            with transaction.atomic():
+                result = ping_ago(on_shift, *EAST_500M)
+                assert result.published
+                # then nothing is sent while the write is not committed
+                assert async_to_sync(first.receive_nothing)(0.5)
+            return result
+
+        # when the vendor's ping moves them into another public cell
+        result = await database_sync_to_async(move_inside_a_transaction)()
+        # then, once committed, both clients get the delta through Redis
+        for client in (first, second):
+            message = await client.receive_json_from(timeout=5)
+            assert message["type"] == "upsert"
+            assert message["vendor"]["id"] == on_shift.slug
+            assert message["vendor"]["cell"] == result.public_cell
+            assert message["vendor"]["cell"] != snapshot["vendors"][0]["cell"]
+            assert await client.receive_nothing(0.3)
+            await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_moving_to_another_coarse_cell_removes_the_vendor_from_the_old_one(on_shift):
+    # given a vendor on the map at MAPO ten minutes ago, a client watching MAPO and one watching
+    # an area 8 km east, whose coarse cells do not overlap
+    ping_ago(on_shift, *MAPO, 600)
+    old_coarse, new_coarse = _coarse(*MAPO), _coarse(*FAR_EAST)
+
+    async def main():
+        old_area, old_snapshot = await watch(box(*MAPO))
+        new_area, new_snapshot = await watch(box(*FAR_EAST))
+        assert new_coarse not in old_snapshot["cells"]
+        assert old_coarse not in new_snapshot["cells"]
+        assert [v["id"] for v in old_snapshot["vendors"]] == [on_shift.slug]
+        assert new_snapshot["vendors"] == []
+        # when the vendor rides 8 km east (13 m/s: fine for a cart on a road)
+        result = await database_sync_to_async(ping_ago)(on_shift, *FAR_EAST)
+        assert result.accepted, result
+        # then the old area is told to remove them and the new area gets them
+        assert await old_area.receive_json_from(timeout=5) == {
+            "type": "remove",
+            "id": on_shift.slug,
+            "coarse": old_coarse,
+        }
+        upsert = await new_area.receive_json_from(timeout=5)
+        assert upsert["type"] == "upsert"
+        assert (upsert["vendor"]["id"], upsert["vendor"]["coarse"]) == (on_shift.slug, new_coarse)
+        assert await old_area.receive_nothing(0.3)
+        assert await new_area.receive_nothing(0.1)
+        await hang_up(old_area)
+        await hang_up(new_area)
+
+    run(main)
+
+
+@with_db
+def test_a_ping_in_the_same_cell_sends_nothing_public(on_shift):
+    # given a vendor put on the map (and broadcast) just now, by a ping recorded 2 minutes ago
+    ping_ago(on_shift, *MAPO, 120)
+
+    async def main():
+        client, _snapshot = await watch(WIDE)
+        # when they move 4 m (same cell, still moving, no heartbeat due)
+        result = await database_sync_to_async(ping_ago)(on_shift, *NEAR, 60)
+        assert result.accepted and not result.published
+        # then map clients hear nothing
+        assert await client.receive_nothing(0.5)
+        # while a change of cell does reach them (the client was listening all along)
+        await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)
+        assert (await client.receive_json_from(timeout=5))["type"] == "upsert"
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_going_off_shift_removes_the_vendor_from_map_clients(on_shift):
+    ping_ago(on_shift, *MAPO, 10)
+
+    async def main():
+        client, snapshot = await watch(WIDE)
+        assert [v["id"] for v in snapshot["vendors"]] == [on_shift.slug]
+        # when the vendor goes off shift
+        await database_sync_to_async(services.shift_end)(vendor=on_shift, actor=on_shift.user)
+        # then the client is told to remove them
+        assert await client.receive_json_from(timeout=5) == {
+            "type": "remove",
+            "id": on_shift.slug,
+            "coarse": _coarse(*MAPO),
+        }
+        await hang_up(client)
+
+    run(main)
+
+
+VIEWPORT = json.dumps({"type": "viewport", "bbox": box(*MAPO)})
+BAD_MAP_MESSAGES = {
+    "not json": "{type: viewport",
+    "not an object": "[1, 2, 3]",
+    "no type": json.dumps({"bbox": box(*MAPO)}),
+    "type not a string": json.dumps({"type": 7, "bbox": box(*MAPO)}),
+    "wrong type": json.dumps({"type": "ping", "bbox": box(*MAPO)}),
+    "no bbox": json.dumps({"type": "viewport"}),
+    "bbox not a list": json.dumps({"type": "viewport", "bbox": "37,126,38,127"}),
+    "bbox of 3": json.dumps({"type": "viewport", "bbox": box(*MAPO)[:3]}),
+    "bbox of 5": json.dumps({"type": "viewport", "bbox": [*box(*MAPO), 1]}),
+    "bbox of strings": json.dumps({"type": "viewport", "bbox": [str(x) for x in box(*MAPO)]}),
+    "bbox of booleans": json.dumps({"type": "viewport", "bbox": [True, True, True, True]}),
+    "bbox with null": json.dumps({"type": "viewport", "bbox": [None, 126.9, 37.6, 127.0]}),
+    "south above north": json.dumps({"type": "viewport", "bbox": [37.6, 126.9, 37.5, 127.0]}),
+    "west east of east": json.dumps({"type": "viewport", "bbox": [37.5, 127.0, 37.6, 126.9]}),
+    "latitude 91": json.dumps({"type": "viewport", "bbox": [37.5, 126.9, 91, 127.0]}),
+    "NaN": '{"type": "viewport", "bbox": [NaN, 126.9, 37.6, 127.0]}',
+    "Infinity": '{"type": "viewport", "bbox": [37.5, 126.9, Infinity, 127.0]}',
+    "an integer with 400 digits": '{"type": "viewport", "bbox": [37, 126, 1'
+    + "0" * 400
+    + ", 127]}",
+    "over 2048 characters": VIEWPORT[:-1] + ', "pad": "' + "x" * 2048 + '"}',
+    "over 2048 bytes in fewer characters": VIEWPORT[:-1] + ', "pad": "' + "가" * 700 + '"}',
+}
+
+
+@pytest.mark.parametrize("text", BAD_MAP_MESSAGES.values(), ids=BAD_MAP_MESSAGES.keys())
+def test_bad_map_messages_close_with_4400(text):
+    async def main():
+        client = communicator(MAP)
+        assert (await client.connect(timeout=5))[0]
+        # when the client sends a bad message; then the server closes the socket with 4400
+        await client.send_to(text_data=text)
+        assert await closed_with(client) == 4400
+
+    run(main)
+
+
+def test_a_binary_frame_closes_with_4400():
+    async def main():
+        client = communicator(MAP)
+        assert (await client.connect(timeout=5))[0]
+        await client.send_to(bytes_data=VIEWPORT.encode())
+        assert await closed_with(client) == 4400
+
+    run(main)
+
+
+@with_db
+def test_a_good_message_just_under_the_size_limit_is_fine():
+    text = VIEWPORT[:-1] + ', "pad": "' + "x" * (2048 - len(VIEWPORT) - 11) + '"}'
+    assert len(text.encode()) == 2048
+
+    async def main():
+        client = communicator(MAP)
+        assert (await client.connect(timeout=5))[0]
+        await client.send_to(text_data=text)
+        assert (await client.receive_json_from(timeout=5))["type"] == "snapshot"
+        await hang_up(client)
+
+    run(main)
+
+
+HUGE = [30.0, 120.0, 40.0, 135.0]  # most of Korea and the sea around it
+
+
+def test_sending_too_fast_closes_with_4429():
+    async def main():
+        client = communicator(MAP)
+        assert (await client.connect(timeout=5))[0]
+        # when a client fires 40 viewports at once (the bucket holds 10, refills 2 a second)
+        for _ in range(40):
+            await client.send_json_to({"type": "viewport", "bbox": HUGE})
+        answered = 0
+        while True:
+            out = await client.receive_output(timeout=5)
+            if out["type"] == "websocket.close":
+                break
+            answered += 1
+        await hang_up(client)
+        # then it is answered about ten times and closed with 4429
+        assert out.get("code") == 4429
+        assert 10 <= answered < 20
+
+    run(main)
+
+
+@with_db
+def test_a_huge_viewport_is_asked_to_zoom_in_and_follows_nothing(on_shift):
+    ping_ago(on_shift, *MAPO, 60)
+
+    async def main():
+        # given a client following MAPO's area
+        client, snapshot = await watch(WIDE)
+        assert snapshot["vendors"]
+        # when it zooms out to a whole country; then it is asked to zoom in
+        await client.send_json_to({"type": "viewport", "bbox": HUGE})
+        assert await client.receive_json_from(timeout=5) == {
+            "type": "zoom_in",
+            "max_groups": settings.MAP_MAX_GROUPS,
+        }
+        # and it no longer gets deltas for the area it left
+        result = await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)
+        assert result.published
+        assert await client.receive_nothing(0.5)
+        await hang_up(client)
+
+    run(main)
+
+
+# --- Vendor socket ------------------------------------------------------------------------------
+
+
+def test_anonymous_phone_is_closed_with_4401():
+    async def main():
+        phone = communicator(VENDOR)
+        connected, code = await phone.connect(timeout=5)
+        await hang_up(phone)
+        assert (connected, code) == (False, 4401)
+
+    run(main)
+
+
+@with_db
+def test_users_who_may_not_sell_are_closed_with_4403(customer, staff):
+    # given a customer, staff (not a vendor), and vendors who are pending, suspended, rejected
+    users = {
+        "customer": customer,
+        "staff": staff,
+        **{
+            status: VendorFactory(status=status).user
+            for status in (Vendor.Status.PENDING, Vendor.Status.SUSPENDED, Vendor.Status.REJECTED)
+        },
+    }
+    cookies = {who: session_cookie(user) for who, user in users.items()}
+
+    async def main():
+        codes = {}
+        for who, cookie in cookies.items():
+            # when their browser opens the vendor socket with their session
+            phone = communicator(VENDOR, cookie)
+            codes[who] = await phone.connect(timeout=5)
+            await hang_up(phone)
+        # then each is refused as not allowed
+        assert codes == {who: (False, 4403) for who in users}
+
+    run(main)
+
+
+@with_db
+def test_vendor_pings_are_acked_or_rejected_and_reach_the_map(on_shift):
+    cookie = session_cookie(on_shift.user)
+
+    async def main():
+        # given a map client watching MAPO (one process) and the vendor's phone (another)
+        watcher, snapshot = await watch(WIDE)
+        assert snapshot["vendors"] == []
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        # when the phone sends a good ping; then it is acked with its public cell
+        ts = now_ms(2)
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": ts}
+        )
+        cell = h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
+        assert await phone.receive_json_from(timeout=5) == {"type": "ack", "ts": ts, "cell": cell}
+        # and the map client sees the vendor appear
+        upsert = await watcher.receive_json_from(timeout=5)
+        assert upsert["type"] == "upsert"
+        assert (upsert["vendor"]["id"], upsert["vendor"]["cell"]) == (on_shift.slug, cell)
+        # when it sends bad ones; then each is rejected with a reason and a message
+        bad = [
+            ({"lat": 91, "lng": MAPO[1], "accuracy": 8, "ts": now_ms()}, "bad_coordinates"),
+            ({"lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": "yesterday"}, "bad_timestamp"),
+            ({"lat": MAPO[0], "lng": MAPO[1], "accuracy": 8}, "bad_timestamp"),
+            ({"lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": ts}, "duplicate"),
+            ({"lat": MAPO[0], "lng": MAPO[1], "accuracy": 900, "ts": now_ms()}, "bad_accuracy"),
+        ]
+        for body, reason in bad:
+            await phone.send_json_to({"type": "ping", **body})
+            answer = await phone.receive_json_from(timeout=5)
+            assert (answer["type"], answer["reason"]) == ("rejected", reason), answer
+            assert answer["message"]
+            assert answer["ts"] == body.get("ts")
+        # and nothing of them is stored or sent to the map
+        assert await database_sync_to_async(Ping.objects.count)() == 1
+        assert await watcher.receive_nothing(0.3)
+        # when the phone sends something that is not a ping; then it is closed with 4400
+        await phone.send_json_to({"type": "viewport", "bbox": WIDE})
+        assert await closed_with(phone) == 4400
+        await hang_up(watcher)
+
+    run(main)
+
+
+@with_db
+def test_answers_to_odd_timestamps_are_strict_json(on_shift):
+    cookie = session_cookie(on_shift.user)
+
+    def strict(text: str) -> dict:
+        def refuse(constant):
+            raise AssertionError(f"{constant} is not JSON: a browser's JSON.parse fails on it")
+
+        return json.loads(text, parse_constant=refuse)
+
+    async def main():
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        for ts in ("NaN", "Infinity", "-Infinity", "1" + "0" * 400, "true", "[1]"):
+            text = (
+                f'{{"type": "ping", "lat": {MAPO[0]}, "lng": {MAPO[1]}, "accuracy": 8, "ts": {ts}}}'
+            )
+            await phone.send_to(text_data=text)
+            answer = strict((await phone.receive_output(timeout=5))["text"])
+            assert (answer["type"], answer["reason"]) == ("rejected", "bad_timestamp"), ts
+        await hang_up(phone)
+
+    run(main)
+
+
+@with_db
+def test_the_sweep_tells_map_clients_who_went_stale_and_offline(on_shift):
+    ping_ago(on_shift, *MAPO, 0)
+
+    async def main():
+        client, snapshot = await watch(WIDE)
+        assert [v["presence"] for v in snapshot["vendors"]] == ["moving"]
+        later = timezone.now()
+        # when the vendor has been silent for over two minutes; then they are shown as stale
+        moved = await database_sync_to_async(services.presence_sweep)(
+            now=later + timedelta(seconds=150)
+        )
+        assert moved == {"stale": 1, "offline": 0}
+        upsert = await client.receive_json_from(timeout=5)
+        assert (upsert["type"], upsert["vendor"]["presence"]) == ("upsert", "stale")
+        # when over ten minutes; then they are removed
+        moved = await database_sync_to_async(services.presence_sweep)(
+            now=later + timedelta(seconds=700)
+        )
+        assert moved == {"stale": 0, "offline": 1}
+        assert await client.receive_json_from(timeout=5) == {
+            "type": "remove",
+            "id": on_shift.slug,
+            "coarse": _coarse(*MAPO),
+        }
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_an_approved_vendor_off_shift_connects_but_pings_are_refused(vendor):
+    cookie = session_cookie(vendor.user)
+
+    async def main():
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": now_ms()}
+        )
+        answer = await phone.receive_json_from(timeout=5)
+        assert (answer["type"], answer["reason"]) == ("rejected", "off_shift")
+        await hang_up(phone)
+
+    run(main)
+    assert not selectors.positions_live().exists()
