@@ -48,3 +48,10 @@ def on_stock_changed(sender, *, vendor_id: int, **kwargs) -> None:
 
     products_in_stock_forget(vendor_id=vendor_id)
     publish_vendor(vendor_id=vendor_id)
+
+
+def on_vendor_status_changed(sender, *, vendor_id: int, status: str, **kwargs) -> None:
+    if status != Vendor.Status.APPROVED:
+        from .services import vendor_left_service
+
+        vendor_left_service(vendor_id=vendor_id)

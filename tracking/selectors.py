@@ -41,7 +41,7 @@ def products_in_stock(*, vendor_id: int) -> list[int]:
                 vendor_id=vendor_id, quantity__gt=0, product__is_active=True
             ).values_list("product_id", flat=True)
         )
-        cache.set(key, cached, timeout=300)
+        cache.set(key, cached, timeout=60)  # also dropped on every stock change
     return cached
 
 

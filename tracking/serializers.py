@@ -5,10 +5,12 @@ MAX_BATCH = 500
 
 class PingInSerializer(serializers.Serializer):
     # Values are checked by ping_record, which gives each bad ping its reason; here only the shape.
-    lat = serializers.JSONField()
-    lng = serializers.JSONField()
-    accuracy = serializers.JSONField()
-    ts = serializers.JSONField(help_text="Epoch milliseconds or ISO 8601 with a time zone.")
+    lat = serializers.JSONField(allow_null=True)
+    lng = serializers.JSONField(allow_null=True)
+    accuracy = serializers.JSONField(allow_null=True)
+    ts = serializers.JSONField(
+        allow_null=True, help_text="Epoch milliseconds or ISO 8601 with a time zone."
+    )
 
 
 class PingBatchInSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ from o2o.errors import Conflict, NotAllowed
 from o2o.geo import validate_lat_lng
 
 from .models import Product, ServiceCell, Stock, Vendor
-from .signals import stock_changed
+from .signals import stock_changed, vendor_status_changed
 
 MAX_STOCK = 10_000
 DEFAULT_SERVICE_RINGS = 1
@@ -80,6 +80,10 @@ def _vendor_set_status(
             _("A vendor who is %(status)s can't be moved to %(to)s.")
             % {"status": vendor.get_status_display(), "to": Vendor.Status(to).label}
         )
+    transaction.on_commit(
+        partial(vendor_status_changed.send_robust, sender=Vendor, vendor_id=vendor_id, status=to),
+        robust=True,
+    )
     return Vendor.objects.get(pk=vendor_id)
 
 

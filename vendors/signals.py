@@ -5,3 +5,6 @@ from django.dispatch import Signal
 
 # Sent with vendor_id after a transaction that changed that vendor's cart stock commits.
 stock_changed = Signal()
+
+# Sent with vendor_id and status after a transaction that changed a vendor's approval commits.
+vendor_status_changed = Signal()

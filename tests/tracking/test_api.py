@@ -353,3 +353,23 @@ def test_manifest_and_service_worker(client):
     assert worker["Service-Worker-Allowed"] == "/shift/"
     assert "no-cache" in worker["Cache-Control"]
     assert '"/shift/"' in worker.content.decode()
+
+
+def test_a_null_field_in_a_batch_is_refused_per_ping_not_for_the_whole_batch(api, on_shift):
+    vendor = on_shift
+    api.force_authenticate(vendor.user)
+    now = timezone.now()
+    good = {"lat": 37.556, "lng": 126.906, "accuracy": 10, "ts": now.isoformat()}
+    bad = {
+        "lat": None,
+        "lng": 126.906,
+        "accuracy": 10,
+        "ts": (now - timedelta(seconds=5)).isoformat(),
+    }
+    response = api.post("/api/tracking/pings/", {"pings": [bad, good]}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    reasons = {r["ts"]: r["reason"] for r in body["results"]}
+    assert reasons[bad["ts"]] == "bad_coordinates"
+    assert reasons[good["ts"]] == ""

@@ -184,3 +184,22 @@ def test_only_the_vendor_or_staff_can_change_a_shift(on_shift, customer, staff):
     assert VendorPosition.objects.get(vendor=on_shift).on_shift
     services.shift_end(vendor=on_shift, actor=staff)
     assert not VendorPosition.objects.get(vendor=on_shift).on_shift
+
+
+def test_suspending_a_vendor_takes_them_off_the_map_at_once(
+    api, on_shift, django_capture_on_commit_callbacks
+):
+    # given a vendor on the map
+    ping(on_shift, *MAPO, at(0))
+    assert _nearby_slugs(api) == {on_shift.slug}
+    # when staff suspend them (the map is told after the suspension commits)
+    from vendors.services import vendor_suspend
+
+    with django_capture_on_commit_callbacks(execute=True):
+        vendor_suspend(vendor_id=on_shift.pk, reason="test")
+    # then they are off shift and gone from every public read, without waiting for the sweep
+    pos = VendorPosition.objects.get(vendor=on_shift)
+    assert (pos.on_shift, pos.presence) == (False, Presence.OFFLINE)
+    assert _nearby_slugs(api) == set()
+    # and a ping from the suspended vendor is refused
+    assert ping(on_shift, *MAPO, at(10)).reason == services.Reject.NOT_APPROVED
