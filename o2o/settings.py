@@ -129,13 +129,18 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "o2o",
+            "KEY_PREFIX": env.str("CACHE_PREFIX", default="o2o"),
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="o2o")},
+            "CONFIG": {
+                # redis-py 8 times reads out after 5 s by default, exactly channels-redis's own
+                # 5 s receive wait: a quiet socket would crash (django/channels_redis#422).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env.str("CHANNELS_PREFIX", default="o2o"),
+            },
         }
     }
 else:

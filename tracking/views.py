@@ -38,7 +38,6 @@ def map_page(request: HttpRequest) -> HttpResponse:
     }
     products = [{"id": p.pk, "name": p.name} for p in products_active()]
     i18n = {
-        "connected": _("Live"),
         "connecting": _("Connecting…"),
         "reconnecting": _("Connection lost, reconnecting…"),
         "zoomIn": _("Zoom in to see carts."),
@@ -47,9 +46,6 @@ def map_page(request: HttpRequest) -> HttpResponse:
         "moving": _("Moving"),
         "stationary": _("Standing still"),
         "stale": _("Not heard from for a while"),
-        "seen": _("seen"),
-        "away": _("away"),
-        "carts": _("carts"),
     }
     return render(
         request,

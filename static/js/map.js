@@ -3,6 +3,12 @@
   "use strict";
   var cfg = JSON.parse(document.getElementById("map-config").textContent);
   var t = JSON.parse(document.getElementById("map-i18n").textContent);
+  var text = document.getElementById("map-text").dataset;  // whole sentences, {name} slots
+  var lang = document.documentElement.lang || undefined;
+  var plural = new Intl.PluralRules(lang);
+  var metres = new Intl.NumberFormat(lang, { style: "unit", unit: "meter", maximumFractionDigits: 0 });
+  var kilometres = new Intl.NumberFormat(lang, { style: "unit", unit: "kilometer", maximumFractionDigits: 1 });
+  var relative = new Intl.RelativeTimeFormat(lang, { numeric: "always" });
   var statusEl = document.getElementById("map-status");
   var listEl = document.getElementById("vendor-list");
   var countEl = document.getElementById("list-count");
@@ -11,7 +17,7 @@
   var vendors = {};   // id -> payload
   var shapes = {};    // id -> L.polygon
   var origin = null;  // "near me" point: used in this page only, never sent anywhere
-  var socket = null, retry = 0, viewportTimer = null;
+  var socket = null, retry = 0, viewportTimer = null, live = false;
 
   var map = L.map("map", { zoomControl: true }).setView(cfg.centre, cfg.zoom);
   var tiles = L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 });
@@ -27,9 +33,21 @@
   });
   tiles.addTo(map);
 
-  function setStatus(text, state) {
-    statusEl.textContent = text;
+  function setStatus(message, state) {
+    if (statusEl.textContent !== message) statusEl.textContent = message;  // a live region
     statusEl.className = "map-status " + (state || "");
+  }
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (slot, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : slot;
+    });
+  }
+
+  function setLive() {
+    var n = Object.keys(vendors).length;
+    var template = plural.select(n) === "one" ? text.liveOne : text.liveOther;
+    setStatus(fill(template, { count: n }), "live");
   }
 
   function colour(presence) {
@@ -53,6 +71,8 @@
     poly.bindPopup(link);
     poly.bindTooltip(v.name);
     poly.addTo(map);
+    var path = poly.getElement();  // what the tests (and the curious) can read: no exact spot
+    if (path) { path.setAttribute("data-vendor", v.id); path.setAttribute("data-cell", v.cell); }
     shapes[v.id] = poly;
   }
 
@@ -65,19 +85,45 @@
   }
 
   function ago(iso) {
-    if (!iso) return "";
-    var s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-    return s < 60 ? s + "s" : Math.round(s / 60) + "m";
+    // "3분 전" / "3 minutes ago"; coarse enough to stay true between refreshes (every 10 s).
+    var s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+    if (s < 10) return relative.format(-Math.max(1, s), "second");
+    if (s < 60) return relative.format(-Math.floor(s / 10) * 10, "second");
+    if (s < 3600) return relative.format(-Math.floor(s / 60), "minute");
+    return relative.format(-Math.floor(s / 3600), "hour");
+  }
+
+  function distance(m) {
+    var d = Math.round(m / 100) * 100;
+    return d >= 1000 ? kilometres.format(d / 1000) : metres.format(Math.max(100, d));
+  }
+
+  function describe(v, point) {
+    var values = { presence: t[v.presence] || v.presence, distance: distance(distanceFrom(point, v)) };
+    if (!v.last_seen) return fill(text.metaUnseen, values);
+    values.ago = ago(v.last_seen);
+    return fill(text.metaSeen, values);
+  }
+
+  function listPoint() {
+    var centre = map.getCenter();
+    return origin || [centre.lat, centre.lng];
   }
 
   function renderList() {
-    var centre = map.getCenter();
-    var point = origin || [centre.lat, centre.lng];
-    var items = Object.keys(vendors).map(function (id) { return vendors[id]; }).filter(visible);
+    var point = listPoint();
+    var bounds = map.getBounds();
+    var items = Object.keys(vendors).map(function (id) { return vendors[id]; }).filter(function (v) {
+      // "Carts in view": the socket also sends the carts around the view (whole H3 groups).
+      return visible(v) && bounds.intersects(L.latLngBounds(v.boundary));
+    });
     items.sort(function (a, b) { return distanceFrom(point, a) - distanceFrom(point, b); });
     listEl.textContent = "";
     items.forEach(function (v) {
       var li = document.createElement("li");
+      li.setAttribute("data-vendor", v.id);
+      li.setAttribute("data-cell", v.cell);
+      li.setAttribute("data-presence", v.presence);
       var a = document.createElement("a");
       a.href = v.url;
       if (v.presence === "stale") a.className = "stale";
@@ -85,10 +131,7 @@
       name.textContent = v.name;
       var meta = document.createElement("span");
       meta.className = "presence";
-      var d = Math.round(distanceFrom(point, v) / 100) * 100;
-      meta.textContent = (t[v.presence] || v.presence) + " · ~" +
-        (d >= 1000 ? (d / 1000).toFixed(1) + " km" : d + " m") + " " + t.away +
-        " · " + t.seen + " " + ago(v.last_seen);
+      meta.textContent = describe(v, point);
       a.appendChild(name);
       a.appendChild(meta);
       li.appendChild(a);
@@ -96,6 +139,16 @@
     });
     countEl.textContent = "(" + items.length + ")";
     emptyEl.hidden = items.length !== 0;
+  }
+
+  function refreshTimes() {
+    // Only the "seen … ago" texts: rebuilding the list would take a focused link away.
+    var point = listPoint();
+    listEl.querySelectorAll("li[data-vendor]").forEach(function (li) {
+      var v = vendors[li.getAttribute("data-vendor")];
+      var meta = li.querySelector(".presence");
+      if (v && meta) meta.textContent = describe(v, point);
+    });
   }
 
   function upsert(v) { vendors[v.id] = v; draw(v); }
@@ -114,6 +167,7 @@
 
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    live = false;
     setStatus(retry ? t.reconnecting : t.connecting, retry ? "down" : "");
     socket = new WebSocket(scheme + location.host + cfg.ws);
     socket.onopen = function () { retry = 0; sendViewport(); };
@@ -123,7 +177,7 @@
         // A snapshot is the truth for the cells it covers: anything else there is gone.
         Object.keys(vendors).forEach(remove);
         msg.vendors.forEach(upsert);
-        setStatus(t.connected + " · " + msg.vendors.length + " " + t.carts, "live");
+        live = true;
       } else if (msg.type === "upsert") {
         upsert(msg.vendor);
       } else if (msg.type === "remove") {
@@ -131,12 +185,15 @@
         if (v && v.coarse === msg.coarse) remove(msg.id);
       } else if (msg.type === "zoom_in") {
         Object.keys(vendors).forEach(remove);
+        live = false;
         setStatus(t.zoomIn, "");
       }
+      if (live) setLive();
       renderList();
       document.body.dataset.mapReady = "1";
     };
     socket.onclose = function () {
+      live = false;
       setStatus(t.reconnecting, "down");
       retry = Math.min(retry + 1, 6);
       setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
@@ -166,6 +223,6 @@
       if (a) { origin = [a.lat, a.lng]; map.setView(origin, 16); }
     });
   }
-  setInterval(renderList, 30000);  // keep "seen … ago" fresh
+  setInterval(refreshTimes, 10000);  // keep "seen … ago" true
   connect();
 })();

@@ -4,11 +4,20 @@
   "use strict";
   var cfg = JSON.parse(document.getElementById("shift-config").textContent);
   var t = JSON.parse(document.getElementById("shift-i18n").textContent);
+  var text = document.getElementById("shift-text").dataset;  // whole sentences, {name} slots
+  var lang = document.documentElement.lang || undefined;
   var csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   var QUEUE_KEY = "o2o.pingQueue", MAX_QUEUE = 2000, MIN_GAP_MS = 3000;
   var onShift = cfg.onShift, socket = null, retry = 0, watchId = null, wakeLock = null;
-  var lastSent = 0, flushing = false;
+  var lastSent = 0, flushing = false, pending = null, pendingTimer = null;
+  var unacked = {};  // ts -> [lat, lng] of pings sent on the socket, until the server answers
   var el = function (id) { return document.getElementById(id); };
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (slot, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : slot;
+    });
+  }
+  function sentNow() { el("last-ping").textContent = new Date().toLocaleTimeString(lang); }
 
   function queue() {
     try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; }
@@ -43,7 +52,8 @@
     post(cfg.batchUrl, { pings: chunk }).then(function (res) {
       if (res.ok || res.status === 422) {
         saveQueue(queue().slice(chunk.length));  // accepted or refused for good: not retried
-        el("last-ping").textContent = new Date().toLocaleTimeString();
+        sentNow();
+        loadTrack();
       }
     }).catch(function () {}).then(function () {
       flushing = false;
@@ -59,18 +69,23 @@
     socket.onopen = function () { retry = 0; setConn(t.online); flush(); };
     socket.onmessage = function (event) {
       var msg = JSON.parse(event.data);
+      var point = unacked[msg.ts];
+      delete unacked[msg.ts];
       if (msg.type === "ack") {
-        el("last-ping").textContent = new Date().toLocaleTimeString();
+        sentNow();
         el("shift-error").textContent = "";
+        if (point) addToTrack(point);
       } else if (msg.type === "rejected") {
-        el("shift-error").textContent = t.rejected + ": " + msg.message;
+        el("shift-error").textContent = fill(text.rejected, { reason: msg.message });
       }
     };
     socket.onclose = function (event) {
+      if (socket !== this) return;  // a socket replaced since (off and on again quickly)
       socket = null;
+      unacked = {};
+      if (!onShift) { setConn(text.notConnected); return; }  // closed by going off shift
       setConn(t.offline);
       if (event.code === 4401 || event.code === 4403) { el("shift-error").textContent = t.error; return; }
-      if (!onShift) return;
       retry = Math.min(retry + 1, 6);
       setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
     };
@@ -79,9 +94,29 @@
   function onPosition(p) {
     var ping = { lat: p.coords.latitude, lng: p.coords.longitude,
                  accuracy: Math.max(1, p.coords.accuracy || 1), ts: Math.round(p.timestamp || Date.now()) };
-    if (ping.ts - lastSent < MIN_GAP_MS) return;
+    clearTimeout(pendingTimer);
+    if (ping.ts - lastSent < MIN_GAP_MS) {
+      // Too soon after the last one: keep the newest fix and send it when the gap is up, so the
+      // last move before the phone goes quiet is never lost. The phone has had no newer fix by
+      // then, so it is where the vendor still is: stamped with that moment.
+      pending = ping;
+      pendingTimer = setTimeout(function () {
+        if (pending === null || watchId === null) return;
+        var late = pending;
+        pending = null;
+        late.ts = Math.max(late.ts, lastSent + MIN_GAP_MS, Date.now());
+        send(late);
+      }, Math.max(0, lastSent + MIN_GAP_MS - Date.now()));
+      return;
+    }
+    pending = null;
+    send(ping);
+  }
+
+  function send(ping) {
     lastSent = ping.ts;
     if (socket && socket.readyState === WebSocket.OPEN && !queue().length) {
+      unacked[ping.ts] = [ping.lat, ping.lng];
       socket.send(JSON.stringify(Object.assign({ type: "ping" }, ping)));
     } else {
       var q = queue(); q.push(ping); saveQueue(q);
@@ -100,9 +135,11 @@
   function stopWatching() {
     if (watchId !== null) navigator.geolocation.clearWatch(watchId);
     watchId = null;
+    clearTimeout(pendingTimer);
+    pending = null;
     if (socket) socket.close(1000);
     if (wakeLock) { wakeLock.release().catch(function () {}); wakeLock = null; }
-    setConn("—");
+    setConn(text.notConnected);
   }
   function requestWakeLock() {
     if (!("wakeLock" in navigator) || !onShift) return;
@@ -132,12 +169,24 @@
   var trackMap = L.map("track-map").setView(cfg.centre, 15);
   L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 }).addTo(trackMap);
   var line = L.polyline([], { color: "#0b7a53", weight: 4 }).addTo(trackMap);
+  // Where the phone last sent: one point of a track draws nothing, and tiles may not load.
+  var here = L.circleMarker(cfg.centre, { radius: 8, color: "#fff", weight: 3, fillColor: "#0b7a53", fillOpacity: 1 });
+  function addToTrack(point) {
+    line.addLatLng(point);
+    here.setLatLng(point);
+    if (!trackMap.hasLayer(here)) { here.addTo(trackMap); trackMap.setView(point, 16); }
+    else if (!trackMap.getBounds().contains(point)) trackMap.panTo(point);
+  }
+  var fitted = false;
   function loadTrack() {
     fetch(cfg.trackUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); })
       .then(function (body) {
         var pts = (body.track || []).map(function (p) { return [p.lat, p.lng]; });
         line.setLatLngs(pts);
-        if (pts.length) trackMap.fitBounds(line.getBounds(), { maxZoom: 16, padding: [20, 20] });
+        if (!pts.length) return;
+        here.setLatLng(pts[pts.length - 1]).addTo(trackMap);
+        if (!fitted) trackMap.fitBounds(line.getBounds(), { maxZoom: 16, padding: [20, 20] });
+        fitted = true;  // later refreshes leave the vendor's own panning and zoom alone
       }).catch(function () {});
   }
   loadTrack();
@@ -147,5 +196,5 @@
     navigator.serviceWorker.register(cfg.swUrl, { scope: cfg.swUrl.replace(/sw\.js$/, "") }).catch(function () {});
   }
   render();
-  if (onShift) startWatching(); else setConn("—");
+  if (onShift) startWatching(); else setConn(text.notConnected);
 })();

@@ -17,7 +17,7 @@ KOREAN = {"locale": "ko-KR"}
 def log_in(page, base_url: str, email: str) -> None:
     """Log in through the login page, in Korean."""
     page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("이메일 주소").fill(email)
+    page.get_by_label("이메일", exact=True).fill(email)
     page.get_by_label("비밀번호").fill(factories.PASSWORD)
     page.get_by_role("button", name="로그인", exact=True).click()
 
@@ -124,11 +124,11 @@ def test_wrong_password_and_no_carts_are_explained(live_server, new_page, shot, 
 
     # When they get the password wrong, the form says so and keeps the address they typed
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("이메일 주소").fill(customer.email)
+    page.get_by_label("이메일", exact=True).fill(customer.email)
     page.get_by_label("비밀번호").fill("not-the-password")
     page.get_by_role("button", name="로그인", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("비밀번호")
-    expect(page.get_by_label("이메일 주소")).to_have_value(customer.email)
+    expect(page.get_by_label("이메일", exact=True)).to_have_value(customer.email)
     assert_accessible(page)
     shot(page, "09-login-error")
 
