@@ -162,6 +162,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
     "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
+    "orders-expire": {"task": "orders.tasks.orders_expire", "schedule": 30.0},
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).
 INPROCESS_SCHEDULER = env.bool("INPROCESS_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
@@ -286,6 +287,15 @@ STATIONARY_AFTER_S = env.int("STATIONARY_AFTER_S", default=120)
 STALE_AFTER_S = env.int("STALE_AFTER_S", default=120)
 OFFLINE_AFTER_S = env.int("OFFLINE_AFTER_S", default=600)
 HEARTBEAT_S = env.int("HEARTBEAT_S", default=60)
+# Orders: the platform's default commission (basis points) snapshotted onto each order, how long
+# a vendor has to accept, how long a checkout may wait for payment, the pickup hold time.
+COMMISSION_DEFAULT_BPS = env.int("COMMISSION_DEFAULT_BPS", default=1000)
+ORDER_ACCEPT_MINUTES = env.int("ORDER_ACCEPT_MINUTES", default=10)
+ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
+PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
+ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
+MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor
+PICKUP_MAX_KM = env.float("PICKUP_MAX_KM", default=3.0)
 
 LOGGING = {
     "version": 1,

@@ -32,6 +32,9 @@ class Vendor(models.Model):
     home_lat = models.FloatField(_("home base latitude"))
     home_lng = models.FloatField(_("home base longitude"))
     home_cell = models.CharField(max_length=16, editable=False)
+    delivery_fee = models.PositiveIntegerField(
+        _("delivery fee"), default=1000, help_text=_("Charged on door deliveries, in KRW.")
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

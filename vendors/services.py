@@ -210,3 +210,49 @@ def stock_adjust(*, stock_id: int, delta: int) -> bool:
         vendor_id = Stock.objects.filter(pk=stock_id).values_list("vendor_id", flat=True).first()
         _notify_stock_changed(vendor_id)
     return changed
+
+
+class OutOfStock(Conflict):
+    """Not enough of a product on the cart now."""
+
+    def __init__(self, product_id: int, message: str) -> None:
+        super().__init__(message)
+        self.product_id = product_id
+
+
+def stock_reserve(*, vendor_id: int, items: dict[int, int]) -> None:
+    """Take `items` ({product_id: quantity}) off the cart, all or nothing.
+
+    One conditional UPDATE per line (`quantity >= wanted`), never read-then-write, in product order
+    so two orders sharing products can't deadlock. Call it inside the caller's transaction: on
+    OutOfStock the caller's rollback returns what was already taken.
+    """
+    for product_id, wanted in sorted(items.items()):
+        if wanted <= 0:
+            raise ValidationError(_("Quantities must be at least 1."))
+        taken = Stock.objects.filter(
+            vendor_id=vendor_id, product_id=product_id, quantity__gte=wanted
+        ).update(quantity=F("quantity") - wanted, updated_at=timezone.now())
+        if not taken:
+            left = (
+                Stock.objects.filter(vendor_id=vendor_id, product_id=product_id)
+                .values_list("quantity", flat=True)
+                .first()
+            ) or 0
+            name = Product.objects.filter(pk=product_id).values_list("name_ko", flat=True).first()
+            raise OutOfStock(
+                product_id,
+                _("Only %(left)s of %(name)s left on the cart.") % {"left": left, "name": name}
+                if left
+                else _("%(name)s is sold out.") % {"name": name},
+            )
+    _notify_stock_changed(vendor_id)
+
+
+def stock_release(*, vendor_id: int, items: dict[int, int]) -> None:
+    """Put reserved units back on the cart (order cancelled, rejected, expired or unpaid)."""
+    for product_id, quantity in sorted(items.items()):
+        Stock.objects.filter(vendor_id=vendor_id, product_id=product_id).update(
+            quantity=F("quantity") + quantity, updated_at=timezone.now()
+        )
+    _notify_stock_changed(vendor_id)

@@ -1,0 +1,545 @@
+"""Every write of an order: placement (stock reserved, payment started), and one function per
+state transition, each guarded in SQL (the allowed source states sit in the UPDATE's WHERE), each
+writing an OrderEvent and, after commit, telling the customer's and the vendor's live pages.
+
+    checkout -> PENDING_PAYMENT --authorised--> PLACED --accept--> ACCEPTED --depart--> EN_ROUTE
+       --ready--> READY --hand over (code)--> HANDED_OVER --captured--> COMPLETED
+    PENDING_PAYMENT --declined / abandoned--> FAILED
+    PLACED --reject--> REJECTED;  PLACED --nobody accepts in time--> EXPIRED
+    PENDING_PAYMENT | PLACED --customer cancels--> CANCELLED
+    READY (pickup) --not collected in the hold time--> CANCELLED (money returned)
+Stock goes back on the cart whenever an order ends without a handover.
+"""
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+import h3
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import CustomerProfile
+from o2o.errors import Conflict, NotAllowed
+from o2o.geo import distance_m
+from tracking.models import VendorPosition
+from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Vendor
+from vendors.services import stock_release, stock_reserve
+
+from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
+
+log = logging.getLogger(__name__)
+Role = OrderEvent.Role
+
+
+class InvalidTransition(Conflict):
+    """The order is not in a state that allows this (someone else acted first, or too late)."""
+
+
+# The graph: for each action, the states it may start from and the state it leads to.
+EDGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "authorise": ((Status.PENDING_PAYMENT,), Status.PLACED),
+    "fail": ((Status.PENDING_PAYMENT,), Status.FAILED),
+    "accept": ((Status.PLACED,), Status.ACCEPTED),
+    "reject": ((Status.PLACED,), Status.REJECTED),
+    "expire": ((Status.PLACED,), Status.EXPIRED),
+    "cancel": ((Status.PENDING_PAYMENT, Status.PLACED), Status.CANCELLED),
+    "depart": ((Status.ACCEPTED,), Status.EN_ROUTE),
+    "ready": ((Status.ACCEPTED, Status.EN_ROUTE), Status.READY),
+    "hand_over": ((Status.ACCEPTED, Status.EN_ROUTE, Status.READY), Status.HANDED_OVER),
+    "complete": ((Status.HANDED_OVER,), Status.COMPLETED),
+    "uncollected": ((Status.READY,), Status.CANCELLED),
+}
+# Endings without a handover put the stock back; those after payment return the money.
+RELEASES_STOCK = {Status.FAILED, Status.REJECTED, Status.EXPIRED, Status.CANCELLED}
+
+
+@dataclass(frozen=True)
+class LineIn:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Receive:
+    """How the customer receives the order, with what each way needs."""
+
+    fulfilment: str
+    address_id: int | None = None
+    pickup_point_id: int | None = None
+    meet_cell: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+def _items(lines: list[LineIn]) -> dict[int, int]:
+    if not lines:
+        raise ValidationError(_("The cart is empty."))
+    items: dict[int, int] = {}
+    for line in lines:
+        q = line.quantity
+        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+            raise ValidationError(_("Quantities must be at least 1."))
+        if q > settings.ORDER_MAX_QUANTITY:
+            raise ValidationError(
+                _("At most %(n)s of one product per order.") % {"n": settings.ORDER_MAX_QUANTITY}
+            )
+        items[line.product_id] = items.get(line.product_id, 0) + q
+    return items
+
+
+def _vendor_position(vendor: Vendor) -> VendorPosition | None:
+    return VendorPosition.objects.filter(vendor=vendor).first()
+
+
+def _check_window(receive: Receive, now: datetime) -> None:
+    start, end = receive.window_start, receive.window_end
+    if start is None or end is None:
+        raise ValidationError(_("Choose a time window."))
+    if end <= start:
+        raise ValidationError(_("The time window must end after it starts."))
+    if end < now or start > now + timedelta(days=2):
+        raise ValidationError(_("Choose a time window between now and the day after tomorrow."))
+
+
+def _pickup_open(point: PickupPoint, start: datetime, end: datetime) -> bool:
+    local_start, local_end = timezone.localtime(start), timezone.localtime(end)
+    return OpeningHours.objects.filter(
+        point=point,
+        weekday=local_start.weekday(),
+        opens__lte=local_start.time(),
+        closes__gte=local_end.time() if local_end.date() == local_start.date() else "23:59",
+    ).exists()
+
+
+def _receive_fields(
+    *, receive: Receive, customer: CustomerProfile, vendor: Vendor, now: datetime
+) -> dict:
+    """Check the way to receive against its rules; the fields it puts on the order."""
+    kind = receive.fulfilment
+    if kind == Fulfilment.DELIVERY:
+        address = customer.addresses.filter(pk=receive.address_id).first()
+        if address is None:
+            raise ValidationError({"address": _("Choose one of your addresses.")})
+        area_cell = h3.latlng_to_cell(address.lat, address.lng, settings.SERVICE_AREA_RES)
+        if not ServiceCell.objects.filter(vendor=vendor, cell=area_cell).exists():
+            raise ValidationError(
+                {"address": _("This address is outside the area this vendor delivers to.")}
+            )
+        _check_window(receive, now)
+        return {
+            "delivery_address": f"{address.line1} {address.line2}".strip(),
+            "delivery_lat": address.lat,
+            "delivery_lng": address.lng,
+            "delivery_fee": vendor.delivery_fee,
+            "window_start": receive.window_start,
+            "window_end": receive.window_end,
+        }
+    if kind == Fulfilment.PICKUP:
+        point = PickupPoint.objects.filter(pk=receive.pickup_point_id, is_active=True).first()
+        if point is None:
+            raise ValidationError({"pickup_point": _("Choose an open pickup point.")})
+        if distance_m(point.lat, point.lng, vendor.home_lat, vendor.home_lng) > (
+            settings.PICKUP_MAX_KM * 1000
+        ):
+            raise ValidationError(
+                {"pickup_point": _("This pickup point is too far from the vendor.")}
+            )
+        _check_window(receive, now)
+        if not _pickup_open(point, receive.window_start, receive.window_end):
+            raise ValidationError(
+                {"pickup_point": _("The pickup point is closed at that time. Choose another time.")}
+            )
+        return {
+            "pickup_point": point,
+            "window_start": receive.window_start,
+            "window_end": receive.window_end,
+        }
+    if kind == Fulfilment.MEET:
+        pos = _vendor_position(vendor)
+        if pos is None or not pos.is_public:
+            raise ValidationError(
+                _("This vendor is not on the road now; choose pickup or delivery.")
+            )
+        cell = receive.meet_cell
+        valid = isinstance(cell, str) and h3.is_valid_cell(cell) if cell else False
+        if not valid or h3.get_resolution(cell) != settings.PUBLIC_CELL_RES:
+            raise ValidationError({"meet_cell": _("Choose a meeting point on the map.")})
+        if h3.grid_distance(cell, pos.public_cell) > settings.MEET_MAX_RINGS:
+            raise ValidationError({"meet_cell": _("Choose a meeting point nearer the vendor.")})
+        _check_window(receive, now)
+        return {
+            "meet_cell": cell,
+            "window_start": receive.window_start,
+            "window_end": receive.window_end,
+        }
+    if kind == Fulfilment.AT_CART:
+        return {}
+    raise ValidationError({"fulfilment": _("Choose how to receive the order.")})
+
+
+@transaction.atomic
+def order_place(
+    *,
+    customer: CustomerProfile,
+    vendor_id: int,
+    lines: list[LineIn],
+    receive: Receive,
+    checkout_token: uuid.UUID,
+    note: str = "",
+    now: datetime | None = None,
+) -> Order:
+    """Create the order and reserve its stock, all or nothing. Idempotent on checkout_token: the
+    same checkout submitted twice gives back the first order. Payment starts after commit
+    (order_payment_start), outside this transaction: no network call holds database locks."""
+    now = now or timezone.now()
+    existing = Order.objects.filter(checkout_token=checkout_token).first()
+    if existing is not None:
+        if existing.customer_id != customer.pk:
+            raise NotAllowed(_("This checkout belongs to someone else."))
+        return existing
+    vendor = Vendor.objects.filter(pk=vendor_id).first()
+    if vendor is None or not vendor.can_sell:
+        raise ValidationError(_("This vendor is not selling now."))
+    pos = _vendor_position(vendor)
+    if pos is None or not pos.on_shift:
+        raise ValidationError(_("This vendor is off shift now. Try again later."))
+    if vendor.user_id == customer.user_id:
+        raise ValidationError(_("You can't order from your own cart."))
+    items = _items(lines)
+    products = {p.pk: p for p in Product.objects.filter(pk__in=items, is_active=True)}
+    if len(products) != len(items):
+        raise ValidationError(_("A product in the cart is no longer on sale."))
+    extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
+    subtotal = sum(products[pid].price * q for pid, q in items.items())
+    delivery_fee = extra.pop("delivery_fee", 0)
+    stock_reserve(vendor_id=vendor.pk, items=items)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                customer=customer,
+                vendor=vendor,
+                status=Status.PENDING_PAYMENT,
+                fulfilment=receive.fulfilment,
+                note=note.strip()[:200],
+                currency=settings.CURRENCY,
+                subtotal=subtotal,
+                delivery_fee=delivery_fee,
+                total=subtotal + delivery_fee,
+                commission_bps=settings.COMMISSION_DEFAULT_BPS,
+                handover_code=f"{secrets.randbelow(10**4):04d}",
+                checkout_token=checkout_token,
+                expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_MINUTES),
+                **extra,
+            )
+    except IntegrityError:
+        # The same checkout raced with itself: the other request created it; give that back.
+        transaction.set_rollback(True)
+        raise Conflict(_("This checkout is already being placed.")) from None
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                product=products[pid],
+                name_ko=products[pid].name_ko,
+                name_en=products[pid].name_en,
+                unit_price=products[pid].price,
+                quantity=q,
+                line_total=products[pid].price * q,
+            )
+            for pid, q in sorted(items.items())
+        ]
+    )
+    OrderEvent.objects.create(
+        order=order, to_status=Status.PENDING_PAYMENT, actor=customer.user, role=Role.CUSTOMER
+    )
+    return order
+
+
+def _transition(
+    *,
+    order_id: int,
+    action: str,
+    actor=None,
+    role: str,
+    reason: str = "",
+    scope: dict | None = None,
+    **fields,
+) -> Order:
+    """Move the order along one edge of the graph, in SQL, or raise InvalidTransition."""
+    sources, to = EDGES[action]
+    now = timezone.now()
+    rows = Order.objects.filter(pk=order_id, status__in=sources, **(scope or {}))
+    current = rows.values_list("status", flat=True).first()
+    if current is None or not rows.filter(status=current).update(
+        status=to, updated_at=now, reason=reason[:200] if reason else "", **fields
+    ):
+        raise InvalidTransition(_("This order can no longer be changed that way."))
+    OrderEvent.objects.create(
+        order_id=order_id,
+        from_status=current,
+        to_status=to,
+        actor=actor,
+        role=role,
+        reason=reason[:200],
+    )
+    if to in RELEASES_STOCK:
+        order = Order.objects.get(pk=order_id)
+        stock_release(
+            vendor_id=order.vendor_id,
+            items=dict(order.lines.values_list("product_id", "quantity")),
+        )
+    transaction.on_commit(partial(_after_transition, order_id=order_id, to=to), robust=True)
+    return Order.objects.select_related("vendor", "customer__user").get(pk=order_id)
+
+
+def _after_transition(*, order_id: int, to: str) -> None:
+    from . import notifications
+
+    notifications.order_changed(order_id=order_id, status=to)
+    if to in (Status.REJECTED, Status.EXPIRED, Status.CANCELLED, Status.FAILED):
+        from .tasks import order_money_return
+
+        order_money_return.delay(order_id)
+    elif to == Status.HANDED_OVER:
+        from .tasks import order_capture
+
+        order_capture.delay(order_id)
+
+
+def _vendor_scope(vendor: Vendor) -> dict:
+    return {"vendor": vendor}
+
+
+# --- payment --------------------------------------------------------------------------------
+
+
+def order_payment_start(*, order_id: int, return_url: str) -> str:
+    """Start the payment at the provider; the URL of its card page. Safe to call twice."""
+    from payments.services import payment_start
+
+    order = Order.objects.get(pk=order_id)
+    if order.status != Status.PENDING_PAYMENT:
+        raise InvalidTransition(_("This order is not waiting for payment."))
+    payment = payment_start(
+        order_id=order.pk,
+        amount=order.total,
+        currency=order.currency,
+        return_url=return_url,
+        description=f"O2O order #{order.pk}",
+    )
+    Order.objects.filter(pk=order.pk, payment_id__isnull=True).update(payment_id=payment.pk)
+    return payment.checkout_url
+
+
+@transaction.atomic
+def order_payment_settled(*, order_id: int, payment_status: str) -> Order | None:
+    """The payment of a waiting order was decided at the provider: PLACED or FAILED.
+    Repeated or late news (a webhook after the return page) changes nothing."""
+    now = timezone.now()
+    try:
+        if payment_status == "authorised":
+            return _transition(
+                order_id=order_id,
+                action="authorise",
+                role=Role.SYSTEM,
+                placed_at=now,
+                expires_at=now + timedelta(minutes=settings.ORDER_ACCEPT_MINUTES),
+            )
+        if payment_status == "failed":
+            return _transition(
+                order_id=order_id, action="fail", role=Role.SYSTEM, reason="payment declined"
+            )
+    except InvalidTransition:
+        return None
+    return None
+
+
+# --- the vendor -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def order_accept(*, order_id: int, vendor: Vendor, eta_minutes: int) -> Order:
+    """PLACED -> ACCEPTED, by the order's own vendor, with an ETA."""
+    if (
+        isinstance(eta_minutes, bool)
+        or not isinstance(eta_minutes, int)
+        or not (1 <= eta_minutes <= 24 * 60)
+    ):
+        raise ValidationError({"eta_minutes": _("Give an ETA between 1 minute and 24 hours.")})
+    now = timezone.now()
+    return _transition(
+        order_id=order_id,
+        action="accept",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        scope=_vendor_scope(vendor),
+        accepted_at=now,
+        eta=now + timedelta(minutes=eta_minutes),
+        expires_at=None,
+    )
+
+
+@transaction.atomic
+def order_reject(*, order_id: int, vendor: Vendor, reason: str) -> Order:
+    if not (reason or "").strip():
+        raise ValidationError({"reason": _("Tell the customer why.")})
+    return _transition(
+        order_id=order_id,
+        action="reject",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        reason=reason.strip(),
+        scope=_vendor_scope(vendor),
+        expires_at=None,
+    )
+
+
+@transaction.atomic
+def order_depart(*, order_id: int, vendor: Vendor) -> Order:
+    return _transition(
+        order_id=order_id,
+        action="depart",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        scope=_vendor_scope(vendor),
+    )
+
+
+@transaction.atomic
+def order_ready(*, order_id: int, vendor: Vendor) -> Order:
+    """Arrived at the meeting point / door, or left at the pickup point (hold time starts)."""
+    order = Order.objects.filter(pk=order_id, vendor=vendor).first()
+    extra = {}
+    if order is not None and order.fulfilment == Fulfilment.PICKUP:
+        extra["expires_at"] = timezone.now() + timedelta(hours=settings.PICKUP_HOLD_HOURS)
+    return _transition(
+        order_id=order_id,
+        action="ready",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        scope=_vendor_scope(vendor),
+        **extra,
+    )
+
+
+@transaction.atomic
+def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
+    """The vendor hands the goods over; the customer's code proves it is the right person."""
+    order = Order.objects.filter(pk=order_id, vendor=vendor).first()
+    if order is None:
+        raise InvalidTransition(_("This order can no longer be changed that way."))
+    if not secrets.compare_digest(str(code or "").strip(), order.handover_code):
+        raise ValidationError({"code": _("That code is not right. Ask the customer to show it.")})
+    return _transition(
+        order_id=order_id,
+        action="hand_over",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        scope=_vendor_scope(vendor),
+        handed_over_at=timezone.now(),
+        expires_at=None,
+    )
+
+
+# --- the customer -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def order_cancel(*, order_id: int, customer: CustomerProfile, reason: str = "") -> Order:
+    """The customer cancels before the vendor accepts."""
+    return _transition(
+        order_id=order_id,
+        action="cancel",
+        actor=customer.user,
+        role=Role.CUSTOMER,
+        reason=reason.strip() or "cancelled by the customer",
+        scope={"customer": customer},
+        expires_at=None,
+    )
+
+
+# --- the system -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def order_complete(*, order_id: int) -> Order | None:
+    """HANDED_OVER -> COMPLETED once the money is captured."""
+    try:
+        return _transition(
+            order_id=order_id, action="complete", role=Role.SYSTEM, completed_at=timezone.now()
+        )
+    except InvalidTransition:
+        return None
+
+
+def orders_expire(*, now: datetime | None = None, batch_size: int = 200) -> dict[str, int]:
+    """Nobody accepted in time -> EXPIRED; never paid -> FAILED; pickup not collected ->
+    CANCELLED. Bounded batches; each transition re-checks its state in SQL, so it is safe to run
+    twice or beside a vendor accepting at the last second."""
+    now = now or timezone.now()
+    done = {"expired": 0, "unpaid": 0, "uncollected": 0}
+    plans = (
+        ("expired", "expire", {"status": Status.PLACED}),
+        ("unpaid", "fail", {"status": Status.PENDING_PAYMENT}),
+        ("uncollected", "uncollected", {"status": Status.READY, "fulfilment": Fulfilment.PICKUP}),
+    )
+    for label, action, filters in plans:
+        ids = list(
+            Order.objects.filter(expires_at__lt=now, **filters)
+            .order_by("expires_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        for order_id in ids:
+            try:
+                with transaction.atomic():
+                    _transition(
+                        order_id=order_id,
+                        action=action,
+                        role=Role.SYSTEM,
+                        reason={
+                            "expired": "nobody accepted in time",
+                            "unpaid": "not paid in time",
+                            "uncollected": "not collected in time",
+                        }[label],
+                        scope={"expires_at__lt": now},
+                        expires_at=None,
+                    )
+            except InvalidTransition:
+                continue
+            done[label] += 1
+    return done
+
+
+def order_is_final(order: Order) -> bool:
+    return order.status in FINAL
+
+
+def order_payment_refresh(*, order_id: int) -> Order:
+    """Ask the provider how the payment of a waiting order stands and apply it (the return from
+    the card page, a webhook, or a customer pressing "check again"). The provider is the truth.
+    Raises payments' PaymentUnavailable when the provider does not answer in time."""
+    from payments.services import payment_sync
+
+    order = Order.objects.get(pk=order_id)
+    if order.payment_id is not None and order.status == Status.PENDING_PAYMENT:
+        payment = payment_sync(payment_id=order.payment_id)
+        order_payment_settled(order_id=order_id, payment_status=payment_outcome(payment.status))
+        order.refresh_from_db()
+    return order
+
+
+def payment_outcome(status: str) -> str:
+    """What a payment's status means for a waiting order: authorised, failed or still pending."""
+    s = str(status).lower()
+    if s in ("authorised", "captured", "partially_refunded", "refunded"):
+        return "authorised"
+    if s in ("failed", "voided"):
+        return "failed"
+    return "pending"
