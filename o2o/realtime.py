@@ -17,6 +17,9 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2_000
+# Sends running at once on the loop: below redis-py's connection pool (100), so a burst waits
+# for a connection instead of failing with MaxConnectionsError.
+MAX_CONCURRENT_SENDS = 50
 
 
 class Broadcaster:
@@ -25,6 +28,7 @@ class Broadcaster:
         self._own_loop: asyncio.AbstractEventLoop | None = None
         self._server_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = 0
+        self._limiters: dict[int, asyncio.Semaphore] = {}
         self.dropped = 0
 
     def register_server_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -66,9 +70,18 @@ class Broadcaster:
                 self.dropped += 1
                 return None
             self._in_flight += 1
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+        future = asyncio.run_coroutine_threadsafe(self._send(layer, group, message), loop)
         future.add_done_callback(self._done)
         return future
+
+    async def _send(self, layer, group: str, message: dict) -> None:
+        limiter = self._limiters.get(id(asyncio.get_running_loop()))
+        if limiter is None:
+            limiter = self._limiters[id(asyncio.get_running_loop())] = asyncio.Semaphore(
+                MAX_CONCURRENT_SENDS
+            )
+        async with limiter:
+            await layer.group_send(group, message)
 
     def _done(self, future: Future) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from datetime import datetime
 import h3
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -135,12 +136,34 @@ def _rings_for(radius_m: float, res: int) -> int:
     return max(1, math.ceil(radius_m / (edge * 1.5)) + 1)
 
 
+def _live_cells_in(field: str, cells: list[str]) -> list[tuple[int, str]]:
+    """(vendor_id, public_cell) of vendors on the map in `cells`, straight from the partial index.
+    Raw SQL: compiling an IN list of a few hundred cells through the ORM costs more than running
+    it; PostgreSQL takes the list as one array parameter."""
+    table = VendorPosition._meta.db_table
+    column = {"public_cell": "public_cell", "coarse_cell": "coarse_cell"}[field]
+    if connection.vendor == "postgresql":
+        match, params = f"{column} = ANY(%s)", [list(cells)]
+    else:
+        match, params = f"{column} IN ({', '.join(['%s'] * len(cells))})", list(cells)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT vendor_id, public_cell FROM {table} "  # noqa: S608 - names from the model
+            f"WHERE on_shift = %s AND NOT (presence = %s) AND {match}",
+            [True, Presence.OFFLINE, *params],
+        )
+        return cursor.fetchall()
+
+
 def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) -> list[dict]:
     """Vendors on the map within about radius_m of a point, nearest first.
 
-    The search is by cells, never a table scan: the cells within the radius at the public
-    resolution (or at the coarse one for a wide radius) hit the partial index on the cell. The
-    distance given back is from the point to the vendor's cell centre, rounded to 100 m.
+    By cells, never a table scan, and in two steps so a dense city costs what the answer costs:
+    1. candidates: only (vendor, cell) pairs from the partial index on the cell (the cells within
+       the radius at the public resolution, or at the coarse one for a wide radius), no join and
+       no model instances, sorted by the distance to each cell's centre;
+    2. details (approved vendors only) for the nearest few, by primary key, until `limit`.
+    The distance given back is from the point to the vendor's cell centre, rounded to 100 m.
     """
     res = settings.PUBLIC_CELL_RES
     rings = _rings_for(radius_m, res)
@@ -150,14 +173,28 @@ def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) 
         rings = _rings_for(radius_m, res)
         field = "coarse_cell"
     origin = h3.latlng_to_cell(lat, lng, res)
-    cells = list(h3.grid_disk(origin, rings))
-    positions = positions_live().filter(**{f"{field}__in": cells}).select_related("vendor")
-    found = []
-    for pos in positions:
-        c_lat, c_lng = h3.cell_to_latlng(pos.public_cell)
-        d = distance_m(lat, lng, c_lat, c_lng)
+    rows = _live_cells_in(field, h3.grid_disk(origin, rings))
+    by_cell: dict[str, float] = {}
+    candidates = []
+    for vendor_id, cell in rows:
+        d = by_cell.get(cell)
+        if d is None:
+            d = by_cell[cell] = distance_m(lat, lng, *h3.cell_to_latlng(cell))
         if d <= radius_m:
-            found.append((d, pos))
+            candidates.append((d, vendor_id))
+    candidates.sort()
+    found: list[tuple[float, VendorPosition]] = []
+    start = 0
+    while len(found) < limit and start < len(candidates):
+        chunk = candidates[start : start + limit * 2]
+        start += len(chunk)
+        # Take the whole tie at the chunk's edge (same distance: one cell), for a stable order.
+        while start < len(candidates) and candidates[start][0] == chunk[-1][0]:
+            chunk.append(candidates[start])
+            start += 1
+        distance = dict((vid, d) for d, vid in chunk)
+        for pos in positions_live().filter(vendor_id__in=distance).select_related("vendor"):
+            found.append((distance[pos.vendor_id], pos))
     found.sort(key=lambda item: (item[0], item[1].vendor.name))
     found = found[:limit]
     payloads = public_payloads([pos for _d, pos in found])
@@ -178,14 +215,9 @@ def coarse_cells_for_bbox(
     if area_km2 > settings.MAP_MAX_GROUPS * h3.average_hexagon_area(res, unit="km^2") * 1.5:
         return None
     poly = h3.LatLngPoly([(south, west), (south, east), (north, east), (north, west)])
-    cells = set(h3.polygon_to_cells(poly, res))
-    # Cells only partly inside (their centre outside) are added through the corners and neighbours.
-    for corner in ((south, west), (south, east), (north, east), (north, west)):
-        cells.add(h3.latlng_to_cell(*corner, res))
-    border = set()
-    for cell in cells:
-        border.update(h3.grid_disk(cell, 1))
-    cells |= border
+    # Every cell that overlaps the viewport, and no more: a cell subscribed to but not seen costs
+    # every delta in it.
+    cells = set(h3.h3shape_to_cells_experimental(poly, res, contain="overlap"))
     if len(cells) > settings.MAP_MAX_GROUPS:
         return None
     return sorted(cells)
