@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from o2o.accounts.api import ObtainTokenApi
+from orders import api as orders_api
 from tracking import api as tracking_api
 from vendors import api as vendors_api
 
@@ -16,4 +17,42 @@ urlpatterns = [
     path("vendors/me/stock/", vendors_api.OwnStockApi.as_view(), name="api-own-stock"),
     path("vendors/<slug:slug>/", vendors_api.VendorDetailApi.as_view(), name="api-vendor"),
     path("products/", vendors_api.ProductListApi.as_view(), name="api-products"),
+    path("orders/", orders_api.OrdersApi.as_view(), name="api-orders"),
+    path("orders/<int:order_id>/", orders_api.OrderDetailApi.as_view(), name="api-order"),
+    path(
+        "orders/<int:order_id>/cancel/",
+        orders_api.OrderCancelApi.as_view(),
+        name="api-order-cancel",
+    ),
+    path(
+        "orders/<int:order_id>/payment/refresh/",
+        orders_api.OrderPaymentRefreshApi.as_view(),
+        name="api-order-payment-refresh",
+    ),
+    path("vendor/orders/", orders_api.VendorOrdersApi.as_view(), name="api-vendor-orders"),
+    path(
+        "vendor/orders/<int:order_id>/accept/",
+        orders_api.VendorOrderAcceptApi.as_view(),
+        name="api-vendor-order-accept",
+    ),
+    path(
+        "vendor/orders/<int:order_id>/reject/",
+        orders_api.VendorOrderRejectApi.as_view(),
+        name="api-vendor-order-reject",
+    ),
+    path(
+        "vendor/orders/<int:order_id>/depart/",
+        orders_api.VendorOrderDepartApi.as_view(),
+        name="api-vendor-order-depart",
+    ),
+    path(
+        "vendor/orders/<int:order_id>/ready/",
+        orders_api.VendorOrderReadyApi.as_view(),
+        name="api-vendor-order-ready",
+    ),
+    path(
+        "vendor/orders/<int:order_id>/hand-over/",
+        orders_api.VendorOrderHandOverApi.as_view(),
+        name="api-vendor-order-hand-over",
+    ),
 ]

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "tracking",
     "orders",
     "payments",
+    "payments.sandbox",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +141,8 @@ if REDIS_URL:
                 # 5 s receive wait: a quiet socket would crash (django/channels_redis#422).
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": env.str("CHANNELS_PREFIX", default="o2o"),
+                # A map socket in a busy area gets many deltas; the default 100 would drop them.
+                "capacity": env.int("CHANNELS_CAPACITY", default=1000),
             },
         }
     }
@@ -163,6 +166,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
     "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
     "orders-expire": {"task": "orders.tasks.orders_expire", "schedule": 30.0},
+    "sandbox-webhooks-deliver": {
+        "task": "payments.sandbox.tasks.sandbox_webhooks_deliver",
+        "schedule": 5.0,
+    },
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).
 INPROCESS_SCHEDULER = env.bool("INPROCESS_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
@@ -297,6 +304,48 @@ ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor
 PICKUP_MAX_KM = env.float("PICKUP_MAX_KM", default=3.0)
 
+# --- Payments -----------------------------------------------------------------------------------
+# The provider the platform talks to (payments/gateways/); "sandbox" is the test-mode gateway that
+# ships with the project under /sandbox/. Toss Payments or Stripe plug in beside it later.
+PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="sandbox")
+# Where providers reach the platform (the webhook URL handed to them with every intent).
+PLATFORM_BASE_URL = env.str("PLATFORM_BASE_URL", default="http://127.0.0.1:8000")
+# Every call to a provider: connect and read timeouts (seconds), extra attempts on a connection error
+# (always with the same idempotency key), and how old a signed webhook may be.
+PAYMENT_HTTP_CONNECT_TIMEOUT = env.float("PAYMENT_HTTP_CONNECT_TIMEOUT", default=2.0)
+PAYMENT_HTTP_READ_TIMEOUT = env.float("PAYMENT_HTTP_READ_TIMEOUT", default=5.0)
+PAYMENT_HTTP_RETRIES = env.int("PAYMENT_HTTP_RETRIES", default=2)
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# The sandbox gateway, mounted at /sandbox/ while SANDBOX_ENABLED. The platform calls it at
+# SANDBOX_BASE_URL (by default this very server); the customer's browser opens its card page at
+# SANDBOX_PUBLIC_URL (default: the host the API was called on). Its keys have development defaults;
+# production has none, so there the sandbox refuses every call and the sandbox gateway refuses to
+# run (ImproperlyConfigured on first use) until both are set, and the well-known development keys
+# are refused outright.
+_SANDBOX_DEV_SECRET_KEY = "sk_sandbox_development_only"
+_SANDBOX_DEV_WEBHOOK_SECRET = "whsec_sandbox_development_only"
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=PAYMENT_GATEWAY == "sandbox")
+SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default="http://127.0.0.1:8000")
+SANDBOX_PUBLIC_URL = env.str("SANDBOX_PUBLIC_URL", default="")
+SANDBOX_SECRET_KEY = env.str(
+    "SANDBOX_SECRET_KEY", default="" if PRODUCTION else _SANDBOX_DEV_SECRET_KEY
+)
+SANDBOX_WEBHOOK_SECRET = env.str(
+    "SANDBOX_WEBHOOK_SECRET", default="" if PRODUCTION else _SANDBOX_DEV_WEBHOOK_SECRET
+)
+if PRODUCTION and {SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET} & {
+    _SANDBOX_DEV_SECRET_KEY,
+    _SANDBOX_DEV_WEBHOOK_SECRET,
+}:
+    raise ImproperlyConfigured("DJANGO_ENV=production must not use the sandbox's development keys.")
+# The slow test card (4000 0000 0000 0077) makes the next fetch of its intent take this long.
+SANDBOX_SLOW_SECONDS = env.float("SANDBOX_SLOW_SECONDS", default=6.0)
+# Share of delivered webhooks the sandbox sends once more, later (as real providers sometimes do).
+SANDBOX_WEBHOOK_DUPLICATE_RATE = env.float("SANDBOX_WEBHOOK_DUPLICATE_RATE", default=0.2)
+SANDBOX_WEBHOOK_MAX_ATTEMPTS = env.int("SANDBOX_WEBHOOK_MAX_ATTEMPTS", default=8)
+SANDBOX_WEBHOOK_BACKOFF_SECONDS = env.float("SANDBOX_WEBHOOK_BACKOFF_SECONDS", default=5.0)
+SANDBOX_WEBHOOK_TIMEOUT_SECONDS = env.float("SANDBOX_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -305,6 +354,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request at INFO (the payment adapter and the sandbox's webhooks).
+        "httpx": {"level": "WARNING"},
         # Eager tasks in the demo would log every run of the 30 s presence sweep.
         "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
     },

@@ -20,8 +20,10 @@ from functools import partial
 
 import h3
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,6 +38,7 @@ from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
 
 log = logging.getLogger(__name__)
 Role = OrderEvent.Role
+HANDOVER_MAX_TRIES = 5
 
 
 class InvalidTransition(Conflict):
@@ -86,11 +89,12 @@ def _items(lines: list[LineIn]) -> dict[int, int]:
         q = line.quantity
         if isinstance(q, bool) or not isinstance(q, int) or q < 1:
             raise ValidationError(_("Quantities must be at least 1."))
-        if q > settings.ORDER_MAX_QUANTITY:
-            raise ValidationError(
-                _("At most %(n)s of one product per order.") % {"n": settings.ORDER_MAX_QUANTITY}
-            )
         items[line.product_id] = items.get(line.product_id, 0) + q
+    # The limit is per product, so it applies after lines of the same product are merged.
+    if max(items.values()) > settings.ORDER_MAX_QUANTITY:
+        raise ValidationError(
+            _("At most %(n)s of one product per order.") % {"n": settings.ORDER_MAX_QUANTITY}
+        )
     return items
 
 
@@ -171,7 +175,11 @@ def _receive_fields(
         valid = isinstance(cell, str) and h3.is_valid_cell(cell) if cell else False
         if not valid or h3.get_resolution(cell) != settings.PUBLIC_CELL_RES:
             raise ValidationError({"meet_cell": _("Choose a meeting point on the map.")})
-        if h3.grid_distance(cell, pos.public_cell) > settings.MEET_MAX_RINGS:
+        try:
+            rings = h3.grid_distance(cell, pos.public_cell)
+        except h3.H3BaseException:  # no grid path (far apart, across a pentagon): too far
+            rings = settings.MEET_MAX_RINGS + 1
+        if rings > settings.MEET_MAX_RINGS:
             raise ValidationError({"meet_cell": _("Choose a meeting point nearer the vendor.")})
         _check_window(receive, now)
         return {
@@ -219,7 +227,8 @@ def order_place(
     extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
     subtotal = sum(products[pid].price * q for pid, q in items.items())
     delivery_fee = extra.pop("delivery_fee", 0)
-    stock_reserve(vendor_id=vendor.pk, items=items)
+    # The order row first: its unique checkout token makes a duplicate of this checkout wait
+    # here (not on the stock) and get the first order back, even for the last unit on the cart.
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -239,9 +248,14 @@ def order_place(
                 **extra,
             )
     except IntegrityError:
-        # The same checkout raced with itself: the other request created it; give that back.
-        transaction.set_rollback(True)
-        raise Conflict(_("This checkout is already being placed.")) from None
+        # The same checkout raced with itself: the other request created it (nothing of this
+        # one is written yet); give that back.
+        existing = Order.objects.filter(checkout_token=checkout_token).first()
+        if existing is None:
+            raise Conflict(_("This checkout is already being placed.")) from None
+        if existing.customer_id != customer.pk:
+            raise NotAllowed(_("This checkout belongs to someone else.")) from None
+        return existing
     OrderLine.objects.bulk_create(
         [
             OrderLine(
@@ -256,6 +270,7 @@ def order_place(
             for pid, q in sorted(items.items())
         ]
     )
+    stock_reserve(vendor_id=vendor.pk, items=items)  # OutOfStock rolls the order back
     OrderEvent.objects.create(
         order=order, to_status=Status.PENDING_PAYMENT, actor=customer.user, role=Role.CUSTOMER
     )
@@ -269,13 +284,14 @@ def _transition(
     actor=None,
     role: str,
     reason: str = "",
-    scope: dict | None = None,
+    scope: dict | Q | None = None,
     **fields,
 ) -> Order:
     """Move the order along one edge of the graph, in SQL, or raise InvalidTransition."""
     sources, to = EDGES[action]
     now = timezone.now()
-    rows = Order.objects.filter(pk=order_id, status__in=sources, **(scope or {}))
+    rows = Order.objects.filter(pk=order_id, status__in=sources)
+    rows = rows.filter(scope) if isinstance(scope, Q) else rows.filter(**(scope or {}))
     current = rows.values_list("status", flat=True).first()
     if current is None or not rows.filter(status=current).update(
         status=to, updated_at=now, reason=reason[:200] if reason else "", **fields
@@ -379,7 +395,8 @@ def order_accept(*, order_id: int, vendor: Vendor, eta_minutes: int) -> Order:
         action="accept",
         actor=vendor.user,
         role=Role.VENDOR,
-        scope=_vendor_scope(vendor),
+        # Past its deadline an order is no longer acceptable, even before the sweep expires it.
+        scope=Q(vendor=vendor) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
         accepted_at=now,
         eta=now + timedelta(minutes=eta_minutes),
         expires_at=None,
@@ -435,7 +452,18 @@ def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
     order = Order.objects.filter(pk=order_id, vendor=vendor).first()
     if order is None:
         raise InvalidTransition(_("This order can no longer be changed that way."))
-    if not secrets.compare_digest(str(code or "").strip(), order.handover_code):
+    # A 4-digit code is only safe with few tries: after HANDOVER_MAX_TRIES wrong ones the order
+    # is locked for a while (counted in the cache, so every server process sees it).
+    tries_key = f"orders:handover-tries:{order_id}"
+    if cache.get(tries_key, 0) >= HANDOVER_MAX_TRIES:
+        raise ValidationError(
+            {"code": _("Too many wrong codes. Wait 15 minutes or ask support to help.")}
+        )
+    # Bytes: compare_digest raises TypeError on non-ASCII str (a full-width digit, a typo).
+    typed = str(code or "").strip().encode()
+    if not secrets.compare_digest(typed, order.handover_code.encode()):
+        cache.add(tries_key, 0, timeout=15 * 60)
+        cache.incr(tries_key)
         raise ValidationError({"code": _("That code is not right. Ask the customer to show it.")})
     return _transition(
         order_id=order_id,
@@ -543,3 +571,9 @@ def payment_outcome(status: str) -> str:
     if s in ("failed", "voided"):
         return "failed"
     return "pending"
+
+
+def on_payment_status_changed(sender, *, order_id: int, status: str, **kwargs) -> None:
+    """A payment changed at the provider (webhook, sync, capture): a waiting order follows it."""
+    if payment_outcome(status) != "pending":
+        order_payment_settled(order_id=order_id, payment_status=payment_outcome(status))

@@ -52,12 +52,24 @@ THIRD_PARTY = {
 
 
 def _one_of(model):
-    """One object of the model, or None when tests/factories.py has no factory for it yet."""
+    """One object of the model, or None when no factories module has a factory for it yet."""
     label = model._meta.label
     if label in THIRD_PARTY:
         return THIRD_PARTY[label]()
-    factory = getattr(factories, f"{model.__name__}Factory", None)
-    return factory() if factory else None
+    # Each app's factories live beside its tests (tests/<app>/factories.py) or in tests/factories.py.
+    import importlib
+
+    modules = [factories]
+    for app in ("orders", "payments"):
+        try:
+            modules.append(importlib.import_module(f"tests.{app}.factories"))
+        except ImportError:
+            continue
+    for module in modules:
+        factory = getattr(module, f"{model.__name__}Factory", None)
+        if factory:
+            return factory()
+    return None
 
 
 @pytest.fixture

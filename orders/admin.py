@@ -1,0 +1,172 @@
+"""Orders in the admin: read-only records (money, status and history change only through the
+services), with the transitions staff may take as actions."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from o2o.money import format_money
+
+from .models import Order, OrderEvent, OrderLine
+from .services import order_cancel
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OrderLineInline(_ReadOnlyInline):
+    model = OrderLine
+    fields = ("product", "name_ko", "name_en", "unit_price", "quantity", "line_total")
+    readonly_fields = fields
+
+
+class OrderEventInline(_ReadOnlyInline):
+    model = OrderEvent
+    fields = ("at", "from_status", "to_status", "role", "actor", "reason")
+    readonly_fields = fields
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "vendor", "customer", "status", "fulfilment", "total_won", "created_at")
+    list_filter = ("status", "fulfilment", "created_at")
+    search_fields = ("vendor__name", "customer__user__email", "delivery_address", "note")
+    list_select_related = ("vendor", "customer__user")
+    date_hierarchy = "created_at"
+    inlines = [OrderLineInline, OrderEventInline]
+    actions = ["cancel_and_return_money"]
+    fieldsets = (
+        (None, {"fields": ("vendor", "customer", "status", "reason", "fulfilment", "note")}),
+        (
+            _("How to receive"),
+            {
+                "fields": (
+                    "delivery_address",
+                    "delivery_lat",
+                    "delivery_lng",
+                    "pickup_point",
+                    "meet_cell",
+                    "window_start",
+                    "window_end",
+                    "eta",
+                )
+            },
+        ),
+        (
+            _("Money"),
+            {
+                "fields": (
+                    "currency",
+                    "subtotal",
+                    "delivery_fee",
+                    "total",
+                    "commission_bps",
+                    "payment_id",
+                )
+            },
+        ),
+        (
+            _("Times"),
+            {
+                "fields": (
+                    "created_at",
+                    "placed_at",
+                    "accepted_at",
+                    "handed_over_at",
+                    "completed_at",
+                    "expires_at",
+                    "updated_at",
+                    "checkout_token",
+                )
+            },
+        ),
+    )
+    # Everything is read-only: an order changes through orders.services (the actions) only. The
+    # handover code is left out: staff have no business showing it to anyone.
+    readonly_fields = tuple(f for _title, spec in fieldsets for f in spec["fields"])
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lstrip("#")
+        if term.isdigit():
+            return queryset.filter(
+                Q(pk=int(term)) | Q(customer__user__email__icontains=term)
+            ), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description=_("total"), ordering="total")
+    def total_won(self, obj: Order) -> str:
+        return format_money(obj.total, obj.currency)
+
+    def has_add_permission(self, request) -> bool:
+        # Orders come from checkout (orders.services.order_place), never from here.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Money moved for them: they stay, and end through a transition.
+        return False
+
+    @admin.action(
+        description=_("Cancel selected orders and return the money"),
+        permissions=["change"],
+    )
+    def cancel_and_return_money(self, request, queryset):
+        done = 0
+        for order in queryset.select_related("customer").order_by("pk"):
+            try:
+                order_cancel(
+                    order_id=order.pk,
+                    customer=order.customer,
+                    reason=f"cancelled by staff ({request.user.email})",
+                )
+            except ValidationError as exc:
+                self.message_user(request, f"#{order.pk}: {exc.messages[0]}", messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d order cancelled; its money is being returned.",
+                    "%d orders cancelled; their money is being returned.",
+                    done,
+                )
+                % done,
+                messages.SUCCESS,
+            )
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(admin.ModelAdmin):
+    """The append-only history of every order."""
+
+    list_display = ("order", "from_status", "to_status", "role", "actor", "at")
+    list_filter = ("to_status", "role")
+    search_fields = ("order__vendor__name", "actor__email", "reason")
+    list_select_related = ("order", "actor")
+    date_hierarchy = "at"
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lstrip("#")
+        if term.isdigit():
+            return queryset.filter(order_id=int(term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,273 @@
+"""Order API, for native apps: a customer's orders (place, follow, cancel, check the payment) and a
+vendor's inbox with the transitions. Thin: each endpoint validates its body, calls one service and
+shapes the answer. Errors use the one o2o.api format: a transition from the wrong state is 409,
+someone else's order 404 (never 403: that would tell it exists), a broken rule 400 with fields,
+the payment provider not answering 503."""
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from customers.services import customer_profile_get_or_create
+from o2o.api import Pagination
+from o2o.errors import Conflict, NotAllowed
+from payments.errors import PaymentUnavailable  # what orders.services lets through when slow
+from vendors.api import IsVendor
+from vendors.services import OutOfStock
+
+from . import selectors
+from .models import Order
+from .serializers import (
+    OrderAcceptInSerializer,
+    OrderCancelInSerializer,
+    OrderDetailOutSerializer,
+    OrderHandOverInSerializer,
+    OrderListOutSerializer,
+    OrderPlaceInSerializer,
+    OrderPlaceOutSerializer,
+    OrderRejectInSerializer,
+    VendorOrderOutSerializer,
+    VendorOrdersQuerySerializer,
+)
+from .services import (
+    LineIn,
+    Receive,
+    order_accept,
+    order_cancel,
+    order_depart,
+    order_hand_over,
+    order_payment_refresh,
+    order_payment_start,
+    order_place,
+    order_ready,
+    order_reject,
+)
+
+
+class ConflictError(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _("The order changed meanwhile.")
+    default_code = "conflict"
+
+
+class PaymentUnavailableError(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("The payment service did not answer. Try again shortly.")
+    default_code = "payment_unavailable"
+
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input: `error.fields` names what to fix."),
+    404: OpenApiResponse(description="No such order, or not yours."),
+    409: OpenApiResponse(description="The order is not in a state that allows this."),
+}
+
+
+class _OrderApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, NotAllowed | Order.DoesNotExist):
+            exc = NotFound(_("No such order."))
+        elif isinstance(exc, OutOfStock):
+            exc = ConflictError(exc.messages[0], code="out_of_stock")
+        elif isinstance(exc, Conflict):
+            exc = ConflictError(exc.messages[0])
+        elif isinstance(exc, PaymentUnavailable):
+            exc = PaymentUnavailableError()
+        # Any other Django ValidationError: 400 with its fields (o2o.api.exception_handler).
+        return super().handle_exception(exc)
+
+    def customer(self):
+        return getattr(self.request.user, "customer", None)
+
+    def own_order(self, order_id: int) -> Order:
+        return selectors.order_of_customer(customer=self.customer(), order_id=order_id)
+
+    def paginated(self, queryset, serializer_class):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# --- customer ---------------------------------------------------------------------------------
+
+
+class OrdersApi(_OrderApi):
+    """The signed-in customer's orders (newest first), and placing a new one."""
+
+    @extend_schema(responses=OrderListOutSerializer(many=True), tags=["orders"])
+    def get(self, request):
+        customer = self.customer()
+        orders = (
+            selectors.orders_of_customer(customer=customer)
+            if customer is not None
+            else Order.objects.none()
+        )
+        return self.paginated(orders, OrderListOutSerializer)
+
+    @extend_schema(
+        request=OrderPlaceInSerializer,
+        responses={201: OrderPlaceOutSerializer, **ERRORS, 503: OpenApiResponse()},
+        tags=["orders"],
+    )
+    def post(self, request):
+        """Place an order (stock is reserved) and start its payment: send the customer to
+        `checkout_url`. Sending the same `checkout_token` again gives back the same order, so a
+        503 (the provider did not answer; the order is kept) is retried with the same body."""
+        body = OrderPlaceInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        customer = customer_profile_get_or_create(user=request.user)
+        order = order_place(
+            customer=customer,
+            vendor_id=data["vendor"],
+            lines=[LineIn(**line) for line in data["lines"]],
+            receive=Receive(
+                fulfilment=data["fulfilment"],
+                address_id=data.get("address_id"),
+                pickup_point_id=data.get("pickup_point_id"),
+                meet_cell=data.get("meet_cell", ""),
+                window_start=data["window_start"],
+                window_end=data["window_end"],
+            ),
+            checkout_token=data["checkout_token"],
+            note=data.get("note", ""),
+        )
+        url = order_payment_start(
+            order_id=order.pk,
+            return_url=request.build_absolute_uri(reverse("orders:paid", args=[order.pk])),
+        )
+        out = {"order": self.own_order(order.pk), "checkout_url": url}
+        return Response(OrderPlaceOutSerializer(out).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailApi(_OrderApi):
+    @extend_schema(responses={200: OrderDetailOutSerializer, 404: ERRORS[404]}, tags=["orders"])
+    def get(self, request, order_id: int):
+        return Response(OrderDetailOutSerializer(self.own_order(order_id)).data)
+
+
+class OrderCancelApi(_OrderApi):
+    @extend_schema(
+        request=OrderCancelInSerializer,
+        responses={200: OrderDetailOutSerializer, **ERRORS},
+        tags=["orders"],
+    )
+    def post(self, request, order_id: int):
+        """Cancel before the vendor accepts; the money is released."""
+        body = OrderCancelInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = self.own_order(order_id)
+        order_cancel(
+            order_id=order.pk, customer=order.customer, reason=body.validated_data.get("reason", "")
+        )
+        return Response(OrderDetailOutSerializer(self.own_order(order_id)).data)
+
+
+class OrderPaymentRefreshApi(_OrderApi):
+    @extend_schema(
+        request=None,
+        responses={200: OrderDetailOutSerializer, 404: ERRORS[404], 503: OpenApiResponse()},
+        tags=["orders"],
+    )
+    def post(self, request, order_id: int):
+        """Ask the provider how the payment stands (after the card page, or when in doubt)."""
+        order = self.own_order(order_id)
+        order_payment_refresh(order_id=order.pk)
+        return Response(OrderDetailOutSerializer(self.own_order(order_id)).data)
+
+
+# --- vendor -----------------------------------------------------------------------------------
+
+
+class VendorOrdersApi(_OrderApi):
+    """The signed-in vendor's orders: `state=active` (to act on, oldest first) or `history`."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    @extend_schema(
+        parameters=[VendorOrdersQuerySerializer],
+        responses=VendorOrderOutSerializer(many=True),
+        tags=["vendor orders"],
+    )
+    def get(self, request):
+        query = VendorOrdersQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        vendor = request.user.vendor
+        if query.validated_data["state"] == "history":
+            orders = selectors.vendor_history(vendor=vendor)
+        else:
+            orders = selectors.orders_for_vendor(vendor=vendor, statuses=selectors.INBOX).order_by(
+                "created_at", "pk"
+            )
+        return self.paginated(orders, VendorOrderOutSerializer)
+
+
+class _VendorActionApi(_OrderApi):
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+    in_serializer: type | None = None
+
+    def act(self, *, order_id: int, vendor, data: dict) -> None:
+        raise NotImplementedError
+
+    def post(self, request, order_id: int):
+        vendor = request.user.vendor
+        order = selectors.order_of_vendor(vendor=vendor, order_id=order_id)
+        data: dict = {}
+        if self.in_serializer is not None:
+            body = self.in_serializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+        self.act(order_id=order.pk, vendor=vendor, data=data)
+        order = selectors.order_of_vendor(vendor=vendor, order_id=order_id)
+        return Response(VendorOrderOutSerializer(order).data)
+
+
+def _action_schema(in_serializer, summary: str):
+    return extend_schema(
+        request=in_serializer,
+        responses={200: VendorOrderOutSerializer, **ERRORS},
+        tags=["vendor orders"],
+        summary=summary,
+    )
+
+
+@_action_schema(OrderAcceptInSerializer, "Accept a placed order with an ETA")
+class VendorOrderAcceptApi(_VendorActionApi):
+    in_serializer = OrderAcceptInSerializer
+
+    def act(self, *, order_id, vendor, data):
+        order_accept(order_id=order_id, vendor=vendor, eta_minutes=data["eta_minutes"])
+
+
+@_action_schema(OrderRejectInSerializer, "Reject a placed order, telling the customer why")
+class VendorOrderRejectApi(_VendorActionApi):
+    in_serializer = OrderRejectInSerializer
+
+    def act(self, *, order_id, vendor, data):
+        order_reject(order_id=order_id, vendor=vendor, reason=data["reason"])
+
+
+@_action_schema(None, "On the way to the customer")
+class VendorOrderDepartApi(_VendorActionApi):
+    def act(self, *, order_id, vendor, data):
+        order_depart(order_id=order_id, vendor=vendor)
+
+
+@_action_schema(None, "Arrived, or left at the pickup point")
+class VendorOrderReadyApi(_VendorActionApi):
+    def act(self, *, order_id, vendor, data):
+        order_ready(order_id=order_id, vendor=vendor)
+
+
+@_action_schema(OrderHandOverInSerializer, "Hand over, with the code the customer shows")
+class VendorOrderHandOverApi(_VendorActionApi):
+    in_serializer = OrderHandOverInSerializer
+
+    def act(self, *, order_id, vendor, data):
+        order_hand_over(order_id=order_id, vendor=vendor, code=data["code"])

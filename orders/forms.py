@@ -1,0 +1,235 @@
+"""Forms of the order pages. They check the shape of what was sent; the rules (stock, service area,
+opening hours, the meeting distance) live in orders.services, whose errors the views put back on
+these forms with `add_service_error`."""
+
+from datetime import datetime, timedelta
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from customers.models import Address
+from vendors.models import PickupPoint
+
+from .models import Fulfilment
+from .selectors import MeetCell
+
+NEW_ADDRESS = "new"
+ASAP = "asap"
+WINDOW_FORMAT = "%Y-%m-%dT%H:%M"
+FIRST_HOUR, LAST_HOUR = 7, 22  # windows offered start from 07:00 and end by 23:00
+COMPASS = {
+    "N": pgettext_lazy("direction", "north"),
+    "NE": pgettext_lazy("direction", "north-east"),
+    "E": pgettext_lazy("direction", "east"),
+    "SE": pgettext_lazy("direction", "south-east"),
+    "S": pgettext_lazy("direction", "south"),
+    "SW": pgettext_lazy("direction", "south-west"),
+    "W": pgettext_lazy("direction", "west"),
+    "NW": pgettext_lazy("direction", "north-west"),
+}
+
+
+def add_service_error(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: on the field it names where the form has that
+    field, above the form otherwise."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+# --- cart ---------------------------------------------------------------------------------------
+
+
+class CartAddForm(forms.Form):
+    vendor = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    product = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, initial=1)
+    replace = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class CartUpdateForm(forms.Form):
+    product = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=0)
+
+
+class CartRemoveForm(forms.Form):
+    product = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+
+# --- checkout -----------------------------------------------------------------------------------
+
+
+def _slot_label(start: datetime) -> str:
+    end = start + timedelta(hours=1)
+    return f"{start:%H:%M}–{end:%H:%M}"
+
+
+def window_choices(now: datetime) -> list:
+    """ "As soon as possible", then one-hour windows for the rest of today and tomorrow."""
+    local = timezone.localtime(now)
+    next_hour = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    today, tomorrow = [], []
+    start = next_hour
+    while start.date() == local.date() and start.hour <= LAST_HOUR:
+        if start.hour >= FIRST_HOUR:
+            today.append((start.strftime(WINDOW_FORMAT), _slot_label(start)))
+        start += timedelta(hours=1)
+    day = (local + timedelta(days=1)).replace(hour=FIRST_HOUR, minute=0, second=0, microsecond=0)
+    while day.hour <= LAST_HOUR:
+        tomorrow.append((day.strftime(WINDOW_FORMAT), _slot_label(day)))
+        day += timedelta(hours=1)
+    choices: list = [(ASAP, _("As soon as possible (within the hour)"))]
+    if today:
+        choices.append((_("Today"), today))
+    choices.append((_("Tomorrow"), tomorrow))
+    return choices
+
+
+def parse_window(value: str, now: datetime) -> tuple[datetime, datetime]:
+    if value == ASAP:
+        return now, now + timedelta(hours=1)
+    try:
+        start = datetime.strptime(value, WINDOW_FORMAT)
+    except (TypeError, ValueError):
+        raise ValidationError(_("Choose a time window.")) from None
+    start = timezone.make_aware(start, timezone.get_current_timezone())
+    return start, start + timedelta(hours=1)
+
+
+def _meet_label(cell: MeetCell) -> str:
+    if cell.is_vendor:
+        return str(_("Where the vendor is now"))
+    return str(
+        _("About %(distance)s m %(direction)s of the vendor")
+        % {"distance": cell.distance_m, "direction": COMPASS[cell.direction]}
+    )
+
+
+def _pickup_label(point: PickupPoint, weekday: int) -> str:
+    hours = [h for h in point.hours.all() if h.weekday == weekday]
+    today = ", ".join(f"{h.opens:%H:%M}–{h.closes:%H:%M}" for h in hours) or str(_("closed today"))
+    return f"{point.name} · {point.address} ({today})"
+
+
+def _address_label(address: Address) -> str:
+    return f"{address.label}: {address.line1} {address.line2}".strip()
+
+
+class CheckoutForm(forms.Form):
+    """How to receive the order, when, and a note. Only the fields of the chosen way count."""
+
+    checkout_token = forms.UUIDField(widget=forms.HiddenInput)
+    fulfilment = forms.ChoiceField(
+        label=_("How do you want to receive it?"),
+        choices=[
+            (Fulfilment.MEET, Fulfilment.MEET.label),
+            (Fulfilment.DELIVERY, Fulfilment.DELIVERY.label),
+            (Fulfilment.PICKUP, Fulfilment.PICKUP.label),
+        ],
+        widget=forms.RadioSelect,
+    )
+    # Loose fields (the service decides): the vendor may have moved, a point may have closed,
+    # since the page was drawn, and the customer deserves the service's message, not "invalid".
+    meet_cell = forms.CharField(
+        label=_("Where to meet"), required=False, max_length=16, widget=forms.RadioSelect
+    )
+    address = forms.CharField(
+        label=_("Deliver to"), required=False, max_length=12, widget=forms.RadioSelect
+    )
+    new_label = forms.CharField(label=_("Label"), required=False, max_length=40)
+    new_line1 = forms.CharField(label=_("Address"), required=False, max_length=200)
+    new_line2 = forms.CharField(label=_("Detail (floor, unit)"), required=False, max_length=100)
+    new_lat = forms.FloatField(label=_("Latitude"), required=False, min_value=-90, max_value=90)
+    new_lng = forms.FloatField(label=_("Longitude"), required=False, min_value=-180, max_value=180)
+    pickup_point = forms.IntegerField(
+        label=_("Pickup point"), required=False, min_value=1, widget=forms.RadioSelect
+    )
+    window = forms.CharField(label=_("When"), max_length=20, widget=forms.Select)
+    note = forms.CharField(
+        label=_("Note for the vendor"),
+        required=False,
+        max_length=200,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(
+        self,
+        *args,
+        addresses: list[Address],
+        meet_cells: list[MeetCell],
+        pickup_points: list[PickupPoint],
+        now: datetime,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.now = now
+        self.fields["meet_cell"].widget.choices = [(c.cell, _meet_label(c)) for c in meet_cells]
+        self.fields["address"].widget.choices = [
+            *((str(a.pk), _address_label(a)) for a in addresses),
+            (NEW_ADDRESS, _("A new address")),
+        ]
+        weekday = timezone.localtime(now).weekday()
+        self.fields["pickup_point"].widget.choices = [
+            (p.pk, _pickup_label(p, weekday)) for p in pickup_points
+        ]
+        self.fields["window"].widget.choices = window_choices(now)
+        for name in ("new_lat", "new_lng"):
+            self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "any"})
+
+    def clean(self):
+        data = super().clean()
+        if "window" in data:
+            try:
+                data["window_start"], data["window_end"] = parse_window(data["window"], self.now)
+            except ValidationError as exc:
+                self.add_error("window", exc)
+        if data.get("fulfilment") == Fulfilment.DELIVERY:
+            address = data.get("address") or ""
+            if address == NEW_ADDRESS:
+                for name, message in (
+                    ("new_line1", _("Enter the address.")),
+                    ("new_lat", _("Enter the latitude, or use your current location.")),
+                    ("new_lng", _("Enter the longitude, or use your current location.")),
+                ):
+                    if data.get(name) in (None, ""):
+                        self.add_error(name, message)
+            elif not address.isdigit():
+                self.add_error("address", _("Choose one of your addresses."))
+        return data
+
+    @property
+    def wants_new_address(self) -> bool:
+        return (
+            self.cleaned_data.get("fulfilment") == Fulfilment.DELIVERY
+            and self.cleaned_data.get("address") == NEW_ADDRESS
+        )
+
+
+# --- the order page and the vendor's inbox ------------------------------------------------------
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(label=_("Why (optional)"), required=False, max_length=200)
+
+
+class AcceptForm(forms.Form):
+    eta_minutes = forms.IntegerField(
+        label=_("Ready in (minutes)"), min_value=1, max_value=24 * 60, initial=15
+    )
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+class HandOverForm(forms.Form):
+    code = forms.CharField(label=_("Customer's code"), max_length=6)
+
+
+class NoFieldsForm(forms.Form):
+    """Depart and ready need nothing but the button (and the CSRF token)."""

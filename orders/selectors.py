@@ -1,0 +1,191 @@
+"""Reads of orders shared by pages, APIs and sockets, with what each list joins decided once.
+
+Someone else's order is simply not found (Order.DoesNotExist): callers turn that into a 404 so
+nobody learns that an order exists."""
+
+import math
+from dataclasses import dataclass
+
+import h3
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+
+from customers.models import CustomerProfile
+from o2o.geo import cell_boundary, distance_m
+from tracking.selectors import vendor_public_state
+from vendors.models import PickupPoint, Vendor
+
+from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
+
+# What a vendor acts on, in the order the inbox shows it (paid and not yet handed over).
+INBOX = (Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
+# While these hold, the customer shows the handover code to the vendor.
+CODE_SHOWN = (Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
+# Orders that were never paid have no receipt.
+UNPAID = (Status.PENDING_PAYMENT, Status.FAILED)
+
+
+def _lines() -> Prefetch:
+    return Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
+
+
+def orders_of_customer(*, customer: CustomerProfile) -> QuerySet[Order]:
+    return (
+        Order.objects.filter(customer=customer)
+        .select_related("vendor", "pickup_point")
+        .prefetch_related(_lines())
+        .order_by("-created_at", "-pk")
+    )
+
+
+def order_of_customer(*, customer: CustomerProfile | None, order_id: int) -> Order:
+    """The customer's own order with everything its page shows; Order.DoesNotExist otherwise."""
+    if customer is None:
+        raise Order.DoesNotExist
+    return (
+        Order.objects.filter(customer=customer)
+        .select_related("vendor", "pickup_point")
+        .prefetch_related(
+            _lines(), Prefetch("events", queryset=OrderEvent.objects.order_by("at", "pk"))
+        )
+        .get(pk=order_id)
+    )
+
+
+def orders_for_vendor(*, vendor: Vendor, statuses: tuple[str, ...]) -> QuerySet[Order]:
+    return (
+        Order.objects.filter(vendor=vendor, status__in=statuses)
+        .select_related("vendor", "customer__user", "pickup_point")
+        .prefetch_related(_lines())
+    )
+
+
+def vendor_inbox(*, vendor: Vendor) -> dict[str, list[Order]]:
+    """The vendor's orders to act on, grouped by status (oldest first: first come, first served)."""
+    groups: dict[str, list[Order]] = {status: [] for status in INBOX}
+    for order in orders_for_vendor(vendor=vendor, statuses=INBOX).order_by("created_at", "pk"):
+        # Where to go: the centre of the area the customer chose (the vendor needs the spot).
+        order.meet_centre = h3.cell_to_latlng(order.meet_cell) if order.meet_cell else None
+        groups[order.status].append(order)
+    return groups
+
+
+def vendor_history(*, vendor: Vendor) -> QuerySet[Order]:
+    """Orders the vendor is done with (handed over or ended after payment), newest first."""
+    return (
+        orders_for_vendor(vendor=vendor, statuses=(Status.HANDED_OVER, *FINAL))
+        .filter(placed_at__isnull=False)
+        .order_by("-created_at", "-pk")
+    )
+
+
+def order_of_vendor(*, vendor: Vendor | None, order_id: int) -> Order:
+    """One of the vendor's orders; orders never paid are not the vendor's business."""
+    if vendor is None:
+        raise Order.DoesNotExist
+    return (
+        orders_for_vendor(vendor=vendor, statuses=tuple(Status.values))
+        .filter(placed_at__isnull=False)
+        .get(pk=order_id)
+    )
+
+
+def order_for_receipt(*, user, order_id: int) -> Order:
+    """A paid order, for its customer or its vendor."""
+    if not user.is_authenticated:
+        raise Order.DoesNotExist
+    order = (
+        Order.objects.select_related("vendor", "customer__user", "pickup_point")
+        .prefetch_related(_lines())
+        .exclude(status__in=UNPAID)
+        .get(pk=order_id)
+    )
+    if order.customer.user_id != user.pk and order.vendor.user_id != user.pk:
+        raise Order.DoesNotExist
+    return order
+
+
+def order_watchers(*, order_id: int) -> tuple[int, int] | None:
+    """(customer's user id, vendor's user id) of an order: who may follow it live."""
+    return (
+        Order.objects.filter(pk=order_id)
+        .values_list("customer__user_id", "vendor__user_id")
+        .first()
+    )
+
+
+# --- checkout choices ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeetCell:
+    cell: str
+    is_vendor: bool  # the cell the vendor is in now
+    boundary: list[list[float]]
+    direction: str  # compass point from the vendor's cell ("" for the vendor's own)
+    distance_m: int
+
+
+COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+
+
+def _bearing(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Degrees clockwise from north, from the first point to the second."""
+    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lng2 - lng1)
+    y = math.sin(dl) * math.cos(p2)
+    x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
+    return (math.degrees(math.atan2(y, x)) + 360) % 360
+
+
+def meet_cells(*, vendor: Vendor) -> list[MeetCell]:
+    """Where a customer may meet the vendor: the public cell the vendor is in now and its
+    neighbours. Built from the public cell alone; empty when the vendor is not on the map."""
+    payload, _coarse = vendor_public_state(vendor_id=vendor.pk)
+    if payload is None:
+        return []
+    centre_cell = payload["cell"]
+    c_lat, c_lng = h3.cell_to_latlng(centre_cell)
+    out = [MeetCell(centre_cell, True, cell_boundary(centre_cell), "", 0)]
+    around = []
+    for cell in set(h3.grid_disk(centre_cell, 1)) - {centre_cell}:
+        lat, lng = h3.cell_to_latlng(cell)
+        around.append((_bearing(c_lat, c_lng, lat, lng), cell, lat, lng))
+    for bearing, cell, lat, lng in sorted(around):  # clockwise from north
+        out.append(
+            MeetCell(
+                cell=cell,
+                is_vendor=False,
+                boundary=cell_boundary(cell),
+                direction=COMPASS[int((bearing + 22.5) // 45) % 8],
+                distance_m=int(round(distance_m(c_lat, c_lng, lat, lng) / 50.0) * 50),
+            )
+        )
+    return out
+
+
+def pickup_points_near(*, vendor: Vendor) -> list[PickupPoint]:
+    """Active partner points within PICKUP_MAX_KM of the vendor's home base, nearest first."""
+    limit = settings.PICKUP_MAX_KM * 1000
+    # A bounding box in SQL first (1° of latitude is ~111 km), then the exact distance.
+    span = settings.PICKUP_MAX_KM / 111.0 * 1.5
+    rows = PickupPoint.objects.filter(
+        is_active=True,
+        lat__range=(vendor.home_lat - span, vendor.home_lat + span),
+        lng__range=(vendor.home_lng - span * 1.5, vendor.home_lng + span * 1.5),
+    ).prefetch_related("hours")
+    found = [(distance_m(p.lat, p.lng, vendor.home_lat, vendor.home_lng), p) for p in rows]
+    return [p for d, p in sorted(found, key=lambda item: (item[0], item[1].pk)) if d <= limit]
+
+
+def vendor_cell_for(order: Order) -> dict | None:
+    """The vendor's approximate area (public cell) while on the way to a meeting; else None."""
+    if order.fulfilment != Fulfilment.MEET or order.status != Status.EN_ROUTE:
+        return None
+    payload, _coarse = vendor_public_state(vendor_id=order.vendor_id)
+    if payload is None:
+        return None
+    return {
+        "cell": payload["cell"],
+        "boundary": payload["boundary"],
+        "last_seen": payload["last_seen"],
+    }

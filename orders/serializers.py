@@ -1,0 +1,163 @@
+"""Order API shapes: one input and one output serializer per endpoint. The handover code goes to
+the customer only (while it is needed), never to the vendor, who must get it from the customer."""
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from .models import Fulfilment, Order, OrderEvent, OrderLine
+from .selectors import CODE_SHOWN
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+class OrderLineOutSerializer(serializers.ModelSerializer):
+    product_id = serializers.IntegerField()
+
+    class Meta:
+        model = OrderLine
+        fields = ["product_id", "name_ko", "name_en", "unit_price", "quantity", "line_total"]
+
+
+class OrderEventOutSerializer(serializers.ModelSerializer):
+    # Plain strings (order statuses): the schema names the status choices once, on the order.
+    from_status = serializers.CharField(help_text="The order's status before ('' at creation).")
+    to_status = serializers.CharField(help_text="The order's status after.")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["from_status", "to_status", "role", "reason", "at"]
+
+
+class PickupPointOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    address = serializers.CharField()
+
+
+class _OrderBaseOutSerializer(serializers.ModelSerializer):
+    vendor = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    vendor_name = serializers.CharField(source="vendor.name", read_only=True)
+    lines = OrderLineOutSerializer(many=True, read_only=True)
+    pickup_point = PickupPointOutSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "vendor",
+            "vendor_name",
+            "status",
+            "fulfilment",
+            "delivery_address",
+            "pickup_point",
+            "meet_cell",
+            "window_start",
+            "window_end",
+            "eta",
+            "note",
+            "currency",
+            "subtotal",
+            "delivery_fee",
+            "total",
+            "reason",
+            "lines",
+            "created_at",
+            "placed_at",
+            "accepted_at",
+            "handed_over_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderListOutSerializer(_OrderBaseOutSerializer):
+    """A customer's order in a list: no events, no code."""
+
+
+class OrderDetailOutSerializer(_OrderBaseOutSerializer):
+    """The customer's own order, with its history and, while it is needed, the handover code."""
+
+    handover_code = serializers.SerializerMethodField()
+    events = OrderEventOutSerializer(many=True, read_only=True)
+
+    class Meta(_OrderBaseOutSerializer.Meta):
+        fields = [*_OrderBaseOutSerializer.Meta.fields, "handover_code", "events"]
+        read_only_fields = fields
+
+    def get_handover_code(self, order: Order) -> str | None:
+        return order.handover_code if order.status in CODE_SHOWN else None
+
+
+class OrderPlaceOutSerializer(serializers.Serializer):
+    order = OrderDetailOutSerializer()
+    checkout_url = serializers.URLField(
+        help_text="The payment provider's card page: send the customer there to pay."
+    )
+
+
+class VendorOrderOutSerializer(_OrderBaseOutSerializer):
+    """An order as its vendor sees it: who ordered (name only), never the handover code."""
+
+    customer_name = serializers.CharField(source="customer.user.name", read_only=True)
+
+    class Meta(_OrderBaseOutSerializer.Meta):
+        fields = [*_OrderBaseOutSerializer.Meta.fields, "customer_name", "handover_code"]
+        read_only_fields = fields
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+class OrderLineInSerializer(serializers.Serializer):
+    product_id = serializers.IntegerField(min_value=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class OrderPlaceInSerializer(serializers.Serializer):
+    vendor = serializers.IntegerField(min_value=1, help_text="The vendor's id.")
+    lines = OrderLineInSerializer(many=True, allow_empty=False, max_length=100)
+    fulfilment = serializers.ChoiceField(
+        choices=Fulfilment.choices,
+        help_text="meet, delivery or pickup (at_cart is for sales at the cart, not this API).",
+    )
+    address_id = serializers.IntegerField(required=False, min_value=1)
+    pickup_point_id = serializers.IntegerField(required=False, min_value=1)
+    meet_cell = serializers.CharField(required=False, max_length=16, allow_blank=True)
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    note = serializers.CharField(required=False, max_length=200, allow_blank=True)
+    checkout_token = serializers.UUIDField(
+        help_text="A fresh UUID per checkout: sending the same one again returns the same order."
+    )
+
+    def validate_fulfilment(self, fulfilment: str) -> str:
+        if fulfilment == Fulfilment.AT_CART:
+            raise serializers.ValidationError(_("Choose meet, delivery or pickup."))
+        return fulfilment
+
+    def validate_lines(self, lines: list[dict]) -> list[dict]:
+        ids = [line["product_id"] for line in lines]
+        if len(ids) != len(set(ids)):
+            raise serializers.ValidationError(_("Each product may appear only once."))
+        return lines
+
+
+class OrderCancelInSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, max_length=200, allow_blank=True)
+
+
+class OrderAcceptInSerializer(serializers.Serializer):
+    eta_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
+
+
+class OrderRejectInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)
+
+
+class OrderHandOverInSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=6)
+
+
+class VendorOrdersQuerySerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["active", "history"], default="active")

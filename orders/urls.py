@@ -1,0 +1,26 @@
+from django.urls import path
+
+from . import views
+
+app_name = "orders"
+
+urlpatterns = [
+    path("", views.order_list, name="list"),
+    path("cart/", views.cart_page, name="cart"),
+    path("cart/add/", views.cart_add, name="cart-add"),
+    path("cart/update/", views.cart_update, name="cart-update"),
+    path("cart/remove/", views.cart_remove, name="cart-remove"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("vendor/", views.inbox, name="inbox"),
+    path("vendor/list/", views.inbox_list, name="inbox-list"),
+    path("vendor/history/", views.vendor_history, name="vendor-history"),
+    path("vendor/<int:order_id>/<slug:action>/", views.vendor_action, name="vendor-action"),
+    path("<int:order_id>/", views.order_detail, name="detail"),
+    path("<int:order_id>/status/", views.order_status, name="status"),
+    path("<int:order_id>/paid/", views.paid, name="paid"),
+    path("<int:order_id>/pay/", views.pay, name="pay"),
+    path("<int:order_id>/payment/refresh/", views.payment_refresh, name="payment-refresh"),
+    path("<int:order_id>/cancel/", views.cancel, name="cancel"),
+    path("<int:order_id>/again/", views.order_again, name="again"),
+    path("<int:order_id>/receipt/", views.receipt, name="receipt"),
+]

@@ -1,0 +1,118 @@
+"""The one interface the platform talks to payment providers through.
+
+Every call that changes something at the provider carries an idempotency key chosen by the caller,
+so that sending it again (after a timeout, a crash, a race) does it once. Provider answers come back
+as the plain values below, with the provider's states mapped onto a small common set.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class IntentStatus(StrEnum):
+    PENDING = "pending"  # waiting for the card (or for the card holder's confirmation)
+    AUTHORISED = "authorised"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    FAILED = "failed"
+
+
+class GatewayError(Exception):
+    """Base of what adapters raise."""
+
+
+class GatewayUnavailable(GatewayError):
+    """No answer in time, the connection failed, or the provider answered with a server error."""
+
+
+class GatewayRefused(GatewayError):
+    """The provider answered and said no (4xx): bad request, wrong state, key reused…"""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class WebhookSignatureError(GatewayError):
+    """The webhook's signature is missing, forged or outside the time tolerance, or its body is
+    not an event."""
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    ref: str
+    amount: int
+    succeeded: bool
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderIntent:
+    ref: str
+    status: IntentStatus
+    amount: int
+    currency: str
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    checkout_url: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+    card_brand: str = ""
+    card_last4: str = ""
+    refunds: tuple[ProviderRefund, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class WebhookNotice:
+    """What a verified webhook says happened. The platform does not trust the rest of the body:
+    it fetches the intent again."""
+
+    event_id: str
+    type: str
+    intent_ref: str
+    payload: dict
+
+
+class PaymentGateway(ABC):
+    name: str
+
+    @abstractmethod
+    def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        reference: str,
+        description: str,
+        return_url: str,
+        webhook_url: str,
+        idempotency_key: str,
+    ) -> ProviderIntent:
+        """Ask the provider for a payment the customer then authorises on its checkout page."""
+
+    @abstractmethod
+    def get_intent(self, *, ref: str) -> ProviderIntent:
+        """The provider's current view of the intent: the truth."""
+
+    @abstractmethod
+    def capture(self, *, ref: str, amount: int | None, idempotency_key: str) -> ProviderIntent:
+        """Take the authorised money (all of it, or `amount` of it, once)."""
+
+    @abstractmethod
+    def void(self, *, ref: str, idempotency_key: str) -> ProviderIntent:
+        """Release an authorisation that will not be captured."""
+
+    @abstractmethod
+    def refund(
+        self, *, ref: str, amount: int, reference: str, idempotency_key: str
+    ) -> ProviderRefund:
+        """Give back part or all of what was captured."""
+
+    @abstractmethod
+    def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
+        """Check the signature (and its age) and say what the event is about, or raise
+        WebhookSignatureError. `headers` keys are lower case."""

@@ -1,0 +1,81 @@
+"""The sandbox provider's records in the admin (its "dashboard"): read-only, plus sending a webhook
+delivery again now."""
+
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from payments.admin import ReadOnlyAdmin
+
+from .models import (
+    SandboxEvent,
+    SandboxIdempotencyKey,
+    SandboxIntent,
+    SandboxRefund,
+    SandboxWebhookDelivery,
+)
+
+
+@admin.register(SandboxIntent)
+class SandboxIntentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "reference",
+        "amount",
+        "currency",
+        "status",
+        "amount_captured",
+        "amount_refunded",
+        "created_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("id", "reference")
+    date_hierarchy = "created_at"
+
+
+@admin.register(SandboxRefund)
+class SandboxRefundAdmin(ReadOnlyAdmin):
+    list_display = ("id", "intent", "amount", "reference", "created_at")
+    search_fields = ("id", "reference", "intent__id")
+
+
+@admin.register(SandboxIdempotencyKey)
+class SandboxIdempotencyKeyAdmin(ReadOnlyAdmin):
+    list_display = ("key", "method", "path", "response_status", "created_at")
+    search_fields = ("key", "path")
+
+
+@admin.register(SandboxEvent)
+class SandboxEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "type", "intent", "created_at")
+    list_filter = ("type",)
+    search_fields = ("id", "intent__id")
+
+
+@admin.register(SandboxWebhookDelivery)
+class SandboxWebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "event",
+        "status",
+        "is_duplicate",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "is_duplicate")
+    search_fields = ("event__id", "url")
+    actions = ["send_again"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The list's actions need "change"; a single record is only ever viewed.
+        return obj is None and request.user.has_perm("sandbox.change_sandboxwebhookdelivery")
+
+    @admin.action(description=_("Send again at the next run"), permissions=["change"])
+    def send_again(self, request, queryset):
+        count = queryset.exclude(status=SandboxWebhookDelivery.Status.PENDING).update(
+            status=SandboxWebhookDelivery.Status.PENDING,
+            next_attempt_at=timezone.now(),
+            attempts=0,
+        )
+        self.message_user(request, f"{count} queued", messages.SUCCESS)

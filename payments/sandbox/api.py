@@ -1,0 +1,143 @@
+"""The sandbox provider's JSON API, /sandbox/api/v1/. Bearer SANDBOX_SECRET_KEY on every call;
+every POST honours an Idempotency-Key. Errors: {"error": {"code": "...", "message": "..."}}."""
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+
+from . import services
+from .idempotency import error, idempotent
+from .objects import intent_data, refund_data
+from .services import SandboxError
+
+MAX_LIST = 100
+
+
+def _authenticated(request: HttpRequest) -> bool:
+    expected = settings.SANDBOX_SECRET_KEY
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return bool(expected) and scheme == "Bearer" and hmac.compare_digest(given, expected)
+
+
+def endpoint(*methods: str) -> Callable:
+    """Authentication, the allowed methods, idempotency (for POSTs) and SandboxError → JSON."""
+
+    def decorate(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+        @wraps(view)
+        def guarded(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except SandboxError as exc:
+                return error(exc.code, exc.message, exc.status)
+
+        inner = idempotent(guarded)
+
+        @csrf_exempt
+        @wraps(view)
+        def outer(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+            if not _authenticated(request):
+                response = error("unauthenticated", "A valid secret key is required.", 401)
+                response["WWW-Authenticate"] = 'Bearer realm="sandbox"'
+                return response
+            if request.method not in methods:
+                response = error("method_not_allowed", f"{request.method} is not allowed.", 405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            return inner(request, *args, **kwargs)
+
+        return outer
+
+    return decorate
+
+
+def _body(request: HttpRequest) -> dict:
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        raise SandboxError("invalid_request", "The body must be JSON.") from exc
+    if not isinstance(data, dict):
+        raise SandboxError("invalid_request", "The body must be a JSON object.")
+    return data
+
+
+def _since(value: str) -> datetime:
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise SandboxError("invalid_request", "since must be unix seconds or an ISO 8601 time.")
+    return parsed
+
+
+@endpoint("GET", "POST")
+def intents(request: HttpRequest) -> JsonResponse:
+    if request.method == "POST":
+        return _intent_create(request)
+    try:
+        limit = min(int(request.GET.get("limit", MAX_LIST)), MAX_LIST)
+    except ValueError as exc:
+        raise SandboxError("invalid_request", "limit must be a number.") from exc
+    since = request.GET.get("since")
+    rows, has_more = services.intents_list(
+        reference=request.GET.get("reference") or None,
+        since=_since(since) if since else None,
+        limit=max(limit, 1),
+    )
+    return JsonResponse(
+        {"object": "list", "data": [intent_data(i) for i in rows], "has_more": has_more}
+    )
+
+
+def _intent_create(request: HttpRequest) -> JsonResponse:
+    data = _body(request)
+    intent = services.intent_create(
+        amount=data.get("amount"),
+        currency=data.get("currency"),
+        reference=data.get("reference"),
+        description=data.get("description"),
+        return_url=data.get("return_url"),
+        webhook_url=data.get("webhook_url"),
+        checkout_base=f"{request.scheme}://{request.get_host()}",
+    )
+    return JsonResponse(intent_data(intent), status=201)
+
+
+@endpoint("GET")
+def intent_detail(request: HttpRequest, intent_id: str) -> JsonResponse:
+    intent, delay = services.intent_fetch(intent_id=intent_id)
+    body = intent_data(intent)
+    if delay:
+        time.sleep(delay)  # the slow test card: answer later than the merchant waits
+    return JsonResponse(body)
+
+
+@endpoint("POST")
+def intent_capture(request: HttpRequest, intent_id: str) -> JsonResponse:
+    intent = services.intent_capture(intent_id=intent_id, amount=_body(request).get("amount"))
+    return JsonResponse(intent_data(intent))
+
+
+@endpoint("POST")
+def intent_void(request: HttpRequest, intent_id: str) -> JsonResponse:
+    _body(request)
+    return JsonResponse(intent_data(services.intent_void(intent_id=intent_id)))
+
+
+@endpoint("POST")
+def refunds(request: HttpRequest) -> JsonResponse:
+    data = _body(request)
+    refund = services.refund_create(
+        intent_id=data.get("intent"), amount=data.get("amount"), reference=data.get("reference")
+    )
+    return JsonResponse(refund_data(refund), status=201)

@@ -1,0 +1,202 @@
+"""The sandbox provider's own records. Nothing here is the platform's: the platform keeps its own
+Payment, Refund and WebhookEvent and learns about these only over HTTP."""
+
+import secrets
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def new_intent_id() -> str:
+    return _new_id("pi")
+
+
+def new_refund_id() -> str:
+    return _new_id("re")
+
+
+def new_event_id() -> str:
+    return _new_id("evt")
+
+
+class IntentStatus(models.TextChoices):
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method", _("Waiting for the card")
+    REQUIRES_ACTION = "requires_action", _("Waiting for the card holder's confirmation")
+    AUTHORISED = "authorised", _("Authorised")
+    CAPTURED = "captured", _("Captured")
+    VOIDED = "voided", _("Voided")
+    FAILED = "failed", _("Failed")
+
+
+class SandboxIntent(models.Model):
+    """A payment intent: created by the merchant, paid on the card page, then captured or voided."""
+
+    Status = IntentStatus
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_intent_id, editable=False)
+    amount = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    reference = models.CharField(_("merchant reference"), max_length=100, blank=True, db_index=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    return_url = models.URLField(max_length=500)
+    webhook_url = models.URLField(max_length=500, blank=True)
+    checkout_url = models.URLField(max_length=500)
+    status = models.CharField(
+        _("status"),
+        max_length=24,
+        choices=Status.choices,
+        default=Status.REQUIRES_PAYMENT_METHOD,
+    )
+    amount_captured = models.BigIntegerField(_("amount captured"), default=0)
+    amount_refunded = models.BigIntegerField(_("amount refunded"), default=0)
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=200, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    # The slow test card: this many of the next fetches answer after SANDBOX_SLOW_SECONDS.
+    slow_fetches_left = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "sandbox_intent"
+        verbose_name = _("sandbox intent")
+        verbose_name_plural = _("sandbox intents")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="sandbox_intent_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_captured__gte=0, amount_captured__lte=F("amount")),
+                name="sandbox_intent_captured_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0, amount_refunded__lte=F("amount_captured")),
+                name="sandbox_intent_refunded_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=IntentStatus.values),
+                name="sandbox_intent_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxRefund(models.Model):
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", _("Succeeded")
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_refund_id, editable=False)
+    intent = models.ForeignKey(SandboxIntent, on_delete=models.CASCADE, related_name="refunds")
+    amount = models.BigIntegerField(_("amount"))
+    reference = models.CharField(_("merchant reference"), max_length=100, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SUCCEEDED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "sandbox_refund"
+        verbose_name = _("sandbox refund")
+        verbose_name_plural = _("sandbox refunds")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="sandbox_refund_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxIdempotencyKey(models.Model):
+    """The stored answer to a POST that carried an Idempotency-Key. A key is remembered only with a
+    successful answer, in the same transaction as what the request did."""
+
+    key = models.CharField(max_length=255, unique=True)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=300)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body")
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "sandbox_idempotency_key"
+        verbose_name = _("sandbox idempotency key")
+        verbose_name_plural = _("sandbox idempotency keys")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SandboxEvent(models.Model):
+    """Something that happened to an intent, as the webhook body tells it (frozen when it happened)."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_event_id, editable=False)
+    type = models.CharField(max_length=40)
+    intent = models.ForeignKey(SandboxIntent, on_delete=models.CASCADE, related_name="events")
+    body = models.TextField(help_text="The exact JSON that is signed and posted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "sandbox_event"
+        verbose_name = _("sandbox event")
+        verbose_name_plural = _("sandbox events")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"
+
+
+class SandboxWebhookDelivery(models.Model):
+    """One attempt series to post an event to the merchant's webhook URL."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Gave up")
+
+    event = models.ForeignKey(SandboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.URLField(max_length=500)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    is_duplicate = models.BooleanField(
+        default=False, help_text="A second sending of an event already delivered."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "sandbox_webhook_delivery"
+        verbose_name = _("sandbox webhook delivery")
+        verbose_name_plural = _("sandbox webhook deliveries")
+        ordering = ["-created_at"]
+        constraints = [
+            # One first sending and at most one repeat per event.
+            models.UniqueConstraint(
+                fields=["event", "is_duplicate"], name="sandbox_delivery_once_per_kind"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="sandbox_delivery_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.url}"

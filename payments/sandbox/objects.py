@@ -1,0 +1,38 @@
+"""How the sandbox shows its records in API answers and webhook bodies (plain JSON values)."""
+
+from .models import SandboxIntent, SandboxRefund
+
+
+def refund_data(refund: SandboxRefund) -> dict:
+    return {
+        "id": refund.id,
+        "object": "refund",
+        "intent": refund.intent_id,
+        "amount": refund.amount,
+        "reference": refund.reference,
+        "status": refund.status,
+        "created": int(refund.created_at.timestamp()),
+    }
+
+
+def intent_data(intent: SandboxIntent) -> dict:
+    card = {"brand": intent.card_brand, "last4": intent.card_last4} if intent.card_last4 else None
+    return {
+        "id": intent.id,
+        "object": "intent",
+        "status": intent.status,
+        "amount": intent.amount,
+        "currency": intent.currency,
+        "amount_captured": intent.amount_captured,
+        "amount_refunded": intent.amount_refunded,
+        "reference": intent.reference,
+        "description": intent.description,
+        "checkout_url": intent.checkout_url,
+        "return_url": intent.return_url,
+        "failure_code": intent.failure_code or None,
+        "failure_message": intent.failure_message or None,
+        "payment_method": card,
+        "refunds": [refund_data(r) for r in intent.refunds.order_by("created_at", "id")],
+        "created": int(intent.created_at.timestamp()),
+        "updated": int(intent.updated_at.timestamp()),
+    }

@@ -1,0 +1,269 @@
+"""Everything the sandbox provider does to its intents. Each state change is one conditional UPDATE
+with the allowed source status in its WHERE, and queues a webhook event in the same transaction."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from o2o.money import MINOR_UNITS
+
+from .models import SandboxEvent, SandboxIntent, SandboxRefund, SandboxWebhookDelivery
+from .objects import intent_data, refund_data
+
+S = SandboxIntent.Status
+MAX_AMOUNT = 10**12
+
+
+class SandboxError(Exception):
+    """A request the sandbox refuses, with the code and HTTP status its API answers with."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TestCard:
+    outcome: str  # "approve", "decline", "challenge" or "slow"
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+TEST_CARDS: dict[str, TestCard] = {
+    "4242424242424242": TestCard("approve"),
+    "4000000000000002": TestCard("decline", "card_declined", "The card was declined."),
+    "4000000000009995": TestCard(
+        "decline", "insufficient_funds", "The card has insufficient funds."
+    ),
+    "4000000000003220": TestCard("challenge"),
+    "4000000000000077": TestCard("slow"),
+}
+
+
+def _amount(value, *, field: str = "amount") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SandboxError("invalid_request", f"{field} must be an integer in minor units.")
+    if not 0 < value < MAX_AMOUNT:
+        raise SandboxError("invalid_request", f"{field} must be positive.")
+    return value
+
+
+def _url(value, *, field: str, required: bool) -> str:
+    if value in (None, "") and not required:
+        return ""
+    if not isinstance(value, str) or len(value) > 500:
+        raise SandboxError("invalid_request", f"{field} must be an http(s) URL.")
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+    except ValidationError as exc:
+        raise SandboxError("invalid_request", f"{field} must be an http(s) URL.") from exc
+    return value
+
+
+def _text(value, *, field: str, max_length: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise SandboxError("invalid_request", f"{field} must be text of {max_length} or fewer.")
+    return value
+
+
+def _get(intent_id: str, *, lock: bool = False) -> SandboxIntent:
+    qs = SandboxIntent.objects.select_for_update() if lock else SandboxIntent.objects
+    try:
+        return qs.get(pk=intent_id)
+    except SandboxIntent.DoesNotExist as exc:
+        raise SandboxError("not_found", "No such intent.", 404) from exc
+
+
+def _event_emit(*, intent_id: str, type: str, data: dict | None = None) -> SandboxEvent:
+    """Queue the webhook event for a state change (in the caller's transaction)."""
+    intent = SandboxIntent.objects.get(pk=intent_id)
+    event = SandboxEvent(type=type, intent=intent)
+    body = {
+        "id": event.id,
+        "object": "event",
+        "type": type,
+        "created": int(timezone.now().timestamp()),
+        "data": {"object": data if data is not None else intent_data(intent)},
+    }
+    event.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    event.save()
+    if intent.webhook_url:
+        SandboxWebhookDelivery.objects.create(
+            event=event, url=intent.webhook_url, next_attempt_at=timezone.now()
+        )
+    return event
+
+
+def _refused(intent_id: str, action: str, allowed: str) -> SandboxError:
+    current = SandboxIntent.objects.filter(pk=intent_id).values_list("status", flat=True).first()
+    if current is None:
+        return SandboxError("not_found", "No such intent.", 404)
+    return SandboxError(
+        "invalid_state", f"This intent is {current}; only {allowed} intents can be {action}.", 409
+    )
+
+
+@transaction.atomic
+def intent_create(
+    *,
+    amount,
+    currency,
+    return_url,
+    reference=None,
+    description=None,
+    webhook_url=None,
+    checkout_base: str,
+) -> SandboxIntent:
+    """A new intent waiting for the card. `checkout_base` is the scheme and host of the card page."""
+    if currency not in MINOR_UNITS:
+        raise SandboxError("invalid_request", "currency must be an ISO 4217 code we know.")
+    intent = SandboxIntent(
+        amount=_amount(amount),
+        currency=currency,
+        reference=_text(reference, field="reference", max_length=100),
+        description=_text(description, field="description", max_length=200),
+        return_url=_url(return_url, field="return_url", required=True),
+        webhook_url=_url(webhook_url, field="webhook_url", required=False),
+    )
+    base = (settings.SANDBOX_PUBLIC_URL or checkout_base).rstrip("/")
+    intent.checkout_url = base + reverse("sandbox:pay", args=[intent.id])
+    intent.save()
+    return intent
+
+
+def intent_fetch(*, intent_id: str) -> tuple[SandboxIntent, float]:
+    """The intent, and how long the answer must wait (the slow test card's one slow fetch)."""
+    intent = _get(intent_id)
+    slow = SandboxIntent.objects.filter(pk=intent_id, slow_fetches_left__gt=0).update(
+        slow_fetches_left=F("slow_fetches_left") - 1
+    )
+    return intent, settings.SANDBOX_SLOW_SECONDS if slow else 0.0
+
+
+def intents_list(
+    *, reference: str | None = None, since: datetime | None = None, limit: int = 100
+) -> tuple[list[SandboxIntent], bool]:
+    qs = SandboxIntent.objects.prefetch_related("refunds").order_by("created_at", "id")
+    if reference:
+        qs = qs.filter(reference=reference)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    rows = list(qs[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+@transaction.atomic
+def card_submit(*, intent_id: str, number: str) -> SandboxIntent:
+    """The card holder entered a (valid) test card on the hosted page."""
+    card = TEST_CARDS.get(number)
+    if card is None:
+        raise SandboxError("card_unknown", "Use one of the test cards.")
+    waiting = SandboxIntent.objects.filter(pk=intent_id, status=S.REQUIRES_PAYMENT_METHOD)
+    common = {"card_brand": "visa", "card_last4": number[-4:], "updated_at": timezone.now()}
+    if card.outcome in ("approve", "slow"):
+        changed = waiting.update(
+            status=S.AUTHORISED, slow_fetches_left=1 if card.outcome == "slow" else 0, **common
+        )
+        event = "intent.authorised"
+    elif card.outcome == "challenge":
+        changed = waiting.update(status=S.REQUIRES_ACTION, **common)
+        event = "intent.requires_action"
+    else:
+        changed = waiting.update(
+            status=S.FAILED,
+            failure_code=card.failure_code,
+            failure_message=card.failure_message,
+            **common,
+        )
+        event = "intent.failed"
+    if not changed:
+        raise _refused(intent_id, "paid", "unpaid")
+    _event_emit(intent_id=intent_id, type=event)
+    return SandboxIntent.objects.get(pk=intent_id)
+
+
+@transaction.atomic
+def challenge_resolve(*, intent_id: str, approve: bool) -> SandboxIntent:
+    """The card holder answered the 3-D-Secure-like challenge."""
+    waiting = SandboxIntent.objects.filter(pk=intent_id, status=S.REQUIRES_ACTION)
+    if approve:
+        changed = waiting.update(status=S.AUTHORISED, updated_at=timezone.now())
+    else:
+        changed = waiting.update(
+            status=S.FAILED,
+            failure_code="authentication_failed",
+            failure_message="The card holder did not confirm the payment.",
+            updated_at=timezone.now(),
+        )
+    if not changed:
+        raise _refused(intent_id, "confirmed", "challenged")
+    _event_emit(intent_id=intent_id, type="intent.authorised" if approve else "intent.failed")
+    return SandboxIntent.objects.get(pk=intent_id)
+
+
+@transaction.atomic
+def intent_capture(*, intent_id: str, amount=None) -> SandboxIntent:
+    """Capture an authorised intent, in full or in part (once: the rest is released)."""
+    intent = _get(intent_id)
+    amount = intent.amount if amount is None else _amount(amount)
+    if amount > intent.amount:
+        raise SandboxError("invalid_request", "amount is more than was authorised.")
+    changed = SandboxIntent.objects.filter(pk=intent_id, status=S.AUTHORISED).update(
+        status=S.CAPTURED, amount_captured=amount, updated_at=timezone.now()
+    )
+    if not changed:
+        raise _refused(intent_id, "captured", "authorised")
+    _event_emit(intent_id=intent_id, type="intent.captured")
+    return SandboxIntent.objects.get(pk=intent_id)
+
+
+@transaction.atomic
+def intent_void(*, intent_id: str) -> SandboxIntent:
+    """Release an authorisation that will not be captured."""
+    _get(intent_id)
+    changed = SandboxIntent.objects.filter(pk=intent_id, status=S.AUTHORISED).update(
+        status=S.VOIDED, updated_at=timezone.now()
+    )
+    if not changed:
+        raise _refused(intent_id, "voided", "authorised")
+    _event_emit(intent_id=intent_id, type="intent.voided")
+    return SandboxIntent.objects.get(pk=intent_id)
+
+
+@transaction.atomic
+def refund_create(*, intent_id, amount, reference=None) -> SandboxRefund:
+    """Give back part or all of what was captured, never more than is left."""
+    if not isinstance(intent_id, str) or not intent_id:
+        raise SandboxError("invalid_request", "intent is required.")
+    _get(intent_id)
+    amount = _amount(amount)
+    reference = _text(reference, field="reference", max_length=100)
+    changed = SandboxIntent.objects.filter(
+        pk=intent_id,
+        status=S.CAPTURED,
+        amount_refunded__lte=F("amount_captured") - amount,
+    ).update(amount_refunded=F("amount_refunded") + amount, updated_at=timezone.now())
+    if not changed:
+        intent = SandboxIntent.objects.get(pk=intent_id)
+        if intent.status != S.CAPTURED:
+            raise _refused(intent_id, "refunded", "captured")
+        raise SandboxError(
+            "amount_too_large",
+            f"Only {intent.amount_captured - intent.amount_refunded} is left to refund.",
+            409,
+        )
+    refund = SandboxRefund.objects.create(intent_id=intent_id, amount=amount, reference=reference)
+    _event_emit(intent_id=intent_id, type="refund.succeeded", data=refund_data(refund))
+    return refund

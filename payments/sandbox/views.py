@@ -1,0 +1,122 @@
+"""The hosted card page a customer is sent to (checkout_url), and its challenge step. Thin: the
+form checks what was typed, services change the intent, then the browser goes back to the shop."""
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from . import services
+from .forms import CardForm
+from .models import SandboxIntent
+from .services import TEST_CARDS, SandboxError
+
+S = SandboxIntent.Status
+
+
+def render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+    """The provider's own pages: none of the platform's context processors (its user, its menus),
+    just what the page needs."""
+    context = {**context, "csrf_token": get_token(request), "this_page": request.get_full_path()}
+    return HttpResponse(render_to_string(template, context), status=status)
+
+
+def _intent(intent_id: str) -> SandboxIntent:
+    try:
+        return SandboxIntent.objects.get(pk=intent_id)
+    except SandboxIntent.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def return_to_shop(intent: SandboxIntent) -> str:
+    """return_url with intent=<id> added to its query."""
+    parts = urlsplit(intent.return_url)
+    query = (parts.query + "&" if parts.query else "") + urlencode({"intent": intent.id})
+    return urlunsplit(parts._replace(query=query))
+
+
+def _back_to_shop(intent: SandboxIntent) -> HttpResponseRedirect:
+    # The shop's own URL, given by the merchant over the authenticated API: not an open redirect.
+    return HttpResponseRedirect(return_to_shop(intent))
+
+
+def _test_cards() -> list[tuple[str, str]]:
+    labels = {
+        "approve": _("approved"),
+        "slow": _("approved, but the shop's next check of the payment is slow"),
+        "challenge": _("asks the card holder to confirm (like 3-D Secure)"),
+        "card_declined": _("declined"),
+        "insufficient_funds": _("declined: insufficient funds"),
+    }
+    return [
+        (" ".join(number[i : i + 4] for i in range(0, 16, 4)), labels[c.failure_code or c.outcome])
+        for number, c in TEST_CARDS.items()
+    ]
+
+
+def _closed(request: HttpRequest, intent: SandboxIntent) -> HttpResponse:
+    return render(
+        request,
+        "sandbox/closed.html",
+        {"intent": intent, "back_url": return_to_shop(intent)},
+        status=409 if request.method == "POST" else 200,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def pay(request: HttpRequest, intent_id: str) -> HttpResponse:
+    intent = _intent(intent_id)
+    if intent.status == S.REQUIRES_ACTION:
+        return redirect("sandbox:challenge", intent_id=intent.id)
+    if intent.status != S.REQUIRES_PAYMENT_METHOD:
+        return _closed(request, intent)
+    form = CardForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            intent = services.card_submit(intent_id=intent.id, number=form.cleaned_data["number"])
+        except SandboxError:
+            return _closed(request, _intent(intent_id))  # paid meanwhile (a second tab)
+        if intent.status == S.REQUIRES_ACTION:
+            return redirect("sandbox:challenge", intent_id=intent.id)
+        return _back_to_shop(intent)
+    return render(
+        request,
+        "sandbox/pay.html",
+        {
+            "intent": intent,
+            "form": form,
+            "test_cards": _test_cards(),
+            "back_url": return_to_shop(intent),
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def challenge(request: HttpRequest, intent_id: str) -> HttpResponse:
+    intent = _intent(intent_id)
+    if intent.status != S.REQUIRES_ACTION:
+        return _closed(request, intent)
+    if request.method == "POST":
+        decision = request.POST.get("decision")
+        if decision in ("approve", "fail"):
+            try:
+                intent = services.challenge_resolve(
+                    intent_id=intent.id, approve=decision == "approve"
+                )
+            except SandboxError:
+                return _closed(request, _intent(intent_id))
+            return _back_to_shop(intent)
+    return render(
+        request,
+        "sandbox/challenge.html",
+        {"intent": intent},
+        status=400 if request.method == "POST" else 200,
+    )

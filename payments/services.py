@@ -1,0 +1,517 @@
+"""Every write that matters for payments. Views, webhooks, admin actions, tasks and the orders app
+call these; nothing else changes a Payment or a Refund.
+
+The provider's state is the truth. Each status change is one conditional UPDATE with the allowed
+source status in its WHERE (TRANSITIONS is the whole graph), so two racing calls can't both make
+it; a capture and each refund call ledger.ledger_record exactly once, in the transaction of the
+change that won; payment_status_changed goes out after commit.
+
+The public functions talk to the provider over HTTP, so they are not one transaction: no database
+transaction is held while a request is out (a slow provider must not hold locks, and on the
+embedded SQLite default the sandbox answering from this very process could not write). Call them
+outside your own transaction.atomic() block, e.g. after it commits. Each is safe to call again: the
+provider sees the same idempotency key and the guarded UPDATEs make the second call a no-op.
+"""
+
+import logging
+from collections.abc import Mapping
+from functools import partial
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Sum, Value, When
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from o2o.money import MINOR_UNITS, format_money
+
+from . import ledger
+from .errors import (
+    InvalidTransition,
+    PaymentError,
+    PaymentRefused,
+    PaymentUnavailable,
+    WebhookInvalid,
+)
+from .gateways import get_gateway
+from .gateways.base import (
+    GatewayRefused,
+    GatewayUnavailable,
+    IntentStatus,
+    PaymentGateway,
+    ProviderIntent,
+    ProviderRefund,
+    WebhookSignatureError,
+)
+from .models import Payment, Refund, WebhookEvent
+from .signals import payment_status_changed
+
+log = logging.getLogger(__name__)
+P = Payment.Status
+R = Refund.Status
+
+# The whole graph of payment statuses. Refunds move CAPTURED / PARTIALLY_REFUNDED on by amount.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    P.PENDING: frozenset({P.AUTHORISED, P.FAILED}),
+    P.AUTHORISED: frozenset({P.CAPTURED, P.VOIDED}),
+    P.CAPTURED: frozenset({P.PARTIALLY_REFUNDED, P.REFUNDED}),
+    P.PARTIALLY_REFUNDED: frozenset({P.PARTIALLY_REFUNDED, P.REFUNDED}),
+    P.REFUNDED: frozenset(),
+    P.VOIDED: frozenset(),
+    P.FAILED: frozenset(),
+}
+CAPTURED_STATES = (P.CAPTURED, P.PARTIALLY_REFUNDED, P.REFUNDED)
+REFUNDABLE_STATES = (P.CAPTURED, P.PARTIALLY_REFUNDED)
+# Stored as data, in one language, like the reasons staff type.
+PROVIDER_REFUND_REASON = "Refunded at the provider"
+# Which of our statuses agree with the provider's.
+AGREES = {
+    IntentStatus.PENDING: {P.PENDING},
+    IntentStatus.AUTHORISED: {P.AUTHORISED},
+    IntentStatus.CAPTURED: set(CAPTURED_STATES),
+    IntentStatus.VOIDED: {P.VOIDED},
+    IntentStatus.FAILED: {P.FAILED},
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _positive_amount(amount, *, field: str = "amount") -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise PaymentError({field: _("Enter a whole amount above zero, in minor units.")})
+    return amount
+
+
+def _unavailable() -> PaymentUnavailable:
+    return PaymentUnavailable(
+        _("The payment provider did not answer in time. Nothing was changed; try again shortly."),
+        code="unavailable",
+    )
+
+
+def _get(payment_id: int) -> Payment:
+    return Payment.objects.get(pk=payment_id)
+
+
+def _status_label(status: str) -> str:
+    return str(P(status).label)
+
+
+def _notify(*, payment_id: int, order_id: int, status: str) -> None:
+    results = payment_status_changed.send_robust(
+        sender=Payment, payment_id=payment_id, order_id=order_id, status=status
+    )
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            log.error("payment_status_changed receiver %r failed", receiver, exc_info=result)
+
+
+def _changed(payment: Payment, status: str) -> None:
+    transaction.on_commit(
+        partial(_notify, payment_id=payment.pk, order_id=payment.order_id, status=str(status))
+    )
+
+
+def _move(payment: Payment, to: str, **fields) -> bool:
+    """One guarded UPDATE along the graph; True when this call made the move."""
+    allowed_from = [s for s, targets in TRANSITIONS.items() if to in targets and s != to]
+    moved = Payment.objects.filter(pk=payment.pk, status__in=allowed_from).update(
+        status=to, updated_at=timezone.now(), **fields
+    )
+    if moved:
+        _changed(payment, to)
+    return bool(moved)
+
+
+# --- the transitions (each inside the caller's transaction) ------------------------------------
+
+
+def _mark_authorised(payment: Payment, intent: ProviderIntent) -> bool:
+    return _move(
+        payment,
+        P.AUTHORISED,
+        authorised_at=timezone.now(),
+        card_brand=intent.card_brand[:20],
+        card_last4=intent.card_last4[:4],
+    )
+
+
+def _mark_failed(payment: Payment, intent: ProviderIntent) -> bool:
+    return _move(
+        payment,
+        P.FAILED,
+        closed_at=timezone.now(),
+        failure_code=intent.failure_code[:40],
+        failure_message=intent.failure_message[:200],
+        card_brand=intent.card_brand[:20],
+        card_last4=intent.card_last4[:4],
+    )
+
+
+def _mark_captured(payment: Payment, amount: int) -> bool:
+    moved = _move(payment, P.CAPTURED, amount_captured=amount, captured_at=timezone.now())
+    if moved:
+        ledger.ledger_record(
+            payment_id=payment.pk, kind="capture", amount=amount, currency=payment.currency
+        )
+    return moved
+
+
+def _mark_voided(payment: Payment) -> bool:
+    return _move(payment, P.VOIDED, closed_at=timezone.now())
+
+
+def _refund_succeeded(payment: Payment, *, refund_id: int, provider_ref: str) -> bool:
+    """A refund the provider made: the refund row, the payment's amounts and status, the ledger —
+    once. The provider's word wins over a failure we recorded."""
+    amount = Refund.objects.values_list("amount", flat=True).get(pk=refund_id)
+    done = Refund.objects.filter(
+        pk=refund_id, payment=payment, status__in=(R.PENDING, R.FAILED)
+    ).update(status=R.SUCCEEDED, provider_ref=provider_ref, succeeded_at=timezone.now())
+    if not done:
+        return False
+    moved = Payment.objects.filter(
+        pk=payment.pk,
+        status__in=REFUNDABLE_STATES,
+        amount_refunded__lte=F("amount_captured") - amount,
+    ).update(
+        amount_refunded=F("amount_refunded") + amount,
+        status=Case(
+            When(amount_captured=F("amount_refunded") + amount, then=Value(P.REFUNDED)),
+            default=Value(P.PARTIALLY_REFUNDED),
+        ),
+        updated_at=timezone.now(),
+    )
+    # The provider refunded more than we hold as captured: stop, and keep both as they were.
+    if not moved:
+        raise InvalidTransition(
+            _("Refund %(refund)s does not fit payment %(payment)s.")
+            % {"refund": refund_id, "payment": payment.pk}
+        )
+    ledger.ledger_record(
+        payment_id=payment.pk, kind="refund", amount=amount, currency=payment.currency
+    )
+    _changed(payment, Payment.objects.values_list("status", flat=True).get(pk=payment.pk))
+    return True
+
+
+def _provider_refund_apply(payment: Payment, pr: ProviderRefund) -> None:
+    if not pr.succeeded:
+        return
+    ours = Refund.objects.filter(payment=payment, provider_ref=pr.ref).first()
+    if ours is None and pr.reference.startswith("refund-") and pr.reference[7:].isdigit():
+        ours = Refund.objects.filter(payment=payment, pk=int(pr.reference[7:])).first()
+    if ours is None:
+        # Refunded at the provider directly (its dashboard): recorded here as it happened there.
+        try:
+            with transaction.atomic():
+                ours = Refund.objects.create(
+                    payment=payment,
+                    amount=pr.amount,
+                    reason=PROVIDER_REFUND_REASON,
+                    provider_ref=pr.ref,
+                )
+        except IntegrityError:  # a concurrent sync recorded it first
+            ours = Refund.objects.get(provider_ref=pr.ref)
+    if ours.payment_id != payment.pk:
+        log.error(
+            "refund %s of payment %s is listed under payment %s",
+            pr.ref,
+            ours.payment_id,
+            payment.pk,
+        )
+        return
+    _refund_succeeded(payment, refund_id=ours.pk, provider_ref=pr.ref)
+
+
+@transaction.atomic
+def _apply(*, payment_id: int, intent: ProviderIntent) -> Payment:
+    """Walk the payment along the graph to where the provider's intent is."""
+    payment = _get(payment_id)
+    if intent.status == IntentStatus.FAILED:
+        _mark_failed(payment, intent)
+    if intent.status in (IntentStatus.AUTHORISED, IntentStatus.CAPTURED, IntentStatus.VOIDED):
+        _mark_authorised(payment, intent)
+    if intent.status == IntentStatus.CAPTURED:
+        _mark_captured(payment, intent.amount_captured)
+    if intent.status == IntentStatus.VOIDED:
+        _mark_voided(payment)
+    for pr in intent.refunds:
+        _provider_refund_apply(payment, pr)
+    payment.refresh_from_db()
+    if payment.status not in AGREES[intent.status] or (
+        intent.status == IntentStatus.CAPTURED
+        and (payment.amount_captured, payment.amount_refunded)
+        != (intent.amount_captured, intent.amount_refunded)
+    ):
+        # A stale answer (a concurrent sync got a newer one first) or a real disagreement: the
+        # reconciliation (next issue) looks into it; the payment never moves backwards.
+        log.warning(
+            "payment %s is %s (captured %s, refunded %s) but %s says %s (%s, %s)",
+            payment.pk,
+            payment.status,
+            payment.amount_captured,
+            payment.amount_refunded,
+            payment.provider,
+            intent.status,
+            intent.amount_captured,
+            intent.amount_refunded,
+        )
+    return payment
+
+
+def _gateway(payment: Payment) -> PaymentGateway:
+    return get_gateway(payment.provider)
+
+
+def _fetch(payment: Payment) -> ProviderIntent:
+    try:
+        return _gateway(payment).get_intent(ref=payment.provider_ref)
+    except GatewayUnavailable as exc:
+        raise _unavailable() from exc
+    except GatewayRefused as exc:
+        raise PaymentRefused(exc.message, code=exc.code) from exc
+
+
+def _refund_send(payment: Payment, refund: Refund) -> Refund:
+    key = refund.idempotency_key
+    try:
+        pr = _gateway(payment).refund(
+            ref=payment.provider_ref, amount=refund.amount, reference=key, idempotency_key=key
+        )
+    except GatewayUnavailable as exc:
+        # The refund stays PENDING; payment_sync sends it again with the same key.
+        raise _unavailable() from exc
+    except GatewayRefused as exc:
+        Refund.objects.filter(pk=refund.pk, status=R.PENDING).update(
+            status=R.FAILED, failure_code=exc.code[:40], failure_message=exc.message[:200]
+        )
+        raise PaymentRefused(exc.message, code=exc.code) from exc
+    with transaction.atomic():
+        _refund_succeeded(_get(payment.pk), refund_id=refund.pk, provider_ref=pr.ref)
+    return Refund.objects.get(pk=refund.pk)
+
+
+# --- the actions ---------------------------------------------------------------------------------
+
+
+def payment_start(
+    *, order_id: int, amount: int, currency: str, return_url: str, description: str = ""
+) -> Payment:
+    """Open the order's payment at the provider (settings.PAYMENT_GATEWAY) and keep its checkout
+    page URL (payment.checkout_url: send the customer there). The provider sends the browser back to
+    return_url?intent=<provider ref>. One payment per order: calling again for the same order
+    returns the same payment. If the first call's answer was lost, calling again with the same
+    arguments gets the same intent (the provider sees the key order-<id>-start and the same body;
+    other arguments under that key are refused: PaymentRefused "idempotency_key_reused")."""
+    _positive_amount(amount)
+    if currency not in MINOR_UNITS:
+        raise PaymentError({"currency": _("Unknown currency.")})
+    try:
+        URLValidator(schemes=["http", "https"])(return_url)
+    except ValidationError as exc:
+        raise PaymentError({"return_url": _("Give a full http(s) address.")}) from exc
+    payment, _created = Payment.objects.get_or_create(
+        order_id=order_id,
+        defaults={"amount": amount, "currency": currency, "provider": settings.PAYMENT_GATEWAY},
+    )
+    if (payment.amount, payment.currency) != (amount, currency):
+        raise InvalidTransition(_("This order already has a payment of another amount."))
+    if payment.provider_ref:
+        return payment
+    try:
+        intent = _gateway(payment).create_intent(
+            amount=amount,
+            currency=currency,
+            reference=f"order-{order_id}",
+            description=description[:200],
+            return_url=return_url,
+            webhook_url=settings.PLATFORM_BASE_URL.rstrip("/")
+            + reverse("payments:webhook", kwargs={"provider": payment.provider}),
+            idempotency_key=f"order-{order_id}-start",
+        )
+    except GatewayUnavailable as exc:
+        raise _unavailable() from exc
+    except GatewayRefused as exc:
+        raise PaymentRefused(exc.message, code=exc.code) from exc
+    Payment.objects.filter(pk=payment.pk, provider_ref="").update(
+        provider_ref=intent.ref, checkout_url=intent.checkout_url, updated_at=timezone.now()
+    )
+    return _apply(payment_id=payment.pk, intent=intent)
+
+
+def payment_sync(*, payment_id: int) -> Payment:
+    """Fetch the provider's intent and bring the payment to its state (the provider is the truth):
+    PENDING → AUTHORISED or FAILED, AUTHORISED → CAPTURED or VOIDED, refunds made. Sends again any
+    refund of ours the provider has not got. A provider that does not answer in time leaves the
+    payment as it is and raises PaymentUnavailable."""
+    payment = _get(payment_id)
+    if not payment.provider_ref:
+        return payment
+    intent = _fetch(payment)
+    payment = _apply(payment_id=payment.pk, intent=intent)
+    known = {pr.ref for pr in intent.refunds} | {pr.reference for pr in intent.refunds}
+    for refund in payment.refunds.filter(status=R.PENDING).order_by("pk"):
+        if refund.idempotency_key not in known:
+            try:
+                _refund_send(payment, refund)
+            except PaymentError as exc:
+                log.warning("refund %s still not sent: %s", refund.pk, exc.messages[0])
+    return _get(payment.pk)
+
+
+def payment_capture(*, payment_id: int, amount: int | None = None) -> Payment:
+    """AUTHORISED → CAPTURED: take the money, all of it or `amount` of it (the rest is released).
+    Captures once however often it is called, one after the other or at the same time; a payment
+    already captured is returned as it is."""
+    payment = _get(payment_id)
+    if payment.status in CAPTURED_STATES:
+        return payment
+    if payment.status != P.AUTHORISED:
+        raise InvalidTransition(
+            _("Only an authorised payment can be captured; this one is %(status)s.")
+            % {"status": _status_label(payment.status)}
+        )
+    if amount is not None and _positive_amount(amount) > payment.amount:
+        most = format_money(payment.amount, payment.currency)
+        raise PaymentError({"amount": _("At most %(amount)s can be captured.") % {"amount": most}})
+    try:
+        intent = _gateway(payment).capture(
+            ref=payment.provider_ref, amount=amount, idempotency_key=f"payment-{payment.pk}-capture"
+        )
+    except GatewayUnavailable as exc:
+        raise _unavailable() from exc
+    except GatewayRefused as exc:
+        # Perhaps the provider is ahead of us (captured already, or voided): take its word.
+        payment = _apply(payment_id=payment.pk, intent=_fetch(payment))
+        if payment.status in CAPTURED_STATES:
+            return payment
+        raise PaymentRefused(exc.message, code=exc.code) from exc
+    return _apply(payment_id=payment.pk, intent=intent)
+
+
+def payment_void(*, payment_id: int) -> Payment:
+    """AUTHORISED → VOIDED: release the authorised money (order rejected, expired, cancelled).
+    A payment already voided is returned as it is."""
+    payment = _get(payment_id)
+    if payment.status == P.VOIDED:
+        return payment
+    if payment.status != P.AUTHORISED:
+        raise InvalidTransition(
+            _("Only an authorised payment can be voided; this one is %(status)s.")
+            % {"status": _status_label(payment.status)}
+        )
+    try:
+        intent = _gateway(payment).void(
+            ref=payment.provider_ref, idempotency_key=f"payment-{payment.pk}-void"
+        )
+    except GatewayUnavailable as exc:
+        raise _unavailable() from exc
+    except GatewayRefused as exc:
+        payment = _apply(payment_id=payment.pk, intent=_fetch(payment))
+        if payment.status == P.VOIDED:
+            return payment
+        raise PaymentRefused(exc.message, code=exc.code) from exc
+    return _apply(payment_id=payment.pk, intent=intent)
+
+
+def _refund_create(*, payment_id: int, amount: int | None, reason: str) -> Refund | None:
+    """Reserve a refund of `amount` (None: all that is left) under a lock on the payment; None when
+    nothing is left to refund."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PaymentError({"reason": _("Say why the money is given back.")})
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status not in REFUNDABLE_STATES:
+            raise InvalidTransition(
+                _("Only a captured payment can be refunded; this one is %(status)s.")
+                % {"status": _status_label(payment.status)}
+            )
+        pending = payment.refunds.filter(status=R.PENDING).aggregate(s=Sum("amount"))["s"] or 0
+        left = payment.refundable - pending
+        if amount is None:
+            if left <= 0:
+                return None
+            amount = left
+        if amount > left:
+            raise PaymentError(
+                {
+                    "amount": _("At most %(left)s can be refunded.")
+                    % {"left": format_money(left, payment.currency)}
+                }
+            )
+        return Refund.objects.create(payment=payment, amount=amount, reason=reason[:200])
+
+
+def payment_refund(*, payment_id: int, amount: int, reason: str) -> Refund:
+    """Give back `amount` of a captured payment (all that is left, or part of it): CAPTURED or
+    PARTIALLY_REFUNDED → PARTIALLY_REFUNDED or REFUNDED. Each call is a new refund, sent with its
+    own key (refund-<id>); a provider that does not answer leaves it PENDING (PaymentUnavailable),
+    and payment_sync sends it again with the same key."""
+    _positive_amount(amount)
+    refund = _refund_create(payment_id=payment_id, amount=amount, reason=reason)
+    assert refund is not None  # an amount was given
+    return _refund_send(_get(payment_id), refund)
+
+
+def payment_return_all(*, payment_id: int, reason: str) -> Payment:
+    """Give the customer's money back at whatever stage it is (order rejected, expired, cancelled,
+    not collected): first the provider's truth (payment_sync, which also sends again any refund
+    still pending), then void an authorisation or refund all that is left of a capture. A payment
+    never authorised, failed, voided or refunded needs nothing. Safe to call again, and at once."""
+    payment = payment_sync(payment_id=payment_id)
+    if payment.status == P.AUTHORISED:
+        return payment_void(payment_id=payment_id)
+    if payment.status in REFUNDABLE_STATES:
+        refund = _refund_create(payment_id=payment_id, amount=None, reason=reason or "returned")
+        if refund is not None:
+            _refund_send(payment, refund)
+        return _get(payment_id)
+    return payment
+
+
+def webhook_receive(
+    *, provider: str, body: bytes, headers: Mapping[str, str]
+) -> WebhookEvent | None:
+    """A provider's webhook: check its signature (and age), record its event id once, then fetch
+    the intent again and apply it (the body is only a hint). Returns None for an event already
+    handled. Raises UnknownProvider, WebhookInvalid (forged, too old, not an event) or
+    PaymentUnavailable (the fetch failed: the event stays unprocessed, for the provider to retry)."""
+    gateway = get_gateway(provider)
+    try:
+        notice = gateway.verify_webhook(
+            body=body, headers={k.lower(): v for k, v in headers.items()}
+        )
+    except WebhookSignatureError as exc:
+        raise WebhookInvalid(str(exc), code="invalid_signature") from exc
+    event, created = WebhookEvent.objects.get_or_create(
+        provider=provider,
+        event_id=notice.event_id[:100],
+        defaults={
+            "type": notice.type[:60],
+            "object_ref": notice.intent_ref[:64],
+            "payload": notice.payload,
+        },
+    )
+    if not created and event.processed_at is not None:
+        return None
+    payment = Payment.objects.filter(provider=provider, provider_ref=notice.intent_ref).first()
+    if payment is None:
+        log.warning(
+            "%s webhook %s is about %s, which is not ours",
+            provider,
+            notice.event_id,
+            notice.intent_ref,
+        )
+    else:
+        payment_sync(payment_id=payment.pk)
+    WebhookEvent.objects.filter(pk=event.pk, processed_at__isnull=True).update(
+        processed_at=timezone.now(), payment=payment
+    )
+    event.refresh_from_db()
+    return event

@@ -1,0 +1,159 @@
+// Order pages: checkout (show the fields of the chosen way to receive, pick a meeting area on a
+// map), the live order page (reload the status part on every message and after a reconnect), and
+// the receipt's print button. Every page works without it.
+(function () {
+  "use strict";
+  var $ = function (id) { return document.getElementById(id); };
+  function json(id) { var el = $(id); return el ? JSON.parse(el.textContent) : null; }
+
+  function hexMap(el, tiles) {
+    el.hidden = false;
+    var map = L.map(el, { zoomControl: true, scrollWheelZoom: false, zoomSnap: 0.25 });
+    L.tileLayer(tiles.url, { attribution: tiles.attribution, maxZoom: 19 }).addTo(map);
+    return map;
+  }
+
+  // A confirm step for forms that say so (cancel an order). Capture phase: before app.js marks the
+  // form busy, so a "no" leaves the button usable.
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
+
+  // --- receipt ----------------------------------------------------------------------------------
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+
+  // --- checkout ---------------------------------------------------------------------------------
+  var checkout = json("checkout-config");
+  if (checkout) {
+    var form = document.querySelector("form.checkout");
+    var sections = form.querySelectorAll("[data-receive]");
+    var newAddress = form.querySelector("[data-new-address]");
+    var chosen = function (name) {
+      var input = form.querySelector("input[name=" + name + "]:checked");
+      return input ? input.value : "";
+    };
+    var showChosen = function () {
+      var way = chosen("fulfilment");
+      sections.forEach(function (s) { s.hidden = way !== "" && s.getAttribute("data-receive") !== way; });
+      if (newAddress) newAddress.hidden = chosen("address") !== "new";
+    };
+    form.addEventListener("change", showChosen);
+    showChosen();
+
+    var meetEl = $("meet-map");
+    if (meetEl && window.L && checkout.cells.length) {
+      var map = hexMap(meetEl, checkout.tiles);
+      var shapes = {};
+      var paint = function () {
+        var current = chosen("meet_cell");
+        Object.keys(shapes).forEach(function (cell) {
+          var on = cell === current;
+          shapes[cell].setStyle({ weight: on ? 3 : 1, fillOpacity: on ? 0.45 : 0.15 });
+        });
+      };
+      checkout.cells.forEach(function (c) {
+        var colour = c.vendor ? "#0b7a53" : "#1f4b73";
+        var poly = L.polygon(c.boundary, { color: colour, fillColor: colour }).addTo(map);
+        poly.on("click", function () {
+          var radio = form.querySelector("input[name=meet_cell][value='" + c.cell + "']");
+          if (radio) { radio.checked = true; paint(); }
+        });
+        shapes[c.cell] = poly;
+      });
+      map.fitBounds(L.featureGroup(Object.keys(shapes).map(function (k) { return shapes[k]; })).getBounds());
+      form.addEventListener("change", paint);
+      paint();
+    }
+  }
+
+  // --- the live order page ----------------------------------------------------------------------
+  var cfg = json("order-config");
+  if (!cfg) return;
+  var t = json("order-i18n");
+  var live = $("order-live"), state = $("live-state"), announce = $("order-announce");
+  var socket = null, retry = 0, pollTimer = null, loading = false, again = false;
+  var map = null, vendorShape = null;
+
+  var mapEl = $("order-map");
+  if (mapEl && window.L && cfg.meet && cfg.meet.boundary.length) {
+    map = hexMap(mapEl, cfg.tiles);
+    var meet = L.polygon(cfg.meet.boundary, { color: "#1f4b73", fillOpacity: 0.3 }).addTo(map);
+    meet.bindTooltip(t.meet);
+    map.fitBounds(meet.getBounds(), { maxZoom: 16 });
+  }
+
+  function drawVendor() {
+    // The vendor's public cell while on the way: an area, never a point.
+    if (!map) return;
+    var cell = json("vendor-cell");
+    if (vendorShape) { map.removeLayer(vendorShape); vendorShape = null; }
+    if (!cell) return;
+    vendorShape = L.polygon(cell.boundary, { color: "#0b7a53", fillOpacity: 0.35 }).addTo(map);
+    vendorShape.bindTooltip(t.vendor);
+    map.fitBounds(L.featureGroup([vendorShape]).getBounds().extend(map.getBounds()), { maxZoom: 16 });
+  }
+
+  function schedulePoll() {
+    clearTimeout(pollTimer);
+    var box = live.firstElementChild;
+    var seconds = box && parseInt(box.getAttribute("data-poll") || "0", 10);
+    if (seconds) pollTimer = setTimeout(refresh, seconds * 1000);
+  }
+
+  function refresh() {
+    if (loading) { again = true; return; }
+    loading = true;
+    var before = live.firstElementChild && live.firstElementChild.getAttribute("data-status");
+    fetch(cfg.statusUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+      .then(function (html) {
+        // Keep focus where it was if the user is in the part being replaced.
+        if (live.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+        live.innerHTML = html;
+        var box = live.firstElementChild;
+        if (box && box.getAttribute("data-status") !== before) {
+          announce.textContent = box.getAttribute("data-status-label");
+        }
+        drawVendor();
+        schedulePoll();
+      })
+      .catch(function () {})
+      .then(function () {
+        loading = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + cfg.ws);
+    socket.onopen = function () {
+      retry = 0;
+      state.textContent = t.live;
+      state.className = "live-state on";
+      refresh();  // a snapshot: anything sent while we were away is gone
+    };
+    socket.onmessage = function (event) {
+      var msg = JSON.parse(event.data);
+      if (msg.type === "order.changed") refresh();
+    };
+    socket.onclose = function (event) {
+      state.textContent = t.reconnecting;
+      state.className = "live-state down";
+      if (event.code === 4401 || event.code === 4404) return;  // logged out or no longer ours
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
+    };
+  }
+
+  drawVendor();
+  schedulePoll();
+  connect();
+})();

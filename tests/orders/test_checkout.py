@@ -1,0 +1,285 @@
+"""Checkout refuses every broken rule of each way to receive with a form error (on the field it is
+about where there is one), never a 500, and leaves nothing behind: no order, no address, the stock
+as it was. Running out of stock sends the customer back to the basket with the message."""
+
+import h3
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from customers.models import Address
+from orders.models import Order
+from tests.factories import AddressFactory, OpeningHoursFactory, PickupPointFactory
+from tests.orders.conftest import FAR, messages_of, put_cart
+from tracking.models import VendorPosition
+from vendors.models import PickupPoint, Product, Stock
+
+CHECKOUT = "/orders/checkout/"
+
+
+@pytest.fixture
+def ready(client, shop, buyer):
+    """The buyer logged in with 2 yakult and 1 latte in the basket."""
+    client.force_login(buyer)
+    put_cart(client, shop.vendor, {shop.yakult.pk: 2, shop.latte.pk: 1})
+    return client
+
+
+def submit(client, **fields):
+    """Open checkout (as a browser would, for its token) and send it with `fields`."""
+    page = client.get(CHECKOUT)
+    assert page.status_code == 200
+    data = {"checkout_token": page.context["form"].initial["checkout_token"], "window": "asap"}
+    data.update({k: v for k, v in fields.items() if v is not None})
+    return client.post(CHECKOUT, data)
+
+
+def refused(response, shop, stock_before, field=None) -> list[str]:
+    """The checkout page again, with the error (on `field`, or above the form), nothing saved."""
+    assert response.status_code == 200, response
+    form = response.context["form"]
+    errors = form.errors.get(field or "__all__")
+    assert errors, form.errors
+    assert Order.objects.count() == 0
+    assert shop.stock() == stock_before
+    return list(errors)
+
+
+@pytest.mark.django_db
+def test_anonymous_checkout_asks_to_log_in(client, shop):
+    put_cart(client, shop.vendor, {shop.yakult.pk: 1})
+    response = client.get(CHECKOUT)
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/orders/checkout/"
+
+
+@pytest.mark.django_db
+def test_the_page_offers_the_vendors_area_and_neighbours_points_and_addresses(ready, shop, buyer):
+    # Given a far pickup point and an inactive one besides the shop's open point
+    PickupPointFactory(lat=FAR[0], lng=FAR[1])
+    PickupPointFactory(is_active=False)
+    # And the vendor's exact position (private) somewhere in their public cell
+    VendorPosition.objects.filter(vendor=shop.vendor).update(lat=37.5561234, lng=126.9064321)
+    # When the buyer opens checkout twice
+    first, second = ready.get(CHECKOUT), ready.get(CHECKOUT)
+    form = first.context["form"]
+    # Then the meeting areas are the vendor's public cell and its six neighbours, the vendor's first
+    cells = [c for c, _label in form.fields["meet_cell"].widget.choices]
+    assert cells[0] == shop.cell
+    assert set(cells) == set(h3.grid_disk(shop.cell, 1))
+    # And only the active point near the vendor is offered, and the buyer's address (and "new")
+    assert [p for p, _label in form.fields["pickup_point"].widget.choices] == [shop.point.pk]
+    address = buyer.customer.addresses.get()
+    assert [a for a, _label in form.fields["address"].widget.choices] == [str(address.pk), "new"]
+    # And each rendering carries its own checkout token, in a hidden field
+    assert form.initial["checkout_token"] != second.context["form"].initial["checkout_token"]
+    html = first.content.decode()
+    assert f'name="checkout_token" value="{form.initial["checkout_token"]}"' in html
+    assert 'type="hidden"' in html
+    # And no exact vendor coordinate is on the page, only cell outlines
+    assert "37.556123" not in html and "126.906432" not in html
+
+
+@pytest.mark.django_db
+def test_meeting_is_not_offered_when_the_vendor_is_off_the_map(ready, shop):
+    VendorPosition.objects.filter(vendor=shop.vendor).update(public_cell="")
+    page = ready.get(CHECKOUT)
+    assert page.context["meet_cells"] == []
+    assert page.context["form"].initial["fulfilment"] == "pickup"
+    assert "you can't meet them" in page.content.decode()
+
+
+# --- each way to receive, refused --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_delivery_outside_the_area_is_an_address_error(ready, shop, buyer):
+    stock = shop.stock()
+    far = AddressFactory(customer=buyer.customer, label="Busan", lat=FAR[0], lng=FAR[1])
+    response = submit(ready, fulfilment="delivery", address=far.pk)
+    assert refused(response, shop, stock, "address") == [
+        "This address is outside the area this vendor delivers to."
+    ]
+
+
+@pytest.mark.django_db
+def test_delivery_to_someone_elses_address_is_an_address_error(ready, shop, stranger):
+    stock = shop.stock()
+    theirs = AddressFactory(customer=stranger.customer)
+    response = submit(ready, fulfilment="delivery", address=theirs.pk)
+    assert refused(response, shop, stock, "address") == ["Choose one of your addresses."]
+
+
+@pytest.mark.django_db
+def test_a_new_address_outside_the_area_is_not_kept_either(ready, shop, buyer):
+    # Given the buyer types a new address in Busan at checkout
+    stock = shop.stock()
+    response = submit(
+        ready,
+        fulfilment="delivery",
+        address="new",
+        new_label="Office",
+        new_line1="부산 해운대구 1",
+        new_lat=FAR[0],
+        new_lng=FAR[1],
+    )
+    # Then the address is refused for the area, and not saved with nothing to show for it
+    assert refused(response, shop, stock, "address")
+    assert list(
+        Address.objects.filter(customer=buyer.customer).values_list("label", flat=True)
+    ) == ["집"]
+
+
+@pytest.mark.django_db
+def test_a_new_address_needs_its_fields(ready, shop):
+    stock = shop.stock()
+    response = submit(ready, fulfilment="delivery", address="new", new_line1="", new_lat="")
+    refused(response, shop, stock, "new_line1")
+    assert response.context["form"].errors["new_lat"]
+    assert response.context["form"].errors["new_lng"]
+
+
+@pytest.mark.django_db
+def test_a_new_address_with_an_impossible_latitude_is_a_field_error(ready, shop):
+    stock = shop.stock()
+    response = submit(
+        ready, fulfilment="delivery", address="new", new_line1="x", new_lat=91, new_lng=126.9
+    )
+    refused(response, shop, stock, "new_lat")
+
+
+@pytest.mark.django_db
+def test_a_pickup_point_closed_at_that_time_is_a_point_error(ready, shop):
+    # Given a point near the vendor open only on another weekday than today
+    stock = shop.stock()
+    other_day = (timezone.localtime().weekday() + 3) % 7
+    closed = PickupPointFactory()
+    OpeningHoursFactory(point=closed, weekday=other_day, opens="00:00", closes="23:59")
+    response = submit(ready, fulfilment="pickup", pickup_point=closed.pk)
+    assert refused(response, shop, stock, "pickup_point") == [
+        "The pickup point is closed at that time. Choose another time."
+    ]
+
+
+@pytest.mark.django_db
+def test_an_inactive_or_unknown_pickup_point_is_a_point_error(ready, shop):
+    stock = shop.stock()
+    PickupPoint.objects.filter(pk=shop.point.pk).update(is_active=False)
+    for point in (shop.point.pk, 999999, None):
+        response = submit(ready, fulfilment="pickup", pickup_point=point)
+        assert refused(response, shop, stock, "pickup_point") == ["Choose an open pickup point."]
+
+
+@pytest.mark.django_db
+def test_a_pickup_point_far_from_the_vendor_is_a_point_error(ready, shop):
+    stock = shop.stock()
+    far = PickupPointFactory(lat=FAR[0], lng=FAR[1])
+    response = submit(ready, fulfilment="pickup", pickup_point=far.pk)
+    assert refused(response, shop, stock, "pickup_point") == [
+        "This pickup point is too far from the vendor."
+    ]
+
+
+@pytest.mark.django_db
+def test_a_meeting_area_too_far_from_the_vendor_is_a_meeting_error(ready, shop):
+    stock = shop.stock()
+    too_far = sorted(h3.grid_ring(shop.cell, settings.MEET_MAX_RINGS + 1))[0]
+    response = submit(ready, fulfilment="meet", meet_cell=too_far)
+    assert refused(response, shop, stock, "meet_cell") == [
+        "Choose a meeting point nearer the vendor."
+    ]
+
+
+@pytest.mark.parametrize("cell", ["", "not-a-cell", "8830e1ca29fffff"])  # none, junk, wrong res
+@pytest.mark.django_db
+def test_a_missing_or_malformed_meeting_area_is_a_meeting_error(ready, shop, cell):
+    stock = shop.stock()
+    response = submit(ready, fulfilment="meet", meet_cell=cell)
+    assert refused(response, shop, stock, "meet_cell") == ["Choose a meeting point on the map."]
+
+
+@pytest.mark.django_db
+def test_a_vendor_off_shift_takes_no_orders(ready, shop):
+    stock = shop.stock()
+    VendorPosition.objects.filter(vendor=shop.vendor).update(on_shift=False)
+    response = submit(ready, fulfilment="pickup", pickup_point=shop.point.pk)
+    assert refused(response, shop, stock) == ["This vendor is off shift now. Try again later."]
+
+
+@pytest.mark.django_db
+def test_no_way_to_receive_and_a_bad_window_are_field_errors(ready, shop):
+    stock = shop.stock()
+    response = submit(ready, window="tomorrow-ish")
+    refused(response, shop, stock, "fulfilment")
+    assert response.context["form"].errors["window"] == ["Choose a time window."]
+
+
+@pytest.mark.django_db
+def test_a_window_in_the_past_is_refused(ready, shop):
+    stock = shop.stock()
+    response = submit(
+        ready, fulfilment="pickup", pickup_point=shop.point.pk, window="2020-01-01T10:00"
+    )
+    assert refused(response, shop, stock) == [
+        "Choose a time window between now and the day after tomorrow."
+    ]
+
+
+# --- the basket, refused -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_empty_basket_goes_back_to_the_basket(client, shop, buyer):
+    client.force_login(buyer)
+    stock = shop.stock()
+    for method in (client.get, client.post):
+        response = method(CHECKOUT, follow=True)
+        assert response.redirect_chain == [("/orders/cart/", 302)]
+        assert messages_of(response) == ["Your basket is empty."]
+    assert Order.objects.count() == 0
+    assert shop.stock() == stock
+
+
+@pytest.mark.django_db
+def test_a_product_no_longer_on_sale_is_refused(ready, shop):
+    stock = shop.stock()
+    Product.objects.filter(pk=shop.latte.pk).update(is_active=False)
+    response = submit(ready, fulfilment="pickup", pickup_point=shop.point.pk)
+    assert refused(response, shop, stock) == ["A product in the cart is no longer on sale."]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "message"),
+    [
+        (0, "Quantities must be at least 1."),
+        (-3, "Quantities must be at least 1."),
+        (
+            settings.ORDER_MAX_QUANTITY + 1,
+            f"At most {settings.ORDER_MAX_QUANTITY} of one product per order.",
+        ),
+        (10**9, f"At most {settings.ORDER_MAX_QUANTITY} of one product per order."),
+    ],
+)
+@pytest.mark.django_db
+def test_a_tampered_quantity_is_refused(client, shop, buyer, quantity, message):
+    # Given a session basket holding a quantity the basket page would never have let in
+    client.force_login(buyer)
+    Stock.objects.filter(product=shop.yakult).update(quantity=10**9 + 5)
+    stock = shop.stock()
+    put_cart(client, shop.vendor, {shop.yakult.pk: quantity})
+    response = submit(client, fulfilment="pickup", pickup_point=shop.point.pk)
+    assert refused(response, shop, stock) == [message]
+
+
+@pytest.mark.django_db
+def test_more_than_the_cart_has_now_goes_back_to_the_basket_with_the_message(ready, shop):
+    # Given the vendor sold latte at the cart since it went in the basket (none left)
+    Stock.objects.filter(product=shop.latte).update(quantity=0)
+    stock = shop.stock()
+    response = submit(ready, fulfilment="pickup", pickup_point=shop.point.pk)
+    # Then the customer is back at the basket, told what ran out, and nothing is reserved
+    assert response.status_code == 302
+    assert response["Location"] == "/orders/cart/"
+    assert messages_of(response) == [f"{shop.latte.name_ko} is sold out."]
+    assert Order.objects.count() == 0
+    assert shop.stock() == stock

@@ -1,0 +1,122 @@
+"""factory_boy factories for every payments and sandbox model. Records in a given state for tests
+that don't need the provider; tests that do go through the services and the sandbox over HTTP."""
+
+import json
+
+import factory
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from payments.models import Payment, Refund, WebhookEvent
+from payments.sandbox.models import (
+    SandboxEvent,
+    SandboxIdempotencyKey,
+    SandboxIntent,
+    SandboxRefund,
+    SandboxWebhookDelivery,
+    new_event_id,
+    new_intent_id,
+)
+
+
+class PaymentFactory(DjangoModelFactory):
+    class Meta:
+        model = Payment
+
+    order_id = factory.Sequence(lambda n: 10_000 + n)
+    amount = 4800
+    currency = "KRW"
+    provider = "sandbox"
+    provider_ref = factory.Sequence(lambda n: f"pi_factory{n:08d}")
+    checkout_url = factory.LazyAttribute(
+        lambda o: f"http://127.0.0.1:8000/sandbox/pay/{o.provider_ref}/"
+    )
+
+    class Params:
+        authorised = factory.Trait(
+            status=Payment.Status.AUTHORISED, authorised_at=factory.LazyFunction(timezone.now)
+        )
+        captured = factory.Trait(
+            status=Payment.Status.CAPTURED,
+            authorised_at=factory.LazyFunction(timezone.now),
+            captured_at=factory.LazyFunction(timezone.now),
+            amount_captured=factory.SelfAttribute("amount"),
+        )
+
+
+class RefundFactory(DjangoModelFactory):
+    class Meta:
+        model = Refund
+
+    payment = factory.SubFactory(PaymentFactory, captured=True)
+    amount = 1200
+    reason = "customer disputed one item"
+
+
+class WebhookEventFactory(DjangoModelFactory):
+    class Meta:
+        model = WebhookEvent
+
+    provider = "sandbox"
+    event_id = factory.LazyFunction(new_event_id)
+    type = "intent.authorised"
+    object_ref = "pi_factory"
+    payload = factory.LazyAttribute(lambda o: {"id": o.event_id, "type": o.type})
+
+
+class SandboxIntentFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxIntent
+
+    id = factory.LazyFunction(new_intent_id)
+    amount = 4800
+    currency = "KRW"
+    reference = factory.Sequence(lambda n: f"order-{n}")
+    return_url = "https://shop.example/orders/7/paid/"
+    checkout_url = factory.LazyAttribute(lambda o: f"http://127.0.0.1:8000/sandbox/pay/{o.id}/")
+
+
+class SandboxRefundFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxRefund
+
+    intent = factory.SubFactory(
+        SandboxIntentFactory,
+        status=SandboxIntent.Status.CAPTURED,
+        amount_captured=4800,
+        amount_refunded=1200,
+    )
+    amount = 1200
+
+
+class SandboxIdempotencyKeyFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxIdempotencyKey
+
+    key = factory.Sequence(lambda n: f"key-{n}")
+    method = "POST"
+    path = "/sandbox/api/v1/intents"
+    fingerprint = "0" * 64
+    response_status = 201
+    response_body = factory.LazyFunction(lambda: {"id": "pi_x"})
+
+
+class SandboxEventFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxEvent
+
+    id = factory.LazyFunction(new_event_id)
+    type = "intent.authorised"
+    intent = factory.SubFactory(SandboxIntentFactory)
+    body = factory.LazyAttribute(
+        lambda o: json.dumps({"id": o.id, "type": o.type, "data": {"object": {"id": o.intent.id}}})
+    )
+
+
+class SandboxWebhookDeliveryFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxWebhookDelivery
+
+    event = factory.SubFactory(SandboxEventFactory)
+    url = "http://127.0.0.1:8000/payments/webhooks/sandbox/"
+    next_attempt_at = factory.LazyFunction(timezone.now)
