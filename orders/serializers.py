@@ -102,7 +102,7 @@ class VendorOrderOutSerializer(_OrderBaseOutSerializer):
     customer_name = serializers.CharField(source="customer.user.name", read_only=True)
 
     class Meta(_OrderBaseOutSerializer.Meta):
-        fields = [*_OrderBaseOutSerializer.Meta.fields, "customer_name", "handover_code"]
+        fields = [*_OrderBaseOutSerializer.Meta.fields, "customer_name"]
         read_only_fields = fields
 
 
