@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from o2o.realtime import broadcaster
 
@@ -19,13 +20,17 @@ from .models import Order, Status
 log = logging.getLogger(__name__)
 
 EMAIL_ON = {
-    Status.PLACED: "Your order #%(id)s is placed; %(vendor)s will confirm it soon.",
-    Status.ACCEPTED: "%(vendor)s accepted your order #%(id)s.",
-    Status.REJECTED: "%(vendor)s could not take your order #%(id)s. You will not be charged.",
-    Status.READY: "Your order #%(id)s is ready.",
-    Status.HANDED_OVER: "Your order #%(id)s was handed over. Enjoy!",
-    Status.EXPIRED: "Nobody could take your order #%(id)s in time. You will not be charged.",
-    Status.REFUNDED: "Your order #%(id)s was refunded.",
+    Status.PLACED: gettext_noop("Your order #%(id)s is placed; %(vendor)s will confirm it soon."),
+    Status.ACCEPTED: gettext_noop("%(vendor)s accepted your order #%(id)s."),
+    Status.REJECTED: gettext_noop(
+        "%(vendor)s could not take your order #%(id)s. You will not be charged."
+    ),
+    Status.READY: gettext_noop("Your order #%(id)s is ready."),
+    Status.HANDED_OVER: gettext_noop("Your order #%(id)s was handed over. Enjoy!"),
+    Status.EXPIRED: gettext_noop(
+        "Nobody could take your order #%(id)s in time. You will not be charged."
+    ),
+    Status.REFUNDED: gettext_noop("Your order #%(id)s was refunded."),
 }
 
 

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from customers.models import CustomerProfile
 from o2o.errors import Conflict, NotAllowed
 from o2o.geo import distance_m
+from payments.errors import PaymentUnavailable  # noqa: F401 - re-exported for views and APIs
 from tracking.models import VendorPosition
 from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Vendor
 from vendors.services import stock_release, stock_reserve
@@ -330,6 +331,13 @@ def _after_transition(*, order_id: int, to: str) -> None:
 
 
 def _vendor_scope(vendor: Vendor) -> dict:
+    """The filter that keeps a vendor to their own orders, after checking they may still sell.
+
+    The status is read here, not joined into the guarded UPDATE: Django turns an UPDATE filtered
+    through a join into `WHERE id IN (SELECT ...)`, and PostgreSQL does not re-check that subquery
+    when a concurrent transaction changed the row, which would let two transitions both win."""
+    if not Vendor.objects.filter(pk=vendor.pk, status=Vendor.Status.APPROVED).exists():
+        raise NotAllowed(_("Your vendor account can't take orders now."))
     return {"vendor": vendor}
 
 
@@ -396,7 +404,7 @@ def order_accept(*, order_id: int, vendor: Vendor, eta_minutes: int) -> Order:
         actor=vendor.user,
         role=Role.VENDOR,
         # Past its deadline an order is no longer acceptable, even before the sweep expires it.
-        scope=Q(vendor=vendor) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
+        scope=Q(**_vendor_scope(vendor)) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
         accepted_at=now,
         eta=now + timedelta(minutes=eta_minutes),
         expires_at=None,
@@ -454,7 +462,7 @@ def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
         raise InvalidTransition(_("This order can no longer be changed that way."))
     # A 4-digit code is only safe with few tries: after HANDOVER_MAX_TRIES wrong ones the order
     # is locked for a while (counted in the cache, so every server process sees it).
-    tries_key = f"orders:handover-tries:{order_id}"
+    tries_key = f"orders:handover-tries:{order.checkout_token}"  # unique across databases
     if cache.get(tries_key, 0) >= HANDOVER_MAX_TRIES:
         raise ValidationError(
             {"code": _("Too many wrong codes. Wait 15 minutes or ask support to help.")}

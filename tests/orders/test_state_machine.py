@@ -206,7 +206,8 @@ class OrderWorld(RuleBasedStateMachine):
         assert not isinstance(refused.value, InvalidTransition)
         assert self._status(order_id) == before
         # The lockout after five wrong codes has its own test; this model is about the graph.
-        cache.delete(f"orders:handover-tries:{order_id}")
+        token = Order.objects.values_list("checkout_token", flat=True).get(pk=order_id)
+        cache.delete(f"orders:handover-tries:{token}")
 
     @rule(order_id=orders)
     def complete(self, order_id):
