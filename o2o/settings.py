@@ -116,7 +116,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # 0 under ASGI (Django's advice): each request runs in its own thread, and persistent
+    # connections would pile up one per thread until PostgreSQL refuses more. Put a pooler
+    # (PgBouncer) in front for reuse.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if PRODUCTION and EMBEDDED:

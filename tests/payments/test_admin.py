@@ -5,6 +5,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -42,12 +43,15 @@ def test_every_page_opens_for_staff(staff_client, model):
     assert changelist.status_code == 200
     assert changelist.context["cl"].result_count >= 1
     assert staff_client.get(reverse("admin:%s_%s_changelist" % info), {"q": "a"}).status_code == 200
-    change = staff_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+    change = staff_client.get(reverse("admin:%s_%s_change" % info, args=[quote(obj.pk)]))
     assert change.status_code == 200
     # Records are written by services only: nothing to add, edit or delete by hand
     assert staff_client.get(reverse("admin:%s_%s_add" % info)).status_code == 403
     assert not [f for f in change.context["adminform"].form.fields if f != "id"]
-    assert staff_client.get(reverse("admin:%s_%s_delete" % info, args=[obj.pk])).status_code == 403
+    assert (
+        staff_client.get(reverse("admin:%s_%s_delete" % info, args=[quote(obj.pk)])).status_code
+        == 403
+    )
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.test import Client
@@ -100,7 +101,7 @@ def test_every_admin_page_opens_for_a_superuser(superuser_client, model):
             f"only the empty pages were checked: add {model.__name__}Factory to tests/factories.py"
         )
     assert changelist.context["cl"].result_count >= 1
-    change = superuser_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+    change = superuser_client.get(reverse("admin:%s_%s_change" % info, args=[quote(obj.pk)]))
     assert change.status_code == 200
 
 
