@@ -1,6 +1,8 @@
 """Serve the product: uvicorn (HTTP + websockets) on one ASGI app, plus, on the embedded default,
 the in-process scheduler that stands in for Celery beat."""
 
+import os
+
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -22,6 +24,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # The sandbox gateway is served by this very server: unless told otherwise, the platform
+        # calls it, and it sends webhooks, at the address being served (`make demo PORT=…`).
+        host = options["host"]
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - served on every interface: call loopback
+            host = "127.0.0.1"
+        here = f"http://{host}:{options['port']}"
+        for name in ("SANDBOX_BASE_URL", "PLATFORM_BASE_URL"):
+            if name not in os.environ:
+                os.environ[name] = here  # for a --reload child process
+                setattr(settings, name, here)
         scheduler = None
         if settings.INPROCESS_SCHEDULER:
             scheduler = InProcessScheduler()
