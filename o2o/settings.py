@@ -280,6 +280,8 @@ SERVICE_AREA_RES = env.int("SERVICE_AREA_RES", default=8)
 # Live map: map sockets subscribe to groups of cells at MAP_GROUP_RES covering their viewport.
 MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)
 MAP_MAX_GROUPS = env.int("MAP_MAX_GROUPS", default=60)
+# Map sockets get their cells' deltas in one message every MAP_FLUSH_MS, coalesced per vendor.
+MAP_FLUSH_MS = env.int("MAP_FLUSH_MS", default=150)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
 # Pings: what record_ping accepts.
@@ -300,12 +302,25 @@ HEARTBEAT_S = env.int("HEARTBEAT_S", default=60)
 # Orders: the platform's default commission (basis points) snapshotted onto each order, how long
 # a vendor has to accept, how long a checkout may wait for payment, the pickup hold time.
 COMMISSION_DEFAULT_BPS = env.int("COMMISSION_DEFAULT_BPS", default=1000)
+# Who keeps a delivery fee: "vendor" (it is part of the vendor's share, no commission on it) or
+# "platform" (booked as the platform's delivery fee revenue).
+DELIVERY_FEE_TO = env.str("DELIVERY_FEE_TO", default="vendor")
+if DELIVERY_FEE_TO not in ("vendor", "platform"):
+    raise ImproperlyConfigured("DELIVERY_FEE_TO is 'vendor' or 'platform'")
 ORDER_ACCEPT_MINUTES = env.int("ORDER_ACCEPT_MINUTES", default=10)
 ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
 PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor
 PICKUP_MAX_KM = env.float("PICKUP_MAX_KM", default=3.0)
+# Meet orders: the customer of an accepted meet order sees the vendor at street level (snapped to
+# a grid of ORDER_NEARBY_PRECISION_M) only while the vendor is within ORDER_NEARBY_RADIUS_M of the
+# meeting point, from a fix at most ORDER_NEARBY_MAX_AGE_S old; the order page re-checks every
+# ORDER_NEARBY_POLL_S seconds.
+ORDER_NEARBY_RADIUS_M = env.int("ORDER_NEARBY_RADIUS_M", default=500)
+ORDER_NEARBY_PRECISION_M = env.int("ORDER_NEARBY_PRECISION_M", default=15)
+ORDER_NEARBY_MAX_AGE_S = env.int("ORDER_NEARBY_MAX_AGE_S", default=120)
+ORDER_NEARBY_POLL_S = env.float("ORDER_NEARBY_POLL_S", default=5.0)
 
 # --- Payments -----------------------------------------------------------------------------------
 # The provider the platform talks to (payments/gateways/); "sandbox" is the test-mode gateway that

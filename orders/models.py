@@ -78,7 +78,18 @@ class Order(models.Model):
     subtotal = models.BigIntegerField(_("items"))
     delivery_fee = models.BigIntegerField(_("delivery fee"), default=0)
     total = models.BigIntegerField(_("total"))
-    commission_bps = models.PositiveIntegerField(_("commission (basis points)"))
+    commission_bps = models.PositiveIntegerField(
+        _("commission (basis points)"),
+        help_text=_("The vendor's plan at placement; a line's category may have its own."),
+    )
+    commission = models.BigIntegerField(
+        _("commission"), default=0, help_text=_("The sum of the lines' commissions.")
+    )
+    platform_fee = models.BigIntegerField(
+        _("platform's delivery fee"),
+        default=0,
+        help_text=_("The delivery fee, when the platform keeps it (DELIVERY_FEE_TO)."),
+    )
 
     handover_code = models.CharField(max_length=6)
     checkout_token = models.UUIDField(unique=True)
@@ -113,6 +124,11 @@ class Order(models.Model):
                 condition=Q(commission_bps__lte=10_000), name="order_commission_at_most_all"
             ),
             models.CheckConstraint(
+                condition=Q(commission__gte=0, platform_fee__gte=0)
+                & Q(commission__lte=F("subtotal"), platform_fee__lte=F("delivery_fee")),
+                name="order_platform_part_within",
+            ),
+            models.CheckConstraint(
                 condition=~Q(fulfilment="delivery") | Q(delivery_lat__isnull=False),
                 name="order_delivery_has_address",
             ),
@@ -138,6 +154,8 @@ class OrderLine(models.Model):
     unit_price = models.BigIntegerField()
     quantity = models.PositiveIntegerField()
     line_total = models.BigIntegerField()
+    commission_bps = models.PositiveIntegerField(_("commission (basis points)"), default=0)
+    commission = models.BigIntegerField(_("commission"), default=0)
 
     class Meta:
         verbose_name = _("order line")
@@ -149,6 +167,10 @@ class OrderLine(models.Model):
             models.CheckConstraint(
                 condition=Q(line_total=F("unit_price") * F("quantity")),
                 name="order_line_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(commission__gte=0, commission__lte=F("line_total")),
+                name="order_line_commission_within_total",
             ),
         ]
 

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from customers.models import CustomerProfile
 from o2o.errors import Conflict, NotAllowed
 from o2o.geo import distance_m
+from payments.commission import commission_bps_for, commission_of
 from payments.errors import PaymentUnavailable  # noqa: F401 - re-exported for views and APIs
 from tracking.models import VendorPosition
 from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Vendor
@@ -59,6 +60,12 @@ EDGES: dict[str, tuple[tuple[str, ...], str]] = {
     "hand_over": ((Status.ACCEPTED, Status.EN_ROUTE, Status.READY), Status.HANDED_OVER),
     "complete": ((Status.HANDED_OVER,), Status.COMPLETED),
     "uncollected": ((Status.READY,), Status.CANCELLED),
+    # Staff (support, admin): cancel anything not yet handed over; expire an unaccepted order now.
+    "staff_cancel": (
+        (Status.PENDING_PAYMENT, Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY),
+        Status.CANCELLED,
+    ),
+    "staff_expire": ((Status.PLACED,), Status.EXPIRED),
 }
 # Endings without a handover put the stock back; those after payment return the money.
 RELEASES_STOCK = {Status.FAILED, Status.REJECTED, Status.EXPIRED, Status.CANCELLED}
@@ -228,6 +235,15 @@ def order_place(
     extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
     subtotal = sum(products[pid].price * q for pid, q in items.items())
     delivery_fee = extra.pop("delivery_fee", 0)
+    # The commission plans in force now, snapshotted per line (a category may have its own).
+    vendor_bps, category_bps = commission_bps_for(
+        vendor_id=vendor.pk, category_ids={p.category_id for p in products.values()}, at=now
+    )
+    line_bps = {pid: category_bps[products[pid].category_id] for pid in items}
+    line_commission = {
+        pid: commission_of(products[pid].price * q, line_bps[pid]) for pid, q in items.items()
+    }
+    platform_fee = delivery_fee if settings.DELIVERY_FEE_TO == "platform" else 0
     # The order row first: its unique checkout token makes a duplicate of this checkout wait
     # here (not on the stock) and get the first order back, even for the last unit on the cart.
     try:
@@ -242,7 +258,9 @@ def order_place(
                 subtotal=subtotal,
                 delivery_fee=delivery_fee,
                 total=subtotal + delivery_fee,
-                commission_bps=settings.COMMISSION_DEFAULT_BPS,
+                commission_bps=vendor_bps,
+                commission=sum(line_commission.values()),
+                platform_fee=platform_fee,
                 handover_code=f"{secrets.randbelow(10**4):04d}",
                 checkout_token=checkout_token,
                 expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_MINUTES),
@@ -267,6 +285,8 @@ def order_place(
                 unit_price=products[pid].price,
                 quantity=q,
                 line_total=products[pid].price * q,
+                commission_bps=line_bps[pid],
+                commission=line_commission[pid],
             )
             for pid, q in sorted(items.items())
         ]
@@ -357,6 +377,9 @@ def order_payment_start(*, order_id: int, return_url: str) -> str:
         currency=order.currency,
         return_url=return_url,
         description=f"O2O order #{order.pk}",
+        vendor_id=order.vendor_id,
+        commission=order.commission,
+        platform_fee=order.platform_fee,
     )
     Order.objects.filter(pk=order.pk, payment_id__isnull=True).update(payment_id=payment.pk)
     return payment.checkout_url
@@ -497,6 +520,54 @@ def order_cancel(*, order_id: int, customer: CustomerProfile, reason: str = "") 
         role=Role.CUSTOMER,
         reason=reason.strip() or "cancelled by the customer",
         scope={"customer": customer},
+        expires_at=None,
+    )
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+def _check_staff(actor) -> None:
+    """Staff actions need an active staff account, read fresh (it may have been revoked)."""
+    from django.contrib.auth import get_user_model
+
+    pk = getattr(actor, "pk", None)
+    if (
+        pk is None
+        or not get_user_model().objects.filter(pk=pk, is_active=True, is_staff=True).exists()
+    ):
+        raise NotAllowed(_("Only staff can do this."))
+
+
+@transaction.atomic
+def order_staff_cancel(*, order_id: int, actor, reason: str) -> Order:
+    """Staff cancel an order that was not handed over yet (from any earlier state): the stock goes
+    back on the cart and, after commit, the money is returned (void, or refund if captured) and
+    the customer and the vendor are told, with the reason."""
+    _check_staff(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Give a reason: the customer and the vendor see it.")})
+    return _transition(
+        order_id=order_id,
+        action="staff_cancel",
+        actor=actor,
+        role=Role.STAFF,
+        reason=reason,
+        expires_at=None,
+    )
+
+
+@transaction.atomic
+def order_expire_now(*, order_id: int, actor) -> Order:
+    """Staff expire an order nobody accepted yet, without waiting for its deadline."""
+    _check_staff(actor)
+    return _transition(
+        order_id=order_id,
+        action="staff_expire",
+        actor=actor,
+        role=Role.STAFF,
+        reason="expired by staff",
         expires_at=None,
     )
 

@@ -5,13 +5,22 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from o2o.money import format_money
 
-from . import services
-from .models import Payment, Refund, WebhookEvent
+from . import ledger, services
+from .models import (
+    CommissionPlan,
+    JournalTransaction,
+    LedgerAccount,
+    LedgerEntry,
+    Payment,
+    Refund,
+    WebhookEvent,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -142,3 +151,82 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_filter = ("provider", "type")
     search_fields = ("event_id", "object_ref")
     date_hierarchy = "received_at"
+
+
+# --- commission plans ----------------------------------------------------------------------------
+
+
+@admin.register(CommissionPlan)
+class CommissionPlanAdmin(admin.ModelAdmin):
+    """Staff add plans; a plan already in force can only be ended (valid until), never rewritten,
+    so every order keeps the rate it was placed with (snapshotted on its lines anyway)."""
+
+    list_display = ("__str__", "vendor", "category", "bps", "valid_from", "valid_until", "note")
+    list_filter = ("category",)
+    search_fields = ("vendor__name", "note")
+    raw_id_fields = ("vendor",)
+    date_hierarchy = "valid_from"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.valid_from <= timezone.now():
+            return ("vendor", "category", "bps", "valid_from", "created_at")
+        return ("created_at",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.valid_from <= timezone.now():
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+# --- the ledger (read-only: it is written by services only) --------------------------------------
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    extra = 0
+    fields = ("account", "side", "amount")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LedgerAccount)
+class LedgerAccountAdmin(ReadOnlyAdmin):
+    list_display = ("code", "name", "kind", "currency", "vendor", "balance")
+    list_filter = ("kind", "currency")
+    search_fields = ("code", "name")
+
+    @admin.display(description=_("balance"))
+    def balance(self, obj: LedgerAccount) -> str:
+        return format_money(ledger.balance(obj), obj.currency)
+
+
+@admin.register(JournalTransaction)
+class JournalTransactionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "kind",
+        "key",
+        "order_id",
+        "vendor_id",
+        "memo",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("kind", "currency")
+    search_fields = ("key", "=order_id", "memo")
+    date_hierarchy = "created_at"
+    inlines = [LedgerEntryInline]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "transaction", "account", "side", "amount")
+    list_filter = ("side", "account__kind")
+    search_fields = ("account__code", "transaction__key")
+    list_select_related = ("transaction", "account")

@@ -1,19 +1,468 @@
-"""The one call site of every money movement.
+"""The double-entry ledger: the one place money movements are written.
 
-For now ledger_record only logs: the double-entry ledger (accounts, balanced entries enforced by the
-database) comes with the next issue and will replace this body. Callers stay as they are: it is
-called exactly once per movement, inside the transaction that records the movement — on capture
-and on each refund that succeeded. Authorising moves no money and is not recorded.
+Every movement is a JournalTransaction of two or more LedgerEntry rows, amounts positive, debits
+equal to credits, written by `post` inside the database transaction of the state change it records
+(a capture, a refund, a payout …) and made once by its key. The database refuses UPDATE and DELETE
+of either table and, on PostgreSQL, a transaction whose entries do not balance at commit.
+
+Accounts (created on first use):
+    provider_clearing        asset      what the payment provider holds for us
+    customer_funds           liability  customer money captured, before it is split
+    vendor_payable:<id>      liability  what the platform owes a vendor
+    commission_revenue       revenue    the platform's commission
+    delivery_fee_revenue     revenue    delivery fees the platform keeps (settings.DELIVERY_FEE_TO)
+    refunds                  liability  money on its way back to customers
+    payouts_in_transit       liability  payouts sent, not yet confirmed paid
+    provider_fees            expense    what the provider charges
+    adjustments              expense    manual corrections by staff (with a reason)
+    unallocated              liability  captured money of a payment without a vendor
+
+Postings:
+    capture      Dr provider_clearing            Cr customer_funds
+    commission   Dr customer_funds               Cr vendor_payable, commission_revenue, delivery_fee…
+    refund       Dr refunds                      Cr provider_clearing
+    reversal     Dr vendor_payable, commission…  Cr refunds        (commission given back pro rata)
+    payout       Dr vendor_payable               Cr payouts_in_transit
+    payout_paid  Dr payouts_in_transit           Cr provider_clearing
+    payout_failed Dr payouts_in_transit          Cr vendor_payable  (back to the payable balance)
+    provider_fee Dr provider_fees                Cr provider_clearing
 """
 
+from __future__ import annotations
+
 import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from o2o.errors import DomainError
+from o2o.money import MINOR_UNITS
+
+from .models import (
+    AccountKind,
+    JournalKind,
+    JournalTransaction,
+    LedgerAccount,
+    LedgerEntry,
+    Payment,
+    Refund,
+)
 
 log = logging.getLogger(__name__)
 
 LedgerKind = Literal["capture", "refund"]
+D, C = LedgerEntry.DEBIT, LedgerEntry.CREDIT
+
+PROVIDER_CLEARING = "provider_clearing"
+CUSTOMER_FUNDS = "customer_funds"
+COMMISSION_REVENUE = "commission_revenue"
+DELIVERY_FEE_REVENUE = "delivery_fee_revenue"
+REFUNDS = "refunds"
+PAYOUTS_IN_TRANSIT = "payouts_in_transit"
+PROVIDER_FEES = "provider_fees"
+ADJUSTMENTS = "adjustments"
+UNALLOCATED = "unallocated"
+
+_FIXED: dict[str, tuple[str, str]] = {
+    PROVIDER_CLEARING: ("Provider clearing", AccountKind.ASSET),
+    CUSTOMER_FUNDS: ("Customer funds in transit", AccountKind.LIABILITY),
+    COMMISSION_REVENUE: ("Platform commission revenue", AccountKind.REVENUE),
+    DELIVERY_FEE_REVENUE: ("Platform delivery fee revenue", AccountKind.REVENUE),
+    REFUNDS: ("Refunds to customers", AccountKind.LIABILITY),
+    PAYOUTS_IN_TRANSIT: ("Payouts in transit", AccountKind.LIABILITY),
+    PROVIDER_FEES: ("Provider fees", AccountKind.EXPENSE),
+    ADJUSTMENTS: ("Manual adjustments", AccountKind.EXPENSE),
+    UNALLOCATED: ("Unallocated captured funds", AccountKind.LIABILITY),
+}
 
 
-def ledger_record(*, payment_id: int, kind: LedgerKind, amount: int, currency: str) -> None:
-    """Record one money movement of a payment (amount in minor units, positive)."""
-    log.info("ledger: payment %s %s %s %s", payment_id, kind, amount, currency)
+class LedgerError(DomainError):
+    """A posting that would break the ledger's rules (unbalanced, non-positive, mixed currency)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    account: LedgerAccount
+    side: str  # D or C
+    amount: int
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half-up, for non-negative integers only."""
+    if denominator <= 0 or numerator < 0:
+        raise ValueError("round_half_up takes a non-negative numerator and a positive denominator")
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def pro_rata(value: int, part: int, whole: int) -> int:
+    """value × part / whole, rounded half-up (the share of `value` that `part` of `whole` carries)."""
+    if whole <= 0:
+        return 0
+    return round_half_up(value * part, whole)
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+
+def account(code: str, *, currency: str = "KRW") -> LedgerAccount:
+    """A fixed account by its code, created on first use."""
+    if code not in _FIXED:
+        raise ValueError(f"unknown ledger account {code!r}")
+    name, kind = _FIXED[code]
+    acct, _created = LedgerAccount.objects.get_or_create(
+        code=code if currency == "KRW" else f"{code}:{currency}",
+        defaults={"name": name, "kind": kind, "currency": currency},
+    )
+    return acct
+
+
+def vendor_payable_account(vendor_id: int, *, currency: str = "KRW") -> LedgerAccount:
+    code = f"vendor_payable:{vendor_id}" + ("" if currency == "KRW" else f":{currency}")
+    acct, _created = LedgerAccount.objects.get_or_create(
+        code=code,
+        defaults={
+            "name": f"Payable to vendor {vendor_id}",
+            "kind": AccountKind.LIABILITY,
+            "currency": currency,
+            "vendor_id": vendor_id,
+        },
+    )
+    return acct
+
+
+# --- posting -------------------------------------------------------------------------------------
+
+
+def post(
+    *,
+    key: str,
+    kind: str,
+    currency: str,
+    lines: Iterable[Line],
+    memo: str = "",
+    payment_id: int | None = None,
+    refund_id: int | None = None,
+    order_id: int | None = None,
+    vendor_id: int | None = None,
+    created_by=None,
+    at=None,
+) -> JournalTransaction | None:
+    """Write one balanced journal transaction, once per key. Returns None when a transaction with
+    this key was already written (the movement happened). Lines of amount 0 are left out. Must run
+    inside the caller's database transaction (the state change it records)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("ledger postings run inside the transaction of the change they record")
+    if kind not in JournalKind.values:
+        raise LedgerError(f"unknown journal kind {kind!r}")
+    if currency not in MINOR_UNITS:
+        raise LedgerError(f"unknown currency {currency!r}")
+    kept: list[Line] = []
+    for line in lines:
+        if isinstance(line.amount, bool) or not isinstance(line.amount, int) or line.amount < 0:
+            raise LedgerError(f"ledger amounts are non-negative integers, not {line.amount!r}")
+        if line.side not in (D, C):
+            raise LedgerError(f"a ledger line is a debit or a credit, not {line.side!r}")
+        if line.account.currency != currency:
+            raise LedgerError(f"account {line.account.code} is not in {currency}")
+        if line.amount:
+            kept.append(line)
+    debits = sum(x.amount for x in kept if x.side == D)
+    credits = sum(x.amount for x in kept if x.side == C)
+    if debits != credits:
+        raise LedgerError(f"journal {key} does not balance: debits {debits}, credits {credits}")
+    if len(kept) < 2:
+        if debits == 0:
+            return None  # nothing moves
+        raise LedgerError(f"journal {key} needs two or more entries")
+    try:
+        with transaction.atomic():
+            txn = JournalTransaction.objects.create(
+                key=key[:100],
+                kind=kind,
+                currency=currency,
+                memo=memo[:200],
+                payment_id=payment_id,
+                refund_id=refund_id,
+                order_id=order_id,
+                vendor_id=vendor_id,
+                created_by=created_by,
+                created_at=at or timezone.now(),
+            )
+    except IntegrityError:
+        if JournalTransaction.objects.filter(key=key[:100]).exists():
+            return None
+        raise
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(transaction=txn, account=x.account, side=x.side, amount=x.amount)
+            for x in kept
+        ]
+    )
+    return txn
+
+
+# --- the payment movements (called by payments.services) -----------------------------------------
+
+
+def _split_accounts(payment: Payment) -> LedgerAccount:
+    if payment.vendor_id is None:
+        return account(UNALLOCATED, currency=payment.currency)
+    return vendor_payable_account(payment.vendor_id, currency=payment.currency)
+
+
+def _capture(payment: Payment, amount: int) -> None:
+    cur = payment.currency
+    # A part capture keeps the platform's share in proportion.
+    commission = pro_rata(payment.commission, amount, payment.amount)
+    fee = pro_rata(payment.platform_fee, amount, payment.amount)
+    common = {
+        "payment_id": payment.pk,
+        "order_id": payment.order_id,
+        "vendor_id": payment.vendor_id,
+    }
+    post(
+        key=f"capture:{payment.pk}",
+        kind=JournalKind.CAPTURE,
+        currency=cur,
+        memo=f"order {payment.order_id} captured",
+        lines=[
+            Line(account(PROVIDER_CLEARING, currency=cur), D, amount),
+            Line(account(CUSTOMER_FUNDS, currency=cur), C, amount),
+        ],
+        **common,
+    )
+    post(
+        key=f"commission:{payment.pk}",
+        kind=JournalKind.COMMISSION,
+        currency=cur,
+        memo=f"order {payment.order_id}: vendor share and commission",
+        lines=[
+            Line(account(CUSTOMER_FUNDS, currency=cur), D, amount),
+            Line(_split_accounts(payment), C, amount - commission - fee),
+            Line(account(COMMISSION_REVENUE, currency=cur), C, commission),
+            Line(account(DELIVERY_FEE_REVENUE, currency=cur), C, fee),
+        ],
+        **common,
+    )
+
+
+def _posted(payment_id: int, code: str, kinds: tuple[str, ...], side: str) -> int:
+    return (
+        LedgerEntry.objects.filter(
+            transaction__payment_id=payment_id,
+            transaction__kind__in=kinds,
+            account__code=code,
+            side=side,
+        ).aggregate(s=Sum("amount"))["s"]
+        or 0
+    )
+
+
+def _refund(payment: Payment, refund: Refund) -> None:
+    cur = payment.currency
+    amount = refund.amount
+    comm_code = account(COMMISSION_REVENUE, currency=cur).code
+    fee_code = account(DELIVERY_FEE_REVENUE, currency=cur).code
+    comm_taken = _posted(payment.pk, comm_code, (JournalKind.COMMISSION,), C)
+    fee_taken = _posted(payment.pk, fee_code, (JournalKind.COMMISSION,), C)
+    comm_back = _posted(payment.pk, comm_code, (JournalKind.REVERSAL,), D)
+    fee_back = _posted(payment.pk, fee_code, (JournalKind.REVERSAL,), D)
+    comm_left, fee_left = comm_taken - comm_back, fee_taken - fee_back
+    refunded_after = payment.amount_refunded  # this refund included
+    if refunded_after >= payment.amount_captured:
+        commission, fee = comm_left, fee_left  # all of it back: the parts end at zero exactly
+    else:
+        if refund.commission_hint is not None:
+            commission = refund.commission_hint
+        else:
+            commission = pro_rata(comm_taken, refunded_after, payment.amount_captured) - comm_back
+        fee = pro_rata(fee_taken, refunded_after, payment.amount_captured) - fee_back
+        commission = max(0, min(commission, comm_left))
+        fee = max(0, min(fee, fee_left))
+    # The vendor's part is what is left; never below zero.
+    fee = min(fee, amount)
+    commission = min(commission, amount - fee)
+    common = {
+        "payment_id": payment.pk,
+        "refund_id": refund.pk,
+        "order_id": payment.order_id,
+        "vendor_id": payment.vendor_id,
+    }
+    post(
+        key=f"refund:{refund.pk}",
+        kind=JournalKind.REFUND,
+        currency=cur,
+        memo=f"order {payment.order_id} refund: {refund.reason}",
+        lines=[
+            Line(account(REFUNDS, currency=cur), D, amount),
+            Line(account(PROVIDER_CLEARING, currency=cur), C, amount),
+        ],
+        **common,
+    )
+    post(
+        key=f"reversal:{refund.pk}",
+        kind=JournalKind.REVERSAL,
+        currency=cur,
+        memo=f"order {payment.order_id} refund: shares given back",
+        lines=[
+            Line(_split_accounts(payment), D, amount - commission - fee),
+            Line(account(COMMISSION_REVENUE, currency=cur), D, commission),
+            Line(account(DELIVERY_FEE_REVENUE, currency=cur), D, fee),
+            Line(account(REFUNDS, currency=cur), C, amount),
+        ],
+        **common,
+    )
+
+
+def ledger_record(
+    *,
+    payment_id: int,
+    kind: LedgerKind,
+    amount: int,
+    currency: str,
+    refund_id: int | None = None,
+) -> None:
+    """Record one money movement of a payment (amount in minor units, positive): its capture, or
+    one of its refunds that succeeded. Called by payments.services exactly once per movement,
+    inside the transaction of the change; a second call for the same movement writes nothing."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.currency != currency:
+        raise LedgerError("the movement's currency is not the payment's")
+    if kind == "capture":
+        _capture(payment, amount)
+    elif kind == "refund":
+        if refund_id is None:
+            raise LedgerError("a refund movement names its refund")
+        refund = Refund.objects.get(pk=refund_id, payment=payment)
+        if refund.amount != amount:
+            raise LedgerError("the refund's amount is not the movement's")
+        _refund(payment, refund)
+    else:
+        raise LedgerError(f"unknown movement {kind!r}")
+
+
+def provider_fee_record(*, payment_id: int, amount: int, key: str) -> JournalTransaction | None:
+    """What the provider charged for a payment (from its records), once per key."""
+    payment = Payment.objects.get(pk=payment_id)
+    cur = payment.currency
+    return post(
+        key=f"provider_fee:{key}",
+        kind=JournalKind.PROVIDER_FEE,
+        currency=cur,
+        memo=f"provider fee for order {payment.order_id}",
+        lines=[
+            Line(account(PROVIDER_FEES, currency=cur), D, amount),
+            Line(account(PROVIDER_CLEARING, currency=cur), C, amount),
+        ],
+        payment_id=payment.pk,
+        order_id=payment.order_id,
+    )
+
+
+# --- adjustments by staff ------------------------------------------------------------------------
+
+
+def _account_by_code(code: str) -> LedgerAccount:
+    acct = LedgerAccount.objects.filter(code=code).first()
+    if acct is None:
+        if code in _FIXED:
+            return account(code)
+        if code.startswith("vendor_payable:") and code.split(":")[1].isdigit():
+            return vendor_payable_account(int(code.split(":")[1]))
+        raise LedgerError({"account": _("There is no ledger account %(code)s.") % {"code": code}})
+    return acct
+
+
+@transaction.atomic
+def adjustment_post(
+    *,
+    actor,
+    debit: str,
+    credit: str,
+    amount: int,
+    reason: str,
+    currency: str = "KRW",
+    key: str | None = None,
+) -> JournalTransaction:
+    """A manual correction by staff: `amount` from one account to another, with a reason. The
+    ledger keeps who did it and why; nothing is edited, a mistake is corrected by another entry."""
+    if actor is None or not getattr(actor, "is_staff", False):
+        raise LedgerError(_("Only staff can adjust the ledger."), code="forbidden")
+    reason = (reason or "").strip()
+    if not reason:
+        raise LedgerError({"reason": _("Say why the ledger is adjusted.")})
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise LedgerError({"amount": _("Enter a whole amount above zero, in minor units.")})
+    if debit == credit:
+        raise LedgerError({"credit": _("Choose two different accounts.")})
+    debit_acct, credit_acct = _account_by_code(debit), _account_by_code(credit)
+    vendor_id = debit_acct.vendor_id or credit_acct.vendor_id
+    txn = post(
+        key=f"adjustment:{key or uuid.uuid4().hex}",
+        kind=JournalKind.ADJUSTMENT,
+        currency=currency,
+        memo=reason,
+        lines=[Line(debit_acct, D, amount), Line(credit_acct, C, amount)],
+        vendor_id=vendor_id,
+        created_by=actor,
+    )
+    if txn is None:
+        raise LedgerError(_("This adjustment was already made."), code="duplicate")
+    log.info("ledger adjustment %s by %s: %s", txn.pk, actor.pk, reason)
+    return txn
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def balance(account_or_code: LedgerAccount | str, *, until=None) -> int:
+    """The account's balance on its normal side (positive: what it holds or owes)."""
+    acct = (
+        account_or_code
+        if isinstance(account_or_code, LedgerAccount)
+        else LedgerAccount.objects.filter(code=account_or_code).first()
+    )
+    if acct is None:
+        return 0
+    entries = LedgerEntry.objects.filter(account=acct)
+    if until is not None:
+        entries = entries.filter(transaction__created_at__lt=until)
+    sums = entries.aggregate(d=Sum("amount", filter=Q(side=D)), c=Sum("amount", filter=Q(side=C)))
+    d, c = sums["d"] or 0, sums["c"] or 0
+    return d - c if acct.debit_normal else c - d
+
+
+def vendor_payable(vendor_id: int, *, currency: str = "KRW", until=None) -> int:
+    code = f"vendor_payable:{vendor_id}" + ("" if currency == "KRW" else f":{currency}")
+    return balance(code, until=until)
+
+
+def unbalanced_transactions() -> list[int]:
+    """Ids of journal transactions whose debits differ from their credits (should be none)."""
+    rows = (
+        LedgerEntry.objects.values("transaction_id")
+        .annotate(d=Sum("amount", filter=Q(side=D)), c=Sum("amount", filter=Q(side=C)))
+        .order_by()
+    )
+    return [r["transaction_id"] for r in rows if (r["d"] or 0) != (r["c"] or 0)]
+
+
+def totals() -> dict[str, int]:
+    """Every account's balance on its normal side, by code."""
+    rows = (
+        LedgerEntry.objects.values("account__code", "account__kind")
+        .annotate(d=Sum("amount", filter=Q(side=D)), c=Sum("amount", filter=Q(side=C)))
+        .order_by()
+    )
+    out = {}
+    for r in rows:
+        d, c = r["d"] or 0, r["c"] or 0
+        debit_normal = r["account__kind"] in (AccountKind.ASSET, AccountKind.EXPENSE)
+        out[r["account__code"]] = d - c if debit_normal else c - d
+    return out

@@ -4,6 +4,7 @@ never imports orders)."""
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -45,6 +46,13 @@ class Payment(models.Model):
     failure_message = models.CharField(_("failure"), max_length=200, blank=True)
     card_brand = models.CharField(_("card brand"), max_length=20, blank=True)
     card_last4 = models.CharField(_("card ending"), max_length=4, blank=True)
+    # The split, snapshotted by the orders app when the payment starts: who is owed the money and
+    # the platform's part of it (commission, and a delivery fee when it goes to the platform).
+    vendor_id = models.BigIntegerField(_("vendor"), null=True, blank=True, db_index=True)
+    commission = models.BigIntegerField(_("commission"), default=0)
+    platform_fee = models.BigIntegerField(
+        _("platform's delivery fee"), default=0, help_text=_("A delivery fee kept by the platform.")
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     authorised_at = models.DateTimeField(_("authorised at"), null=True, blank=True)
@@ -75,6 +83,11 @@ class Payment(models.Model):
                 condition=~Q(provider_ref=""),
                 name="payment_provider_ref_unique",
             ),
+            models.CheckConstraint(
+                condition=Q(commission__gte=0, platform_fee__gte=0)
+                & Q(commission__lte=F("amount") - F("platform_fee")),
+                name="payment_split_within_amount",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -91,6 +104,9 @@ class Refund(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.BigIntegerField(_("amount"))
     reason = models.CharField(_("reason"), max_length=200)
+    # The commission this refund gives back, when the caller knows it exactly (a refunded line);
+    # empty: pro rata of the payment's commission.
+    commission_hint = models.BigIntegerField(null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
     )
@@ -149,3 +165,208 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_id} {self.type}"
+
+
+# --- commission plans ----------------------------------------------------------------------------
+
+
+class CommissionPlan(models.Model):
+    """The platform's share, in basis points, from `valid_from` until `valid_until` (open-ended when
+    empty). A plan names a vendor, a product category, both, or neither (the platform default); the
+    most specific plan in force at placement is snapshotted onto each order line. Plans are never
+    edited once in force: end one and start another, so every past order keeps its story."""
+
+    vendor = models.ForeignKey(
+        "vendors.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="commission_plans",
+        verbose_name=_("vendor"),
+        help_text=_("Empty: every vendor."),
+    )
+    category = models.ForeignKey(
+        "vendors.Category",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="commission_plans",
+        verbose_name=_("category"),
+        help_text=_("Empty: every category."),
+    )
+    bps = models.PositiveIntegerField(
+        _("commission (basis points)"), help_text=_("100 basis points = 1 %.")
+    )
+    valid_from = models.DateTimeField(_("valid from"))
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("commission plan")
+        verbose_name_plural = _("commission plans")
+        ordering = ["-valid_from"]
+        indexes = [models.Index(fields=["vendor", "category", "-valid_from"], name="plan_lookup")]
+        constraints = [
+            models.CheckConstraint(condition=Q(bps__lte=10_000), name="plan_bps_at_most_all"),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="plan_period_forward",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = " / ".join(str(x) for x in (self.vendor, self.category) if x is not None) or str(
+            _("platform default")
+        )
+        return f"{scope}: {self.bps / 100:g} %"
+
+
+# --- the double-entry ledger ---------------------------------------------------------------------
+
+
+class AccountKind(models.TextChoices):
+    ASSET = "asset", _("Asset")
+    LIABILITY = "liability", _("Liability")
+    REVENUE = "revenue", _("Revenue")
+    EXPENSE = "expense", _("Expense")
+
+
+class LedgerAccount(models.Model):
+    """An account of the ledger. Balances are derived from the entries (debits − credits for
+    assets and expenses, credits − debits for liabilities and revenue)."""
+
+    Kind = AccountKind
+
+    code = models.CharField(_("code"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(_("kind"), max_length=10, choices=AccountKind.choices)
+    currency = models.CharField(_("currency"), max_length=3)
+    vendor = models.ForeignKey(
+        "vendors.Vendor",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_accounts",
+        verbose_name=_("vendor"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("ledger account")
+        verbose_name_plural = _("ledger accounts")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=AccountKind.values), name="ledger_account_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def debit_normal(self) -> bool:
+        return self.kind in (AccountKind.ASSET, AccountKind.EXPENSE)
+
+
+class JournalKind(models.TextChoices):
+    CAPTURE = "capture", _("Capture")
+    COMMISSION = "commission", _("Commission and vendor share")
+    REFUND = "refund", _("Refund")
+    REVERSAL = "reversal", _("Commission reversal")
+    PROVIDER_FEE = "provider_fee", _("Provider fee")
+    PAYOUT = "payout", _("Payout sent")
+    PAYOUT_PAID = "payout_paid", _("Payout paid")
+    PAYOUT_FAILED = "payout_failed", _("Payout failed")
+    ADJUSTMENT = "adjustment", _("Manual adjustment")
+
+
+class JournalTransaction(models.Model):
+    """One money movement: two or more entries whose debits equal their credits. Append-only: the
+    database refuses UPDATE and DELETE (see migration 0002), and so does Python. `key` makes each
+    movement happen once (the capture of a payment, a refund, a payout's sending …)."""
+
+    Kind = JournalKind
+
+    key = models.CharField(_("idempotency key"), max_length=100, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=JournalKind.choices, db_index=True)
+    currency = models.CharField(_("currency"), max_length=3)
+    memo = models.CharField(_("memo"), max_length=200, blank=True)
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="journal"
+    )
+    refund = models.ForeignKey(
+        Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="journal"
+    )
+    order_id = models.BigIntegerField(_("order"), null=True, blank=True, db_index=True)
+    vendor_id = models.BigIntegerField(_("vendor"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("journal transaction")
+        verbose_name_plural = _("journal transactions")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["vendor_id", "created_at"], name="journal_vendor_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=JournalKind.values), name="journal_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("the ledger is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("the ledger is append-only")
+
+
+class LedgerEntry(models.Model):
+    """One side of a journal transaction: a positive amount debited or credited to one account."""
+
+    DEBIT, CREDIT = "D", "C"
+
+    transaction = models.ForeignKey(
+        JournalTransaction, on_delete=models.PROTECT, related_name="entries"
+    )
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    side = models.CharField(
+        _("side"), max_length=1, choices=[(DEBIT, _("Debit")), (CREDIT, _("Credit"))]
+    )
+    amount = models.BigIntegerField(_("amount"))
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["account", "transaction"], name="entry_account_txn")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="entry_amount_positive"),
+            models.CheckConstraint(condition=Q(side__in=["D", "C"]), name="entry_side_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.account_id} {self.amount}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("the ledger is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("the ledger is append-only")

@@ -193,7 +193,11 @@ def _refund_succeeded(payment: Payment, *, refund_id: int, provider_ref: str) ->
             % {"refund": refund_id, "payment": payment.pk}
         )
     ledger.ledger_record(
-        payment_id=payment.pk, kind="refund", amount=amount, currency=payment.currency
+        payment_id=payment.pk,
+        kind="refund",
+        amount=amount,
+        currency=payment.currency,
+        refund_id=refund_id,
     )
     _changed(payment, Payment.objects.values_list("status", flat=True).get(pk=payment.pk))
     return True
@@ -300,15 +304,31 @@ def _refund_send(payment: Payment, refund: Refund) -> Refund:
 
 
 def payment_start(
-    *, order_id: int, amount: int, currency: str, return_url: str, description: str = ""
+    *,
+    order_id: int,
+    amount: int,
+    currency: str,
+    return_url: str,
+    description: str = "",
+    vendor_id: int | None = None,
+    commission: int = 0,
+    platform_fee: int = 0,
 ) -> Payment:
     """Open the order's payment at the provider (settings.PAYMENT_GATEWAY) and keep its checkout
     page URL (payment.checkout_url: send the customer there). The provider sends the browser back to
     return_url?intent=<provider ref>. One payment per order: calling again for the same order
     returns the same payment. If the first call's answer was lost, calling again with the same
     arguments gets the same intent (the provider sees the key order-<id>-start and the same body;
-    other arguments under that key are refused: PaymentRefused "idempotency_key_reused")."""
+    other arguments under that key are refused: PaymentRefused "idempotency_key_reused").
+
+    vendor_id, commission and platform_fee are the split the ledger books at capture: the vendor
+    is owed amount − commission − platform_fee."""
     _positive_amount(amount)
+    for field, value in (("commission", commission), ("platform_fee", platform_fee)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PaymentError({field: _("Enter a whole amount of zero or more, in minor units.")})
+    if commission + platform_fee > amount:
+        raise PaymentError({"commission": _("The platform's part can't exceed the amount.")})
     if currency not in MINOR_UNITS:
         raise PaymentError({"currency": _("Unknown currency.")})
     try:
@@ -317,7 +337,14 @@ def payment_start(
         raise PaymentError({"return_url": _("Give a full http(s) address.")}) from exc
     payment, _created = Payment.objects.get_or_create(
         order_id=order_id,
-        defaults={"amount": amount, "currency": currency, "provider": settings.PAYMENT_GATEWAY},
+        defaults={
+            "amount": amount,
+            "currency": currency,
+            "provider": settings.PAYMENT_GATEWAY,
+            "vendor_id": vendor_id,
+            "commission": commission,
+            "platform_fee": platform_fee,
+        },
     )
     if (payment.amount, payment.currency) != (amount, currency):
         raise InvalidTransition(_("This order already has a payment of another amount."))
@@ -419,7 +446,9 @@ def payment_void(*, payment_id: int) -> Payment:
     return _apply(payment_id=payment.pk, intent=intent)
 
 
-def _refund_create(*, payment_id: int, amount: int | None, reason: str) -> Refund | None:
+def _refund_create(
+    *, payment_id: int, amount: int | None, reason: str, commission: int | None = None
+) -> Refund | None:
     """Reserve a refund of `amount` (None: all that is left) under a lock on the payment; None when
     nothing is left to refund."""
     reason = (reason or "").strip()
@@ -445,16 +474,28 @@ def _refund_create(*, payment_id: int, amount: int | None, reason: str) -> Refun
                     % {"left": format_money(left, payment.currency)}
                 }
             )
-        return Refund.objects.create(payment=payment, amount=amount, reason=reason[:200])
+        return Refund.objects.create(
+            payment=payment, amount=amount, reason=reason[:200], commission_hint=commission
+        )
 
 
-def payment_refund(*, payment_id: int, amount: int, reason: str) -> Refund:
+def payment_refund(
+    *, payment_id: int, amount: int, reason: str, commission: int | None = None
+) -> Refund:
     """Give back `amount` of a captured payment (all that is left, or part of it): CAPTURED or
     PARTIALLY_REFUNDED → PARTIALLY_REFUNDED or REFUNDED. Each call is a new refund, sent with its
     own key (refund-<id>); a provider that does not answer leaves it PENDING (PaymentUnavailable),
-    and payment_sync sends it again with the same key."""
+    and payment_sync sends it again with the same key. `commission`: the platform's commission
+    this refund gives back when the caller knows it exactly (refunded order lines); otherwise the
+    ledger gives back the commission pro rata."""
     _positive_amount(amount)
-    refund = _refund_create(payment_id=payment_id, amount=amount, reason=reason)
+    if commission is not None and (
+        isinstance(commission, bool) or not isinstance(commission, int) or commission < 0
+    ):
+        raise PaymentError({"commission": _("Enter a whole amount of zero or more.")})
+    refund = _refund_create(
+        payment_id=payment_id, amount=amount, reason=reason, commission=commission
+    )
     assert refund is not None  # an amount was given
     return _refund_send(_get(payment_id), refund)
 

@@ -7,7 +7,16 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from payments.models import Payment, Refund, WebhookEvent
+from payments import ledger
+from payments.models import (
+    CommissionPlan,
+    JournalTransaction,
+    LedgerAccount,
+    LedgerEntry,
+    Payment,
+    Refund,
+    WebhookEvent,
+)
 from payments.sandbox.models import (
     SandboxEvent,
     SandboxIdempotencyKey,
@@ -120,3 +129,72 @@ class SandboxWebhookDeliveryFactory(DjangoModelFactory):
     event = factory.SubFactory(SandboxEventFactory)
     url = "http://127.0.0.1:8000/payments/webhooks/sandbox/"
     next_attempt_at = factory.LazyFunction(timezone.now)
+
+
+class CommissionPlanFactory(DjangoModelFactory):
+    class Meta:
+        model = CommissionPlan
+
+    bps = 800
+    valid_from = factory.LazyFunction(timezone.now)
+    note = "a plan"
+
+
+class LedgerAccountFactory(DjangoModelFactory):
+    class Meta:
+        model = LedgerAccount
+        django_get_or_create = ("code",)
+
+    code = ledger.PROVIDER_CLEARING
+    name = "Provider clearing"
+    kind = LedgerAccount.Kind.ASSET
+    currency = "KRW"
+
+
+def _balanced_entries(txn, create, extracted, **kwargs):
+    if not create:
+        return
+    from django.db import transaction
+
+    with transaction.atomic():
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    transaction=txn,
+                    account=ledger.account(ledger.ADJUSTMENTS),
+                    side="D",
+                    amount=500,
+                ),
+                LedgerEntry(
+                    transaction=txn,
+                    account=ledger.account(ledger.PROVIDER_CLEARING),
+                    side="C",
+                    amount=500,
+                ),
+            ]
+        )
+
+
+class JournalTransactionFactory(DjangoModelFactory):
+    """A balanced manual adjustment of ₩500 (its two entries come with it)."""
+
+    class Meta:
+        model = JournalTransaction
+        skip_postgeneration_save = True
+
+    key = factory.Sequence(lambda n: f"adjustment:factory-{n}")
+    kind = JournalTransaction.Kind.ADJUSTMENT
+    currency = "KRW"
+    memo = "a correction"
+    entries = factory.PostGeneration(_balanced_entries)
+
+
+class LedgerEntryFactory(DjangoModelFactory):
+    """One side of a factory-made balanced transaction (the other side comes with it)."""
+
+    class Meta:
+        model = LedgerEntry
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return JournalTransactionFactory().entries.order_by("pk").first()

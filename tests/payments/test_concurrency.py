@@ -9,7 +9,7 @@ from django.db import connection
 from payments import services
 from payments.errors import PaymentError
 from payments.gateways.sandbox import SandboxGateway
-from payments.models import Payment, Refund
+from payments.models import JournalTransaction, Payment, Refund
 from payments.sandbox.models import (
     SandboxEvent,
     SandboxIdempotencyKey,
@@ -71,6 +71,9 @@ def test_a_capture_sent_twice_at_once_captures_once(sandbox, ledger_calls, monke
     assert ledger_calls == [
         {"payment_id": payment.pk, "kind": "capture", "amount": 4800, "currency": "KRW"}
     ]
+    assert list(
+        JournalTransaction.objects.filter(payment_id=payment.pk).values_list("kind", flat=True)
+    ) == ["commission", "capture"]
 
 
 @over_http
