@@ -125,12 +125,27 @@ def explain(sql: str, params) -> dict:
         raw = cur.fetchone()[0]
     doc = raw if isinstance(raw, list) else json.loads(raw)
     top = doc[0]
+    scans = _scans(top["Plan"])
     return {
         "nodes": _stack.plan_nodes(top["Plan"]),
+        # Tiers of cells read vs skipped (a gated tier's scan is never executed).
+        "tier_scans_run": sum(1 for loops, _rows in scans if loops),
+        "tier_scans_skipped": sum(1 for loops, _rows in scans if not loops),
+        "rows_per_tier_scan": [rows for loops, rows in scans if loops],
         "rows": top["Plan"].get("Actual Rows"),
         "planning_ms": round(top.get("Planning Time", 0.0), 3),
         "execution_ms": round(top.get("Execution Time", 0.0), 3),
     }
+
+
+def _scans(plan: dict) -> list[tuple[int, int]]:
+    """(loops, rows) of every scan of the positions table in a plan, depth-first."""
+    out = []
+    if plan.get("Relation Name") == "tracking_vendorposition":
+        out.append((plan.get("Actual Loops", 0), plan.get("Actual Rows", 0)))
+    for child in plan.get("Plans", []):
+        out.extend(_scans(child))
+    return out
 
 
 def main() -> int:
@@ -216,9 +231,9 @@ def main() -> int:
             }
         log(f"breakdown: {breakdown}")
 
-        # EXPLAIN the positions query the selector really ran (the first point).
+        # EXPLAIN the tiers statement the selector really ran (the first point).
         plans = {}
-        for radius in (1000, 3000):
+        for radius in RADII:
             meter.reset()
             lat, lng = points[0]
             selectors.vendors_nearby(lat=lat, lng=lng, radius_m=radius)

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
+from payments import api as payments_api
 from tracking import api as tracking_api
 from vendors import api as vendors_api
 
@@ -28,6 +29,16 @@ urlpatterns = [
         "orders/<int:order_id>/payment/refresh/",
         orders_api.OrderPaymentRefreshApi.as_view(),
         name="api-order-payment-refresh",
+    ),
+    path(
+        "staff/orders/<int:order_id>/cancel/",
+        orders_api.StaffOrderCancelApi.as_view(),
+        name="api-staff-order-cancel",
+    ),
+    path(
+        "staff/orders/<int:order_id>/expire/",
+        orders_api.StaffOrderExpireApi.as_view(),
+        name="api-staff-order-expire",
     ),
     path("vendor/orders/", orders_api.VendorOrdersApi.as_view(), name="api-vendor-orders"),
     path(
@@ -55,4 +66,28 @@ urlpatterns = [
         orders_api.VendorOrderHandOverApi.as_view(),
         name="api-vendor-order-hand-over",
     ),
+    # Money: a vendor's earnings and statements; finance exports for staff
+    path("earnings/", payments_api.EarningsApi.as_view(), name="api-earnings"),
+    path(
+        "earnings/orders/<int:order_id>/",
+        payments_api.EarningsOrderApi.as_view(),
+        name="api-earnings-order",
+    ),
+    path("statements/", payments_api.StatementsApi.as_view(), name="api-statements"),
+    path(
+        "statements/<int:settlement_id>/",
+        payments_api.StatementApi.as_view(),
+        name="api-statement",
+    ),
+    re_path(
+        r"^statements/(?P<settlement_id>[0-9]+)\.(?P<format>csv|pdf)$",
+        payments_api.StatementApi.as_view(),
+        name="api-statement-download",
+    ),
+    path(
+        "finance/journal.csv",
+        payments_api.JournalExportApi.as_view(),
+        name="api-finance-journal",
+    ),
+    path("finance/daily/", payments_api.DailyTotalsApi.as_view(), name="api-finance-daily"),
 ]

@@ -173,6 +173,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "payments.sandbox.tasks.sandbox_webhooks_deliver",
         "schedule": 5.0,
     },
+    # Settle every vendor's last finished period (idempotent: a no-op once done), release held
+    # settlements and send their payouts; fetch the final state of payouts in transit.
+    "settlements-run": {"task": "payments.tasks.settlements_run", "schedule": 900.0},
+    "payouts-sync": {"task": "payments.tasks.payouts_sync", "schedule": 600.0},
+    "refunds-resend": {"task": "payments.tasks.refunds_resend", "schedule": 300.0},
+    # Ledger against payments and the provider's records, for the last finished day.
+    "reconciliation-run": {"task": "payments.tasks.reconciliation_run", "schedule": 86400.0},
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).
 INPROCESS_SCHEDULER = env.bool("INPROCESS_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
@@ -363,6 +370,16 @@ SANDBOX_WEBHOOK_DUPLICATE_RATE = env.float("SANDBOX_WEBHOOK_DUPLICATE_RATE", def
 SANDBOX_WEBHOOK_MAX_ATTEMPTS = env.int("SANDBOX_WEBHOOK_MAX_ATTEMPTS", default=8)
 SANDBOX_WEBHOOK_BACKOFF_SECONDS = env.float("SANDBOX_WEBHOOK_BACKOFF_SECONDS", default=5.0)
 SANDBOX_WEBHOOK_TIMEOUT_SECONDS = env.float("SANDBOX_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Settlement: one per vendor per period of SETTLEMENT_PERIOD_DAYS days, periods starting at local
+# midnight in TIME_ZONE (weekly periods start on Mondays); built SETTLEMENT_BATCH_SIZE journal
+# transactions at a time, SETTLEMENT_VENDOR_BATCH vendors at a time.
+SETTLEMENT_PERIOD_DAYS = env.int("SETTLEMENT_PERIOD_DAYS", default=1)
+SETTLEMENT_BATCH_SIZE = env.int("SETTLEMENT_BATCH_SIZE", default=2000)
+SETTLEMENT_VENDOR_BATCH = env.int("SETTLEMENT_VENDOR_BATCH", default=200)
+if SETTLEMENT_PERIOD_DAYS < 1 or SETTLEMENT_BATCH_SIZE < 1 or SETTLEMENT_VENDOR_BATCH < 1:
+    raise ImproperlyConfigured("SETTLEMENT_* settings are whole numbers of 1 or more")
+# How long after the capture a customer can report a problem with an order (a dispute).
+DISPUTE_WINDOW_DAYS = env.int("DISPUTE_WINDOW_DAYS", default=7)
 
 LOGGING = {
     "version": 1,

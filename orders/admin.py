@@ -1,16 +1,29 @@
 """Orders in the admin: read-only records (money, status and history change only through the
 services), with the transitions staff may take as actions."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from o2o.money import format_money
 
 from .models import Order, OrderEvent, OrderLine
-from .services import order_cancel
+from .services import order_expire_now, order_staff_cancel
+
+
+class StaffCancelForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=200,
+        help_text=_(
+            "The customer and the vendor are told this reason by e-mail and on their pages."
+        ),
+    )
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -45,7 +58,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("vendor", "customer__user")
     date_hierarchy = "created_at"
     inlines = [OrderLineInline, OrderEventInline]
-    actions = ["cancel_and_return_money"]
+    actions = ["cancel_and_return_money", "expire_now"]
     fieldsets = (
         (None, {"fields": ("vendor", "customer", "status", "reason", "fulfilment", "note")}),
         (
@@ -116,34 +129,70 @@ class OrderAdmin(admin.ModelAdmin):
         # Money moved for them: they stay, and end through a transition.
         return False
 
+    def _run(self, request, queryset, action, done_message) -> None:
+        """Take `action(order_id)` on each selected order; say which could not be changed."""
+        done = 0
+        for order_id in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                action(order_id)
+            except ValidationError as exc:
+                self.message_user(request, f"#{order_id}: {exc.messages[0]}", messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, done_message(done) % done, messages.SUCCESS)
+
     @admin.action(
         description=_("Cancel selected orders and return the money"),
         permissions=["change"],
     )
     def cancel_and_return_money(self, request, queryset):
-        done = 0
-        for order in queryset.select_related("customer").order_by("pk"):
-            try:
-                order_cancel(
-                    order_id=order.pk,
-                    customer=order.customer,
-                    reason=f"cancelled by staff ({request.user.email})",
-                )
-            except ValidationError as exc:
-                self.message_user(request, f"#{order.pk}: {exc.messages[0]}", messages.WARNING)
-            else:
-                done += 1
-        if done:
-            self.message_user(
+        """A confirmation page with a required reason first; then order_staff_cancel on each."""
+        form = StaffCancelForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._run(
                 request,
-                ngettext(
+                queryset,
+                lambda order_id: order_staff_cancel(
+                    order_id=order_id, actor=request.user, reason=reason
+                ),
+                lambda n: ngettext(
                     "%d order cancelled; its money is being returned.",
                     "%d orders cancelled; their money is being returned.",
-                    done,
-                )
-                % done,
-                messages.SUCCESS,
+                    n,
+                ),
             )
+            return None
+        return TemplateResponse(
+            request,
+            "orders/admin_staff_cancel.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Cancel orders and return the money"),
+                "opts": self.model._meta,
+                "orders": queryset.select_related("vendor", "customer__user").order_by("pk"),
+                "form": form,
+                "action": "cancel_and_return_money",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(
+        description=_("Expire selected orders nobody accepted yet (money released)"),
+        permissions=["change"],
+    )
+    def expire_now(self, request, queryset):
+        self._run(
+            request,
+            queryset,
+            lambda order_id: order_expire_now(order_id=order_id, actor=request.user),
+            lambda n: ngettext(
+                "%d order expired; its money is being released.",
+                "%d orders expired; their money is being released.",
+                n,
+            ),
+        )
 
 
 @admin.register(OrderEvent)

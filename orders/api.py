@@ -30,6 +30,8 @@ from .serializers import (
     OrderPlaceInSerializer,
     OrderPlaceOutSerializer,
     OrderRejectInSerializer,
+    StaffOrderCancelInSerializer,
+    StaffOrderOutSerializer,
     VendorOrderOutSerializer,
     VendorOrdersQuerySerializer,
 )
@@ -39,12 +41,14 @@ from .services import (
     order_accept,
     order_cancel,
     order_depart,
+    order_expire_now,
     order_hand_over,
     order_payment_refresh,
     order_payment_start,
     order_place,
     order_ready,
     order_reject,
+    order_staff_cancel,
 )
 
 
@@ -87,6 +91,11 @@ class _OrderApi(APIView):
 
     def own_order(self, order_id: int) -> Order:
         return selectors.order_of_customer(customer=self.customer(), order_id=order_id)
+
+    def detail(self, order_id: int) -> Response:
+        """The customer's own order, as its detail (the request decides what the customer sees)."""
+        order = self.own_order(order_id)
+        return Response(OrderDetailOutSerializer(order, context={"request": self.request}).data)
 
     def paginated(self, queryset, serializer_class):
         paginator = Pagination()
@@ -143,13 +152,16 @@ class OrdersApi(_OrderApi):
             return_url=request.build_absolute_uri(reverse("orders:paid", args=[order.pk])),
         )
         out = {"order": self.own_order(order.pk), "checkout_url": url}
-        return Response(OrderPlaceOutSerializer(out).data, status=status.HTTP_201_CREATED)
+        return Response(
+            OrderPlaceOutSerializer(out, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class OrderDetailApi(_OrderApi):
     @extend_schema(responses={200: OrderDetailOutSerializer, 404: ERRORS[404]}, tags=["orders"])
     def get(self, request, order_id: int):
-        return Response(OrderDetailOutSerializer(self.own_order(order_id)).data)
+        return self.detail(order_id)
 
 
 class OrderCancelApi(_OrderApi):
@@ -166,7 +178,7 @@ class OrderCancelApi(_OrderApi):
         order_cancel(
             order_id=order.pk, customer=order.customer, reason=body.validated_data.get("reason", "")
         )
-        return Response(OrderDetailOutSerializer(self.own_order(order_id)).data)
+        return self.detail(order_id)
 
 
 class OrderPaymentRefreshApi(_OrderApi):
@@ -179,7 +191,7 @@ class OrderPaymentRefreshApi(_OrderApi):
         """Ask the provider how the payment stands (after the card page, or when in doubt)."""
         order = self.own_order(order_id)
         order_payment_refresh(order_id=order.pk)
-        return Response(OrderDetailOutSerializer(self.own_order(order_id)).data)
+        return self.detail(order_id)
 
 
 # --- vendor -----------------------------------------------------------------------------------
@@ -271,3 +283,55 @@ class VendorOrderHandOverApi(_VendorActionApi):
 
     def act(self, *, order_id, vendor, data):
         order_hand_over(order_id=order_id, vendor=vendor, code=data["code"])
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+class _StaffActionApi(_OrderApi):
+    """Staff only. To anyone else these endpoints find no order at all (404, like someone else's
+    order elsewhere), whatever the id."""
+
+    in_serializer: type | None = None
+
+    def act(self, *, order_id: int, actor, data: dict) -> None:
+        raise NotImplementedError
+
+    def post(self, request, order_id: int):
+        if not (request.user.is_active and request.user.is_staff):
+            raise NotFound(_("No such order."))
+        order = Order.objects.get(pk=order_id)
+        data: dict = {}
+        if self.in_serializer is not None:
+            body = self.in_serializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+        self.act(order_id=order.pk, actor=request.user, data=data)
+        order = Order.objects.select_related("vendor", "pickup_point").get(pk=order_id)
+        return Response(StaffOrderOutSerializer(order).data)
+
+
+def _staff_schema(in_serializer, summary: str):
+    return extend_schema(
+        request=in_serializer,
+        responses={200: StaffOrderOutSerializer, **ERRORS},
+        tags=["staff orders"],
+        summary=summary,
+    )
+
+
+@_staff_schema(
+    StaffOrderCancelInSerializer,
+    "Staff: cancel an order not handed over yet; stock back, money returned, both sides told",
+)
+class StaffOrderCancelApi(_StaffActionApi):
+    in_serializer = StaffOrderCancelInSerializer
+
+    def act(self, *, order_id, actor, data):
+        order_staff_cancel(order_id=order_id, actor=actor, reason=data["reason"])
+
+
+@_staff_schema(None, "Staff: expire an order nobody accepted yet, now")
+class StaffOrderExpireApi(_StaffActionApi):
+    def act(self, *, order_id, actor, data):
+        order_expire_now(order_id=order_id, actor=actor)

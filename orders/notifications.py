@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 
 from o2o.realtime import broadcaster
 
-from .models import Order, Status
+from .models import Order, OrderEvent, Status
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,17 @@ EMAIL_ON = {
 }
 
 
+# Staff cancelled: both sides hear it, with the reason (the vendor must not hand it over).
+STAFF_CANCELLED_CUSTOMER = gettext_noop(
+    "Our support team cancelled your order #%(id)s: %(reason)s. "
+    "Any payment is returned to your card."
+)
+STAFF_CANCELLED_VENDOR = gettext_noop(
+    "Our support team cancelled order #%(id)s: %(reason)s. Don't hand it over; "
+    "the items are back in your stock."
+)
+
+
 def order_group(order_id: int) -> str:
     return f"order.{order_id}"
 
@@ -44,26 +55,39 @@ def vendor_group(vendor_id: int) -> str:
 
 def order_changed(*, order_id: int, status: str) -> None:
     try:
-        order = Order.objects.select_related("vendor", "customer__user").get(pk=order_id)
+        order = Order.objects.select_related("vendor__user", "customer__user").get(pk=order_id)
     except Order.DoesNotExist:
         return
-    message = {"type": "order.changed", "order_id": order_id, "status": status}
+    last = order.events.order_by("-at", "-pk").values_list("to_status", "role", "reason").first()
+    by_staff = last is not None and last[0] == status and last[1] == OrderEvent.Role.STAFF
+    # `by` lets a page say who changed the order (the page fetches the rest over HTTP).
+    message = {
+        "type": "order.changed",
+        "order_id": order_id,
+        "status": status,
+        "by": last[1] if last is not None and last[0] == status else "",
+    }
     broadcaster.send(order_group(order_id), message)
     broadcaster.send(vendor_group(order.vendor_id), message)
+    if by_staff and status == Status.CANCELLED:
+        reason = last[2]
+        _email(order, STAFF_CANCELLED_CUSTOMER, reason=reason)
+        _email(order, STAFF_CANCELLED_VENDOR, reason=reason, to=order.vendor.user.email)
+        return
     template = EMAIL_ON.get(status)
     if template:
         _email(order, template)
 
 
-def _email(order: Order, template: str) -> None:
+def _email(order: Order, template: str, *, reason: str = "", to: str = "") -> None:
     with translation.override(settings.LANGUAGE_CODE):
-        body = _(template) % {"id": order.pk, "vendor": order.vendor.name}
+        body = _(template) % {"id": order.pk, "vendor": order.vendor.name, "reason": reason}
         try:
             send_mail(
                 subject=_("Order #%(id)s") % {"id": order.pk},
                 message=body,
                 from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=[order.customer.user.email],
+                recipient_list=[to or order.customer.user.email],
             )
         except Exception:  # noqa: BLE001 - an e-mail that fails must not undo the order
             log.exception("order e-mail for #%s failed", order.pk)

@@ -5,13 +5,16 @@ nobody learns that an order exists."""
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import h3
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from customers.models import CustomerProfile
-from o2o.geo import cell_boundary, distance_m
+from o2o.geo import cell_boundary, distance_m, is_valid_cell
+from tracking.models import Presence
 from tracking.selectors import vendor_public_state
 from vendors.models import PickupPoint, Vendor
 
@@ -189,3 +192,81 @@ def vendor_cell_for(order: Order) -> dict | None:
         "boundary": payload["boundary"],
         "last_seen": payload["last_seen"],
     }
+
+
+# --- the last few hundred metres of a meeting ----------------------------------------------------
+
+# While these hold, the customer of a meet order may see the vendor close to the meeting point.
+NEARBY_SHOWN = (Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
+# From these on, never again (handed over, or ended).
+NEARBY_OVER = (Status.HANDED_OVER, *FINAL)
+
+
+def snap_to_grid(lat: float, lng: float, metres: float) -> tuple[float, float]:
+    """The point moved to the nearest corner of a grid `metres` apart (street level, not exact)."""
+    step_lat = metres / 111_320.0
+    snapped_lat = round(lat / step_lat) * step_lat
+    step_lng = metres / (111_320.0 * max(math.cos(math.radians(snapped_lat)), 0.01))
+    return round(snapped_lat, 6), round(round(lng / step_lng) * step_lng, 6)
+
+
+def vendor_nearby_state(
+    *, order_id: int, user_id: int | None, now: datetime | None = None
+) -> tuple[dict | None, bool]:
+    """(what the customer may see of the vendor now or None, whether it is over for good).
+
+    Only the order's own customer, only for a meet order that is accepted, on the way or arrived,
+    only from a fresh fix of a vendor on shift, and only while that fix is within
+    ORDER_NEARBY_RADIUS_M of the meeting point (the centre of the meeting area): then the
+    position snapped to a grid of ORDER_NEARBY_PRECISION_M, and its distance to the meeting point
+    (to 10 m). Anyone else, any other order or state: None. Staff and the vendor have their own
+    views; this is the one way an exact-ish position reaches a customer."""
+    if user_id is None:
+        return None, True
+    row = (
+        Order.objects.filter(pk=order_id, customer__user_id=user_id, fulfilment=Fulfilment.MEET)
+        .values(
+            "status",
+            "meet_cell",
+            "vendor__position__on_shift",
+            "vendor__position__presence",
+            "vendor__position__lat",
+            "vendor__position__lng",
+            "vendor__position__last_ping_at",
+        )
+        .first()
+    )
+    if row is None or row["status"] in NEARBY_OVER:
+        return None, True
+    lat, lng = row["vendor__position__lat"], row["vendor__position__lng"]
+    seen = row["vendor__position__last_ping_at"]
+    now = now or timezone.now()
+    if (
+        row["status"] not in NEARBY_SHOWN
+        or not is_valid_cell(row["meet_cell"])
+        or not row["vendor__position__on_shift"]
+        or row["vendor__position__presence"] == Presence.OFFLINE
+        or lat is None
+        or lng is None
+        or seen is None
+        or seen < now - timedelta(seconds=settings.ORDER_NEARBY_MAX_AGE_S)
+    ):
+        return None, False
+    meet_lat, meet_lng = h3.cell_to_latlng(row["meet_cell"])
+    if distance_m(lat, lng, meet_lat, meet_lng) > settings.ORDER_NEARBY_RADIUS_M:
+        return None, False
+    precision = settings.ORDER_NEARBY_PRECISION_M
+    snapped = snap_to_grid(lat, lng, precision)
+    away = distance_m(*snapped, meet_lat, meet_lng)
+    return {
+        "lat": snapped[0],
+        "lng": snapped[1],
+        "precision_m": precision,
+        "distance_m": int(round(away / 10.0) * 10),
+        "meet": [round(meet_lat, 6), round(meet_lng, 6)],
+        "seen_at": seen.isoformat(),
+    }, False
+
+
+def vendor_nearby(*, order_id: int, user_id: int | None) -> dict | None:
+    return vendor_nearby_state(order_id=order_id, user_id=user_id)[0]

@@ -3,8 +3,10 @@ the customer only (while it is needed), never to the vendor, who must get it fro
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from . import selectors
 from .models import Fulfilment, Order, OrderEvent, OrderLine
 from .selectors import CODE_SHOWN
 
@@ -75,18 +77,41 @@ class OrderListOutSerializer(_OrderBaseOutSerializer):
     """A customer's order in a list: no events, no code."""
 
 
+class VendorNearbyOutSerializer(serializers.Serializer):
+    lat = serializers.FloatField(help_text="Snapped to a grid of `precision_m`, not exact.")
+    lng = serializers.FloatField()
+    precision_m = serializers.IntegerField()
+    distance_m = serializers.IntegerField(help_text="From the meeting point, to 10 m.")
+    meet = serializers.ListField(child=serializers.FloatField(), help_text="[lat, lng]")
+    seen_at = serializers.DateTimeField()
+
+
 class OrderDetailOutSerializer(_OrderBaseOutSerializer):
     """The customer's own order, with its history and, while it is needed, the handover code."""
 
     handover_code = serializers.SerializerMethodField()
     events = OrderEventOutSerializer(many=True, read_only=True)
+    vendor_nearby = serializers.SerializerMethodField(
+        help_text="A meet order's vendor at street level, for its customer only, while accepted, "
+        "on the way or arrived and within the last few hundred metres of the meeting point; "
+        "null otherwise (and always after the handover). The order page gets the same live."
+    )
 
     class Meta(_OrderBaseOutSerializer.Meta):
-        fields = [*_OrderBaseOutSerializer.Meta.fields, "handover_code", "events"]
+        fields = [*_OrderBaseOutSerializer.Meta.fields, "handover_code", "events", "vendor_nearby"]
         read_only_fields = fields
 
     def get_handover_code(self, order: Order) -> str | None:
         return order.handover_code if order.status in CODE_SHOWN else None
+
+    @extend_schema_field(VendorNearbyOutSerializer(allow_null=True))
+    def get_vendor_nearby(self, order: Order) -> dict | None:
+        request = self.context.get("request")
+        if request is None or order.fulfilment != Fulfilment.MEET:
+            return None
+        if order.status not in selectors.NEARBY_SHOWN:
+            return None
+        return selectors.vendor_nearby(order_id=order.pk, user_id=request.user.pk)
 
 
 class OrderPlaceOutSerializer(serializers.Serializer):
@@ -94,6 +119,16 @@ class OrderPlaceOutSerializer(serializers.Serializer):
     checkout_url = serializers.URLField(
         help_text="The payment provider's card page: send the customer there to pay."
     )
+
+
+class StaffOrderOutSerializer(_OrderBaseOutSerializer):
+    """An order as staff see it after acting on it: with its history, never the handover code."""
+
+    events = OrderEventOutSerializer(many=True, read_only=True)
+
+    class Meta(_OrderBaseOutSerializer.Meta):
+        fields = [*_OrderBaseOutSerializer.Meta.fields, "events"]
+        read_only_fields = fields
 
 
 class VendorOrderOutSerializer(_OrderBaseOutSerializer):
@@ -145,6 +180,12 @@ class OrderPlaceInSerializer(serializers.Serializer):
 
 class OrderCancelInSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, max_length=200, allow_blank=True)
+
+
+class StaffOrderCancelInSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=200, help_text="Why: the customer and the vendor are told."
+    )
 
 
 class OrderAcceptInSerializer(serializers.Serializer):

@@ -635,7 +635,10 @@ def order_payment_refresh(*, order_id: int) -> Order:
     from payments.services import payment_sync
 
     order = Order.objects.get(pk=order_id)
-    if order.payment_id is not None and order.status == Status.PENDING_PAYMENT:
+    # An order that ended while its card page was open (cancelled) is asked too: money
+    # authorised late is given back (on_payment_status_changed).
+    waiting = order.status == Status.PENDING_PAYMENT
+    if order.payment_id is not None and (waiting or order.status in RELEASES_STOCK):
         payment = payment_sync(payment_id=order.payment_id)
         order_payment_settled(order_id=order_id, payment_status=payment_outcome(payment.status))
         order.refresh_from_db()
@@ -653,6 +656,16 @@ def payment_outcome(status: str) -> str:
 
 
 def on_payment_status_changed(sender, *, order_id: int, status: str, **kwargs) -> None:
-    """A payment changed at the provider (webhook, sync, capture): a waiting order follows it."""
+    """A payment changed at the provider (webhook, sync, capture): a waiting order follows it.
+    Money authorised for an order that already ended without a handover (cancelled by staff or
+    the customer while the card page was still open) is given back."""
     if payment_outcome(status) != "pending":
-        order_payment_settled(order_id=order_id, payment_status=payment_outcome(status))
+        settled = order_payment_settled(order_id=order_id, payment_status=payment_outcome(status))
+        if (
+            settled is None
+            and str(status).lower() == "authorised"
+            and Order.objects.filter(pk=order_id, status__in=RELEASES_STOCK).exists()
+        ):
+            from .tasks import order_money_return
+
+            transaction.on_commit(partial(order_money_return.delay, order_id), robust=True)

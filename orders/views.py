@@ -413,7 +413,17 @@ def _order_context(order: Order) -> dict:
         "ended": order.status
         in (Status.FAILED, Status.REJECTED, Status.EXPIRED, Status.CANCELLED, Status.REFUNDED),
         "cancel_form": CancelForm(),
+        "staff_reason": _staff_reason(order),
     }
+
+
+def _staff_reason(order: Order) -> str | None:
+    """Why staff ended the order (their reason is for the customer too); None if they did not."""
+    events = list(order.events.all())  # prefetched by the selector
+    last = events[-1] if events else None
+    if last is None or last.role != last.Role.STAFF or last.to_status != order.status:
+        return None
+    return last.reason
 
 
 @login_required
@@ -447,6 +457,9 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         "reconnecting": _("Connection lost, reconnecting…"),
         "meet": _("Meeting area"),
         "vendor": _("The vendor is around here"),
+        # {distance}: a distance such as "200 m", formatted by the page in its language.
+        "nearby": _("Almost there: the vendor is about {distance} from the meeting point."),
+        "nearbyMarker": _("The vendor, about here"),
     }
     return render(request, "orders/detail.html", context)
 
@@ -573,6 +586,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "reconnecting": _("Connection lost, reconnecting…"),
         "soundOn": _("Sound is on"),
         "newOrder": _("New order!"),
+        # {n}: the order's number.
+        "staffEnded": _("Order #{n} was cancelled by our support team. Don't hand it over."),
     }
     return render(request, "orders/inbox.html", context)
 

@@ -3,24 +3,34 @@ service (capture, void, refund what is left, sync with the provider)."""
 
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from o2o.money import format_money
 
-from . import ledger, services
+from . import disputes, ledger, payouts, reconciliation, services
 from .models import (
     CommissionPlan,
+    Discrepancy,
+    Dispute,
     JournalTransaction,
     LedgerAccount,
     LedgerEntry,
     Payment,
+    Payout,
+    PayoutAccount,
     Refund,
+    Settlement,
+    SettlementLine,
     WebhookEvent,
 )
+from .tasks import payout_send_later
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -230,3 +240,327 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_filter = ("side", "account__kind")
     search_fields = ("account__code", "transaction__key")
     list_select_related = ("transaction", "account")
+
+
+# --- settlements, payouts, disputes, discrepancies -----------------------------------------------
+
+
+def _each(modeladmin, request, queryset, action: Callable, done: Callable[[int], str]) -> None:
+    """Run a service on each selected object; a refusal is a warning naming the object."""
+    count = 0
+    for obj in queryset.order_by("pk"):
+        try:
+            action(obj)
+        except ValidationError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.messages[0]}", messages.WARNING)
+        else:
+            count += 1
+    if count:
+        modeladmin.message_user(request, done(count), messages.SUCCESS)
+
+
+def _note_page(modeladmin, request, queryset, *, form, action, title, intro, submit):
+    """The intermediate page of an action that asks for a note (and perhaps more) first."""
+    return TemplateResponse(
+        request,
+        "admin/payments/note_action.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "intro": intro,
+            "submit": submit,
+            "opts": modeladmin.model._meta,
+            "objects": queryset.order_by("pk"),
+            "form": form,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
+
+
+class SettlementLineInline(admin.TabularInline):
+    model = SettlementLine
+    extra = 0
+    fields = (
+        "booked_at",
+        "kind",
+        "order_id",
+        "refund_id",
+        "gross",
+        "commission",
+        "delivery_fee",
+        "net",
+        "journal_transaction",
+    )
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PayoutInline(admin.StackedInline):
+    model = Payout
+    extra = 0
+    fields = ("status", "amount", "provider_ref", "failure_message", "sent_at", "paid_at")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Settlement)
+class SettlementAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "vendor",
+        "period_start",
+        "kind",
+        "status",
+        "gross",
+        "refunds",
+        "commission",
+        "net_money",
+        "line_count",
+    )
+    list_filter = ("status", "kind", "currency")
+    search_fields = ("=vendor__id", "vendor__name")
+    list_select_related = ("vendor",)
+    date_hierarchy = "period_start"
+    inlines = [PayoutInline, SettlementLineInline]
+
+    @admin.display(description=_("net"), ordering="net")
+    def net_money(self, obj: Settlement) -> str:
+        return format_money(obj.net, obj.currency)
+
+
+@admin.register(SettlementLine)
+class SettlementLineAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "settlement", "kind", "order_id", "gross", "commission", "net")
+    list_filter = ("kind",)
+    search_fields = ("=order_id", "=settlement__id")
+    list_select_related = ("settlement",)
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(admin.ModelAdmin):
+    """Where each vendor's payouts go. A payout keeps a copy of the account it was sent to."""
+
+    list_display = ("vendor", "bank", "account_number", "holder", "updated_at")
+    search_fields = ("vendor__name", "account_number", "holder")
+    raw_id_fields = ("vendor",)
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    """Payouts move only through payments.payouts. "Retry" pays a FAILED payout's money again at
+    once, as a new payout (of a RETRY settlement); left alone, the next period's settlement pays
+    it."""
+
+    list_display = (
+        "pk",
+        "vendor",
+        "money",
+        "status",
+        "settlement",
+        "provider_ref",
+        "failure_message",
+        "created_at",
+    )
+    list_filter = ("status", "provider")
+    search_fields = ("=vendor__id", "vendor__name", "provider_ref")
+    list_select_related = ("vendor", "settlement")
+    date_hierarchy = "created_at"
+    actions = ["send", "sync", "retry"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The list's actions need "change"; a single record is only ever viewed.
+        return obj is None and request.user.has_perm("payments.change_payout")
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def money(self, obj: Payout) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    @admin.action(description=_("Send pending payouts now"), permissions=["change"])
+    def send(self, request, queryset):
+        _each(
+            self,
+            request,
+            queryset,
+            lambda p: payouts.payout_send(payout_id=p.pk),
+            lambda n: ngettext("%d payout sent.", "%d payouts sent.", n) % n,
+        )
+
+    @admin.action(description=_("Fetch the state of payouts in transit"), permissions=["change"])
+    def sync(self, request, queryset):
+        _each(
+            self,
+            request,
+            queryset,
+            lambda p: payouts.payout_sync(payout_id=p.pk),
+            lambda n: ngettext("%d payout synced.", "%d payouts synced.", n) % n,
+        )
+
+    @admin.action(description=_("Retry failed payouts (a new payout)"), permissions=["change"])
+    def retry(self, request, queryset):
+        def retry_one(p: Payout) -> None:
+            new = payouts.payout_retry(payout_id=p.pk, actor=request.user)
+            payout_send_later(new.pk)
+
+        _each(
+            self,
+            request,
+            queryset,
+            retry_one,
+            lambda n: (
+                ngettext(
+                    "%d failed payout is being paid again.",
+                    "%d failed payouts are being paid again.",
+                    n,
+                )
+                % n
+            ),
+        )
+
+
+class DisputeResolveForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[
+            (Dispute.Status.RESOLVED, _("Resolved")),
+            (Dispute.Status.REJECTED, _("Rejected")),
+        ],
+    )
+    note = forms.CharField(
+        label=_("Resolution note"), widget=forms.Textarea(attrs={"rows": 3}), max_length=1000
+    )
+    refund_amount = forms.IntegerField(
+        label=_("Refund (minor units)"),
+        required=False,
+        min_value=1,
+        help_text=_("Leave empty to refund nothing."),
+    )
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "order_id", "vendor_id", "status", "opened_at", "resolved_by", "refund")
+    list_filter = ("status",)
+    search_fields = ("=order_id", "=vendor_id", "reason")
+    date_hierarchy = "opened_at"
+    actions = ["resolve"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and request.user.has_perm("payments.change_dispute")
+
+    @admin.action(description=_("Resolve or reject (asks for a note)"), permissions=["change"])
+    def resolve(self, request, queryset):
+        form = DisputeResolveForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+
+            def resolve_one(d: Dispute) -> None:
+                closed = disputes.dispute_resolve(
+                    dispute_id=d.pk,
+                    actor=request.user,
+                    note=data["note"],
+                    refund_amount=data["refund_amount"],
+                    reject=data["outcome"] == Dispute.Status.REJECTED,
+                )
+                if closed.refund and closed.refund.status != Refund.Status.SUCCEEDED:
+                    self.message_user(
+                        request,
+                        _("%(d)s: the refund is %(status)s.")
+                        % {"d": closed, "status": closed.refund.get_status_display()},
+                        messages.WARNING,
+                    )
+
+            _each(
+                self,
+                request,
+                queryset,
+                resolve_one,
+                lambda n: ngettext("%d dispute closed.", "%d disputes closed.", n) % n,
+            )
+            return None
+        return _note_page(
+            self,
+            request,
+            queryset,
+            form=form,
+            action="resolve",
+            title=_("Close disputes"),
+            intro=_(
+                "These disputes will be closed with your note. Held settlements of their orders "
+                "are released once no dispute on them is open."
+            ),
+            submit=_("Close these disputes"),
+        )
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(
+        label=_("What was done about it"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+    )
+
+
+@admin.register(Discrepancy)
+class DiscrepancyAdmin(ReadOnlyAdmin):
+    list_display = (
+        "pk",
+        "kind",
+        "object_ref",
+        "expected",
+        "actual",
+        "status",
+        "detected_at",
+        "last_seen_at",
+        "resolved_by",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("object_ref", "detail")
+    date_hierarchy = "detected_at"
+    actions = ["mark_resolved"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and request.user.has_perm("payments.change_discrepancy")
+
+    @admin.action(description=_("Mark resolved (asks for a note)"), permissions=["change"])
+    def mark_resolved(self, request, queryset):
+        form = NoteForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            note = form.cleaned_data["note"]
+            _each(
+                self,
+                request,
+                queryset,
+                lambda d: reconciliation.discrepancy_resolve(
+                    discrepancy_id=d.pk, actor=request.user, note=note
+                ),
+                lambda n: ngettext("%d discrepancy resolved.", "%d discrepancies resolved.", n) % n,
+            )
+            return None
+        return _note_page(
+            self,
+            request,
+            queryset,
+            form=form,
+            action="mark_resolved",
+            title=_("Resolve discrepancies"),
+            intro=_(
+                "Nothing is changed in the ledger or at the provider: say what was done (a "
+                "correcting adjustment, a sync, a provider ticket)."
+            ),
+            submit=_("Mark resolved"),
+        )

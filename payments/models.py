@@ -370,3 +370,414 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("the ledger is append-only")
+
+
+# --- settlements, payouts, disputes, reconciliation ----------------------------------------------
+# Written by payments.settlement, payments.payouts, payments.disputes and payments.reconciliation
+# only. The ledger stays append-only: what has been settled is recorded beside it (SettlementLine,
+# one per journal transaction), never on it.
+
+
+class SettlementKind(models.TextChoices):
+    PERIOD = "period", _("Period")
+    RETRY = "retry", _("Failed payout paid again")
+
+
+class SettlementStatus(models.TextChoices):
+    BUILDING = "building", _("Being built")
+    HELD = "held", _("Held: a dispute is open")
+    RELEASED = "released", _("Released for payout")
+    NOTHING_DUE = "nothing_due", _("Nothing to pay")
+    CARRIED_FORWARD = "carried_forward", _("Negative: carried forward")
+
+
+class Settlement(models.Model):
+    """What the platform owes one vendor for one period, computed from the ledger only: the
+    vendor-payable journal transactions (capture splits, refund reversals, adjustments, returned
+    payouts) booked before `period_end` and not settled before, each listed once as a
+    SettlementLine. One settlement per vendor, currency and period (kind PERIOD); a RETRY
+    settlement pays again the money of one failed payout (`retry_of`).
+
+    Amounts are in the currency's minor unit, and always add up:
+    net = gross − refunds − commission − delivery_fees + adjustments + returned.
+
+    Status: BUILDING (lines being added) → RELEASED (a Payout of `net` is made), NOTHING_DUE
+    (net 0), CARRIED_FORWARD (net below zero: its journal transactions are left for the next
+    period's settlement, so it lists no lines) or HELD (a dispute on one of its orders is open; →
+    RELEASED once none is)."""
+
+    Kind = SettlementKind
+    Status = SettlementStatus
+
+    vendor = models.ForeignKey(
+        "vendors.Vendor",
+        on_delete=models.PROTECT,
+        related_name="settlements",
+        verbose_name=_("vendor"),
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=SettlementKind.choices, default=SettlementKind.PERIOD
+    )
+    period_start = models.DateTimeField(_("period from"))
+    period_end = models.DateTimeField(
+        _("period until"), help_text=_("Journal transactions booked before this are included.")
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=SettlementStatus.choices,
+        default=SettlementStatus.BUILDING,
+        db_index=True,
+    )
+    gross = models.BigIntegerField(_("gross sales"), default=0, help_text=_("Captured."))
+    refunds = models.BigIntegerField(_("refunds"), default=0, help_text=_("Given back."))
+    commission = models.BigIntegerField(
+        _("commission"), default=0, help_text=_("The platform's, after refunds gave some back.")
+    )
+    delivery_fees = models.BigIntegerField(
+        _("delivery fees"), default=0, help_text=_("Kept by the platform, after refunds.")
+    )
+    adjustments = models.BigIntegerField(_("adjustments"), default=0)
+    returned = models.BigIntegerField(
+        _("returned payouts"), default=0, help_text=_("Failed payouts paid again.")
+    )
+    net = models.BigIntegerField(_("net"), default=0, help_text=_("What the vendor is owed."))
+    line_count = models.PositiveIntegerField(_("lines"), default=0)
+    retry_of = models.OneToOneField(
+        "Payout",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="retried_by",
+        verbose_name=_("retry of payout"),
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    built_at = models.DateTimeField(_("built at"), null=True, blank=True)
+    released_at = models.DateTimeField(_("released at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("settlement")
+        verbose_name_plural = _("settlements")
+        ordering = ["-period_start", "vendor_id"]
+        indexes = [
+            models.Index(fields=["vendor", "-period_start"], name="settlement_vendor_period")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor", "currency", "period_start"],
+                condition=Q(kind="period"),
+                name="settlement_once_per_vendor_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")), name="settlement_period_forward"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=SettlementStatus.values), name="settlement_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="period", retry_of__isnull=True)
+                | Q(kind="retry", retry_of__isnull=False),
+                name="settlement_retry_names_its_payout",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    net=F("gross")
+                    - F("refunds")
+                    - F("commission")
+                    - F("delivery_fees")
+                    + F("adjustments")
+                    + F("returned")
+                ),
+                name="settlement_parts_add_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"settlement {self.pk} of vendor {self.vendor_id} ({self.period_start:%Y-%m-%d})"
+
+
+class SettlementLine(models.Model):
+    """One journal transaction of a settlement: an order's capture split (gross, commission,
+    delivery fee, the vendor's share), a refund's reversal (the same, negative), an adjustment by
+    staff or a failed payout's return. The UNIQUE journal transaction is what makes every
+    movement settled exactly once. `net` is its effect on the vendor's payable balance."""
+
+    settlement = models.ForeignKey(Settlement, on_delete=models.CASCADE, related_name="lines")
+    journal_transaction = models.OneToOneField(
+        JournalTransaction,
+        on_delete=models.PROTECT,
+        related_name="settlement_line",
+        verbose_name=_("journal transaction"),
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=JournalKind.choices)
+    order_id = models.BigIntegerField(_("order"), null=True, blank=True, db_index=True)
+    refund_id = models.BigIntegerField(_("refund"), null=True, blank=True)
+    gross = models.BigIntegerField(
+        _("gross"), default=0, help_text=_("Captured (positive) or refunded (negative).")
+    )
+    commission = models.BigIntegerField(_("commission"), default=0)
+    delivery_fee = models.BigIntegerField(_("platform's delivery fee"), default=0)
+    net = models.BigIntegerField(_("net"), default=0)
+    booked_at = models.DateTimeField(_("booked at"))
+
+    class Meta:
+        verbose_name = _("settlement line")
+        verbose_name_plural = _("settlement lines")
+        ordering = ["booked_at", "journal_transaction_id"]
+        indexes = [models.Index(fields=["settlement", "booked_at"], name="settlement_line_time")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[JournalKind.COMMISSION, JournalKind.REVERSAL],
+                    net=F("gross") - F("commission") - F("delivery_fee"),
+                )
+                | Q(kind__in=[JournalKind.ADJUSTMENT, JournalKind.PAYOUT_FAILED], gross=0),
+                name="settlement_line_parts_add_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.journal_transaction_id}: {self.net}"
+
+
+class PayoutAccount(models.Model):
+    """Where a vendor's payouts are sent (a bank account). Set by staff; each payout keeps a copy
+    of the account it was sent to."""
+
+    vendor = models.OneToOneField(
+        "vendors.Vendor",
+        on_delete=models.PROTECT,
+        related_name="payout_account",
+        verbose_name=_("vendor"),
+    )
+    bank = models.CharField(_("bank"), max_length=40)
+    account_number = models.CharField(_("account number"), max_length=34)
+    holder = models.CharField(_("account holder"), max_length=80)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("payout account")
+        verbose_name_plural = _("payout accounts")
+        ordering = ["vendor_id"]
+
+    def __str__(self) -> str:
+        return f"{self.bank} {self.account_number}"
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting to be sent")
+    SENT = "sent", _("Sent to the bank")
+    PAID = "paid", _("Paid")
+    FAILED = "failed", _("Failed: money back in the payable balance")
+
+
+class Payout(models.Model):
+    """The money of one settlement sent to the vendor's bank account through the provider.
+    PENDING → SENT → PAID | FAILED, each move one guarded service in payments.payouts, booked in
+    the ledger in the same database transaction: SENT `payout`, PAID `payout_paid`, FAILED
+    `payout_failed` (the money returns to the vendor's payable balance, and the next settlement,
+    or a retry by staff, pays it again). The provider's idempotency key is `payout-<id>`."""
+
+    Status = PayoutStatus
+
+    settlement = models.OneToOneField(
+        Settlement, on_delete=models.PROTECT, related_name="payout", verbose_name=_("settlement")
+    )
+    vendor = models.ForeignKey(
+        "vendors.Vendor", on_delete=models.PROTECT, related_name="payouts", verbose_name=_("vendor")
+    )
+    amount = models.BigIntegerField(_("amount"), help_text=_("In the currency's minor unit."))
+    currency = models.CharField(_("currency"), max_length=3)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=PayoutStatus.choices,
+        default=PayoutStatus.PENDING,
+        db_index=True,
+    )
+    provider = models.CharField(_("provider"), max_length=20)
+    provider_ref = models.CharField(_("provider reference"), max_length=64, blank=True)
+    bank = models.CharField(_("bank"), max_length=40, blank=True)
+    account_number = models.CharField(_("account number"), max_length=34, blank=True)
+    holder = models.CharField(_("account holder"), max_length=80, blank=True)
+    failure_code = models.CharField(_("failure code"), max_length=40, blank=True)
+    failure_message = models.CharField(_("failure"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("failed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("payout")
+        verbose_name_plural = _("payouts")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=PayoutStatus.values), name="payout_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"],
+                condition=~Q(provider_ref=""),
+                name="payout_provider_ref_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"payout {self.pk} to vendor {self.vendor_id}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payout-{self.pk}"
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class Dispute(models.Model):
+    """A customer's report of a problem with a captured order, within DISPUTE_WINDOW_DAYS of the
+    capture; at most one open per order. While it is open, the settlement listing the order is
+    held. Staff resolve it (perhaps refunding part of the payment) or reject it; see
+    payments.disputes."""
+
+    Status = DisputeStatus
+
+    order_id = models.BigIntegerField(_("order"), db_index=True)
+    vendor_id = models.BigIntegerField(_("vendor"), null=True, blank=True, db_index=True)
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, related_name="disputes", verbose_name=_("payment")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=DisputeStatus.choices, default=DisputeStatus.OPEN
+    )
+    reason = models.TextField(_("what went wrong"), max_length=1000)
+    opened_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("opened by"),
+    )
+    opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    resolved_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    resolution_note = models.TextField(_("resolution"), max_length=1000, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    refund = models.ForeignKey(
+        Refund,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="disputes",
+        verbose_name=_("refund"),
+    )
+
+    class Meta:
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order_id"], condition=Q(status="open"), name="dispute_one_open_per_order"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DisputeStatus.values), name="dispute_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", resolved_at__isnull=True)
+                | (~Q(status="open") & Q(resolved_at__isnull=False)),
+                name="dispute_resolved_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"dispute {self.pk} on order {self.order_id}"
+
+
+class DiscrepancyKind(models.TextChoices):
+    JOURNAL_UNBALANCED = "journal_unbalanced", _("Journal transaction does not balance")
+    CAPTURE_MISMATCH = "capture_mismatch", _("Captured amount differs from the ledger")
+    REFUND_MISMATCH = "refund_mismatch", _("Refunded amount differs from the ledger")
+    CLEARING_NOT_ZERO = "clearing_not_zero", _("Clearing account does not net to zero")
+    INTENT_MISMATCH = "intent_mismatch", _("Payment differs from the provider's intent")
+    INTENT_MISSING = "intent_missing", _("Payment not found at the provider")
+    INTENT_UNKNOWN = "intent_unknown", _("Provider intent unknown to the platform")
+    PAYOUT_MISMATCH = "payout_mismatch", _("Payout differs from the provider's")
+    PAYOUT_MISSING = "payout_missing", _("Payout not found at the provider")
+    PAYOUT_UNKNOWN = "payout_unknown", _("Provider payout unknown to the platform")
+
+
+class DiscrepancyStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class Discrepancy(models.Model):
+    """A difference the reconciliation found between the ledger, the payments and the provider's
+    records. Never fixed silently: staff look into it and mark it resolved with a note. At most
+    one open per kind and object, however often the reconciliation runs (`last_seen_at` moves)."""
+
+    Kind = DiscrepancyKind
+    Status = DiscrepancyStatus
+
+    kind = models.CharField(_("kind"), max_length=24, choices=DiscrepancyKind.choices)
+    object_ref = models.CharField(
+        _("about"), max_length=100, help_text=_("e.g. payment:12, journal:40, intent:pi_…")
+    )
+    expected = models.CharField(_("expected"), max_length=100, blank=True)
+    actual = models.CharField(_("actual"), max_length=100, blank=True)
+    detail = models.CharField(_("detail"), max_length=300, blank=True)
+    detected_at = models.DateTimeField(_("detected at"), default=timezone.now, db_index=True)
+    last_seen_at = models.DateTimeField(_("last seen at"), default=timezone.now)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=DiscrepancyStatus.choices,
+        default=DiscrepancyStatus.OPEN,
+        db_index=True,
+    )
+    resolved_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    resolution_note = models.TextField(_("resolution"), max_length=1000, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("discrepancy")
+        verbose_name_plural = _("discrepancies")
+        ordering = ["-detected_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_ref"],
+                condition=Q(status="open"),
+                name="discrepancy_one_open_per_object",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=DiscrepancyKind.values), name="discrepancy_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DiscrepancyStatus.values),
+                name="discrepancy_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_ref}"

@@ -51,25 +51,30 @@ class PingBatchApi(APIView):
         body = PingBatchInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         vendor_id = request.user.vendor.pk
-        results = []
-        # Oldest first, so the newest ping ends up as the latest position.
-        for ping in sorted(body.validated_data["pings"], key=_ts_key):
-            result = services.ping_record(
-                vendor_id=vendor_id,
-                lat=ping["lat"],
-                lng=ping["lng"],
-                accuracy_m=ping["accuracy"],
-                recorded_at=services.parse_timestamp(ping["ts"]),
-                source="batch",
-            )
-            results.append(
-                {
-                    "ts": ping["ts"],
-                    "accepted": result.accepted,
-                    "reason": result.reason,
-                    "message": result.message,
-                }
-            )
+        # Oldest first, so the newest ping ends up as the latest position; one transaction.
+        pings = sorted(body.validated_data["pings"], key=_ts_key)
+        recorded = services.ping_record_many(
+            pings=[
+                services.PingIn(
+                    vendor_id=vendor_id,
+                    lat=ping["lat"],
+                    lng=ping["lng"],
+                    accuracy_m=ping["accuracy"],
+                    recorded_at=services.parse_timestamp(ping["ts"]),
+                    source="batch",
+                )
+                for ping in pings
+            ]
+        )
+        results = [
+            {
+                "ts": ping["ts"],
+                "accepted": result.accepted,
+                "reason": result.reason,
+                "message": result.message,
+            }
+            for ping, result in zip(pings, recorded, strict=True)
+        ]
         accepted = sum(r["accepted"] for r in results)
         duplicates = sum(r["reason"] == services.Reject.DUPLICATE for r in results)
         # All refused (and not merely already recorded): the batch as a whole is unprocessable.

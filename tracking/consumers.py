@@ -11,8 +11,8 @@ from django.conf import settings
 
 from o2o.realtime import broadcaster
 
-from . import selectors, services
-from .realtime import group_for
+from . import ingest, selectors, services
+from .hub import Subscription, map_hub
 
 CLOSE_BAD_MESSAGE = 4400
 CLOSE_UNAUTHENTICATED = 4401
@@ -81,18 +81,21 @@ def _coordinate(value, low: float, high: float) -> float | None:
 
 class MapConsumer(BoundedJsonConsumer):
     """Anonymous allowed. The client sends its viewport; it gets a snapshot of the vendors in the
-    coarse cells covering it, then deltas for those cells until it sends another viewport."""
+    coarse cells covering it, then batches of deltas for those cells until it sends another
+    viewport. The deltas come through this process's map hub (tracking.hub), which follows the
+    cells' groups once for all local sockets: the consumer needs no channel of its own."""
 
     rate_limit = (2.0, 10)
+    channel_layer_alias = None
 
     async def connect(self) -> None:
-        self.groups_joined: set[str] = set()
+        self.subscription: Subscription | None = None
         broadcaster.register_server_loop(asyncio.get_running_loop())
         await self.accept()
 
     async def disconnect(self, code) -> None:
-        for cell in self.groups_joined:
-            await self.channel_layer.group_discard(group_for(cell), self.channel_name)
+        if self.subscription is not None:
+            await self.subscription.close()
 
     async def receive_json(self, content, **kwargs) -> None:
         if content["type"] != "viewport":
@@ -108,34 +111,33 @@ class MapConsumer(BoundedJsonConsumer):
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
         cells = selectors.coarse_cells_for_bbox(south=south, west=west, north=north, east=east)
+        subscription = await self._subscription()
+        if subscription is None:  # no channel layer: snapshots only
+            await self._answer(cells)
+            return
+        # Following first, then reading: a delta committed after the read still arrives, and
+        # nothing pending goes out before the snapshot that supersedes it.
+        async with subscription.viewport(cells or ()):
+            await self._answer(cells)
+
+    async def _answer(self, cells: list[str] | None) -> None:
         if cells is None:
-            await self._subscribe(set())
             await self.send_json({"type": "zoom_in", "max_groups": settings.MAP_MAX_GROUPS})
             return
-        await self._subscribe(set(cells))
         vendors = await database_sync_to_async(selectors.map_snapshot)(coarse_cells=cells)
         await self.send_json({"type": "snapshot", "cells": cells, "vendors": vendors})
 
-    async def _subscribe(self, wanted: set[str]) -> None:
-        for cell in self.groups_joined - wanted:
-            await self.channel_layer.group_discard(group_for(cell), self.channel_name)
-        for cell in wanted - self.groups_joined:
-            await self.channel_layer.group_add(group_for(cell), self.channel_name)
-        self.groups_joined = wanted
+    async def _subscription(self) -> Subscription | None:
+        if self.subscription is not None and not self.subscription.hub.dead:
+            return self.subscription
+        if self.subscription is not None:  # its hub retired: leave it, join the new one
+            await self.subscription.close()
+        hub = await map_hub()
+        self.subscription = None if hub is None else Subscription(hub, self._send_text)
+        return self.subscription
 
-    async def dispatch(self, message):
-        # Map deltas never touch the database: skip Channels' per-message hop to a sync thread
-        # (close_old_connections), which at a few thousand deltas a second is most of the cost.
-        if message.get("type") in ("map.upsert", "map.remove"):
-            await getattr(self, message["type"].replace(".", "_"))(message)
-            return
-        await super().dispatch(message)
-
-    async def map_upsert(self, event) -> None:
-        await self.send_json({"type": "upsert", "vendor": event["vendor"]})
-
-    async def map_remove(self, event) -> None:
-        await self.send_json({"type": "remove", "id": event["id"], "coarse": event["coarse"]})
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
 
 
 @database_sync_to_async
@@ -145,7 +147,8 @@ def _vendor_of(user):
 
 
 class VendorLocationConsumer(BoundedJsonConsumer):
-    """The vendor's phone sends pings here. Approved vendors only; each ping goes to ping_record."""
+    """The vendor's phone sends pings here. Approved vendors only; each ping goes through this
+    process's ingest batcher (tracking.ingest) and is answered with its own result."""
 
     rate_limit = (3.0, 15)
 
@@ -166,14 +169,16 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
         ts = content.get("ts")
-        recorded_at = services.parse_timestamp(ts)
-        result = await database_sync_to_async(services.ping_record)(
-            vendor_id=self.vendor_id,
-            lat=content.get("lat"),
-            lng=content.get("lng"),
-            accuracy_m=content.get("accuracy"),
-            recorded_at=recorded_at,
-            source="ws",
+        # Recorded with the pings of this process's other sockets, in one transaction.
+        result = await ingest.submit(
+            services.PingIn(
+                vendor_id=self.vendor_id,
+                lat=content.get("lat"),
+                lng=content.get("lng"),
+                accuracy_m=content.get("accuracy"),
+                recorded_at=services.parse_timestamp(ts),
+                source="ws",
+            )
         )
         # Echo the phone's own timestamp back, but never NaN/Infinity: not JSON to a browser.
         echo = (
@@ -185,6 +190,11 @@ class VendorLocationConsumer(BoundedJsonConsumer):
         )
         if result.accepted:
             await self.send_json({"type": "ack", "ts": echo, "cell": result.public_cell})
+        elif result.reason == services.Reject.SERVER_ERROR:
+            # Not a refusal: the ping was not recorded and should be sent again.
+            await self.send_json(
+                {"type": "error", "ts": echo, "reason": result.reason, "message": result.message}
+            )
         else:
             await self.send_json(
                 {"type": "rejected", "ts": echo, "reason": result.reason, "message": result.message}

@@ -1,6 +1,7 @@
 """Reads of the live map. Everything here that leaves for the public is built from the H3 cell
 alone: no coordinate, and no value derived from one, finer than the cell."""
 
+import bisect
 import functools
 import math
 from datetime import datetime
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from o2o.geo import cell_boundary, distance_m
-from vendors.models import Stock, Vendor
+from vendors.models import Product, Stock, Vendor
 
 from .models import Ping, Presence, VendorPosition
 
@@ -46,6 +47,19 @@ def products_in_stock(*, vendor_id: int) -> list[int]:
     return cached
 
 
+def products_in_stock_many(*, vendor_ids: list[int]) -> dict[int, list[int]]:
+    """products_in_stock for several vendors: one cache round trip, one query for the misses."""
+    keys = {vid: _products_key(vid) for vid in vendor_ids}
+    cached = cache.get_many(list(keys.values()))
+    out = {vid: cached[key] for vid, key in keys.items() if key in cached}
+    missing = [vid for vid in vendor_ids if vid not in out]
+    if missing:
+        fresh = {vid: sorted(ids) for vid, ids in _in_stock(missing).items()}
+        cache.set_many({keys[vid]: ids for vid, ids in fresh.items()}, timeout=60)
+        out.update(fresh)
+    return out
+
+
 def products_in_stock_forget(*, vendor_id: int) -> None:
     cache.delete(_products_key(vendor_id))
 
@@ -70,6 +84,12 @@ def _vendor_url(slug: str) -> str:
     return _vendor_url_template().replace("SLUG", slug)
 
 
+# A cell's shape never changes: a nearby search measures hundreds of cells and a page of payloads
+# draws fifty, mostly the same ones call after call. Bounded (a country's worth of busy cells).
+_centre = functools.lru_cache(maxsize=200_000)(h3.cell_to_latlng)
+_boundary = functools.lru_cache(maxsize=50_000)(lambda cell: tuple(map(tuple, cell_boundary(cell))))
+
+
 def public_payload(
     *,
     slug: str,
@@ -81,7 +101,7 @@ def public_payload(
     products: list[int],
 ) -> dict:
     """What the public sees of one vendor on the map, built from the cell alone. JSON-safe."""
-    centre_lat, centre_lng = h3.cell_to_latlng(cell)
+    (centre_lat, centre_lng), boundary = _centre(cell), _boundary(cell)
     return {
         "id": slug,
         "name": name,
@@ -89,7 +109,7 @@ def public_payload(
         "cell": cell,
         "coarse": coarse,
         "centre": [round(centre_lat, 6), round(centre_lng, 6)],
-        "boundary": cell_boundary(cell),
+        "boundary": [list(corner) for corner in boundary],  # a copy: callers may change it
         "presence": presence,
         "last_seen": last_seen.isoformat() if last_seen else None,
         "products": sorted(products),
@@ -130,76 +150,158 @@ def map_snapshot(*, coarse_cells: list[str]) -> list[dict]:
     return public_payloads(positions)
 
 
-def _rings_for(radius_m: float, res: int) -> int:
-    # Edge length is the hexagon's circumradius; rows of hexagons are ~1.5 edges apart.
-    edge = h3.average_hexagon_edge_length(res, unit="m")
-    return max(1, math.ceil(radius_m / (edge * 1.5)) + 1)
+# Nearby search: cells within the radius in tiers of growing distance; a tier is read only while
+# the nearer ones hold fewer than the page. Fine (public resolution) cells up to FINE_MAX_M, then
+# one tier of coarse cells for what lies beyond.
+FINE_MAX_M = 3_000.0
+FIRST_TIER_M = 300.0
+_METRES_PER_RADIAN = 6_371_007.180918475  # H3's earth radius, as in distance_m
+# The flat distance with this point's scale is within a metre of the great circle up to
+# FINE_MAX_M (the scale changes by ~0.03 % over 3 km of latitude); five for good measure.
+_FLAT_MARGIN_M = 5.0
+TIER_GROWTH = 2.0
+TIER_GROWTH_MIN = 1.5
 
 
-def _live_cells_in(field: str, cells: list[str]) -> list[tuple[int, str]]:
-    """(vendor_id, public_cell) of vendors on the map in `cells`, straight from the partial index.
-    Raw SQL: compiling an IN list of a few hundred cells through the ORM costs more than running
-    it; PostgreSQL takes the list as one array parameter."""
-    table = VendorPosition._meta.db_table
-    column = {"public_cell": "public_cell", "coarse_cell": "coarse_cell"}[field]
-    if connection.vendor == "postgresql":
-        match, params = f"{column} = ANY(%s)", [list(cells)]
-    else:
-        match, params = f"{column} IN ({', '.join(['%s'] * len(cells))})", list(cells)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT vendor_id, public_cell FROM {table} "  # noqa: S608 - names from the model
-            f"WHERE on_shift = %s AND NOT (presence = %s) AND {match}",
-            [True, Presence.OFFLINE, *params],
+def _edge_m(cell: str) -> float:
+    """The cell's circumradius (centre to farthest corner), measured, not the world average."""
+    centre = h3.cell_to_latlng(cell)
+    return max(distance_m(*centre, *corner) for corner in h3.cell_to_boundary(cell))
+
+
+def _disk_for(lat: float, lng: float, radius_m: float, res: int) -> list[str]:
+    """Cells at `res` that may have their centre within radius_m of the point: rows of hexagons
+    are 1.5 circumradii apart and the point is up to one circumradius from its cell's centre;
+    one ring more covers the grid's distortion over a few kilometres."""
+    origin = h3.latlng_to_cell(lat, lng, res)
+    edge = _edge_m(origin)
+    return h3.grid_disk(origin, max(1, math.ceil((radius_m + edge) / (edge * 1.5)) + 1))
+
+
+def _nearby_tiers(lat: float, lng: float, radius_m: float) -> list[tuple[str, list[str]]]:
+    """[(column, cells)] nearest first. Each fine tier is an annulus of public cells by the
+    distance of their centres (300 m, then doubling, up to the radius or FINE_MAX_M); a radius
+    beyond FINE_MAX_M adds one tier of coarse cells covering the rest.
+
+    Hundreds of cells are sorted into tiers on every call, so by a flat-earth distance (a few
+    arithmetic operations), and by the great-circle distance itself for the few cells within
+    _FLAT_MARGIN_M of a tier's bound: the tiers are exactly those of the great circle."""
+    fine_m = min(radius_m, FINE_MAX_M)
+    bounds = []
+    bound = FIRST_TIER_M
+    while bound * TIER_GROWTH_MIN < fine_m:  # no thin last annulus: one tier more to plan
+        bounds.append(bound)
+        bound *= TIER_GROWTH
+    bounds.append(fine_m)
+    fine: list[list[str]] = [[] for _ in bounds]
+    # Metres per degree here; away from the poles and the antimeridian, else always exact.
+    ky = math.radians(1) * _METRES_PER_RADIAN
+    kx = ky * math.cos(math.radians(lat))
+    margin = _FLAT_MARGIN_M if abs(lat) < 80 and abs(lng) < 179 else math.inf
+    last = len(bounds)
+    for cell in _disk_for(lat, lng, fine_m, settings.PUBLIC_CELL_RES):
+        c_lat, c_lng = _centre(cell)
+        d = math.hypot((c_lat - lat) * ky, (c_lng - lng) * kx)
+        n = bisect.bisect_left(bounds, d)
+        if (n < last and bounds[n] - d < margin) or (n and d - bounds[n - 1] < margin):
+            n = bisect.bisect_left(bounds, distance_m(lat, lng, c_lat, c_lng))
+        if n < last:
+            fine[n].append(cell)
+    tiers = [("public_cell", cells) for cells in fine if cells]
+    if radius_m > FINE_MAX_M:
+        tiers.append(("coarse_cell", _disk_for(lat, lng, radius_m, settings.MAP_GROUP_RES)))
+    return tiers
+
+
+def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple]:
+    """(tier, vendor_id, slug, name, public_cell, coarse_cell, presence, last_ping_at, products
+    in stock) of the approved vendors on the map in the tiers, from the partial indexes on the
+    cell columns, in one statement. A tier is read only while the tiers before it found fewer than `need`: each later
+    tier is gated on the counts of the earlier ones, a condition PostgreSQL evaluates once,
+    before the scan, and skips the scan when it is false. Raw SQL: the ORM spends longer
+    compiling a few hundred cells than this runs."""
+    postgres = connection.vendor == "postgresql"
+    ctes, params = [], []
+    for n, (column, cells) in enumerate(tiers):
+        if postgres:
+            # The array behind a sub-select: the planner then does not estimate every element's
+            # selectivity (milliseconds for a few hundred cells), and the index scan is the same.
+            match, cell_params = f"p.{column} = ANY((SELECT %s::varchar[])::varchar[])", [cells]
+        else:
+            match, cell_params = f"p.{column} IN ({', '.join(['%s'] * len(cells))})", list(cells)
+        gate = ""
+        if n:
+            counts = " + ".join(f"(SELECT count(*) FROM t{k})" for k in range(n))  # noqa: S608
+            gate = f" AND {counts} < %s"
+        ctes.append(
+            f"t{n} AS MATERIALIZED (SELECT {n} AS tier, p.vendor_id, v.slug, v.name, "  # noqa: S608
+            "p.public_cell, p.coarse_cell, p.presence, p.last_ping_at "
+            f"FROM {VendorPosition._meta.db_table} p JOIN {Vendor._meta.db_table} v"
+            " ON v.id = p.vendor_id WHERE p.on_shift = %s AND NOT (p.presence = %s)"
+            f" AND v.status = %s AND {match}{gate})"
         )
+        params += [True, Presence.OFFLINE, Vendor.Status.APPROVED, *cell_params]
+        params += [need] if gate else []
+    union = " UNION ALL ".join(f"SELECT * FROM t{n}" for n in range(len(tiers)))  # noqa: S608
+    # What each found vendor has on the cart, in the same round trip (as _in_stock reads it).
+    stock = (
+        f"SELECT s.product_id FROM {Stock._meta.db_table} s"  # noqa: S608 - model names
+        f" JOIN {Product._meta.db_table} pr ON pr.id = s.product_id"
+        " WHERE s.vendor_id = c.vendor_id AND s.quantity > 0 AND pr.is_active"
+    )
+    if postgres:
+        products = f"ARRAY({stock})"
+    else:
+        products = f"(SELECT group_concat(product_id) FROM ({stock}))"  # noqa: S608
+    sql = f"WITH {', '.join(ctes)} SELECT c.*, {products} FROM ({union}) c"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) -> list[dict]:
-    """Vendors on the map within about radius_m of a point, nearest first.
+def _product_ids(value) -> list[int]:
+    """An ARRAY from PostgreSQL; SQLite has none and answers a comma-separated text (or NULL)."""
+    if isinstance(value, list):
+        return value
+    return [int(x) for x in value.split(",")] if value else []
 
-    By cells, never a table scan, and in two steps so a dense city costs what the answer costs:
-    1. candidates: only (vendor, cell) pairs from the partial index on the cell (the cells within
-       the radius at the public resolution, or at the coarse one for a wide radius), no join and
-       no model instances, sorted by the distance to each cell's centre;
-    2. details (approved vendors only) for the nearest few, by primary key, until `limit`.
-    The distance given back is from the point to the vendor's cell centre, rounded to 100 m.
+
+def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) -> list[dict]:
+    """Approved vendors on the map whose public cell's centre is within radius_m of a point,
+    nearest first (then by name), at most `limit`.
+
+    By cells, never a table scan, and reading only as far out as the page needs: the vendors
+    come from the partial indexes on the cell columns, tier by tier outwards (see
+    _nearby_tiers), in one statement that stops at the first tier by which `limit` vendors were
+    found. Every cell of a later tier is farther than every cell of an earlier one, so the
+    nearest `limit` are among those read. Then one query for their stock. The distance given back
+    is from the point to the vendor's cell centre, rounded to 100 m.
     """
-    res = settings.PUBLIC_CELL_RES
-    rings = _rings_for(radius_m, res)
-    field = "public_cell"
-    if rings > 12:  # wide radius: fewer, bigger cells, matched on the coarse column
-        res = settings.MAP_GROUP_RES
-        rings = _rings_for(radius_m, res)
-        field = "coarse_cell"
-    origin = h3.latlng_to_cell(lat, lng, res)
-    rows = _live_cells_in(field, h3.grid_disk(origin, rings))
-    by_cell: dict[str, float] = {}
-    candidates = []
-    for vendor_id, cell in rows:
-        d = by_cell.get(cell)
+    tiers = _nearby_tiers(lat, lng, radius_m)
+    if not tiers:
+        return []
+    distance: dict[str, float] = {}
+    found = {}  # by vendor: one of a fine tier can come again from the coarse one
+    for _tier, vendor_id, slug, name, cell, *rest in _live_in_tiers(tiers, need=limit):
+        d = distance.get(cell)
         if d is None:
-            d = by_cell[cell] = distance_m(lat, lng, *h3.cell_to_latlng(cell))
+            d = distance[cell] = distance_m(lat, lng, *_centre(cell))
         if d <= radius_m:
-            candidates.append((d, vendor_id))
-    candidates.sort()
-    found: list[tuple[float, VendorPosition]] = []
-    start = 0
-    while len(found) < limit and start < len(candidates):
-        chunk = candidates[start : start + limit * 2]
-        start += len(chunk)
-        # Take the whole tie at the chunk's edge (same distance: one cell), for a stable order.
-        while start < len(candidates) and candidates[start][0] == chunk[-1][0]:
-            chunk.append(candidates[start])
-            start += 1
-        distance = dict((vid, d) for d, vid in chunk)
-        for pos in positions_live().filter(vendor_id__in=distance).select_related("vendor"):
-            found.append((distance[pos.vendor_id], pos))
-    found.sort(key=lambda item: (item[0], item[1].vendor.name))
-    found = found[:limit]
-    payloads = public_payloads([pos for _d, pos in found])
-    for payload, (d, _pos) in zip(payloads, found, strict=True):
+            found[vendor_id] = (d, name, slug, vendor_id, cell, *rest)
+    nearest = sorted(found.values())[:limit]  # distance, then name, then slug (unique)
+    payloads = []
+    for d, name, slug, _vendor_id, cell, coarse, presence, last_seen, products in nearest:
+        payload = public_payload(
+            slug=slug,
+            name=name,
+            cell=cell,
+            coarse=coarse,
+            presence=presence,
+            last_seen=last_seen,
+            products=_product_ids(products),
+        )
         payload["distance_m"] = int(round(d / 100.0) * 100)
+        payloads.append(payload)
     return payloads
 
 

@@ -4,7 +4,7 @@ MAX_BATCH = 500
 
 
 class PingInSerializer(serializers.Serializer):
-    # Values are checked by ping_record, which gives each bad ping its reason; here only the shape.
+    # Values are checked by ping_record_many, which gives each bad ping its reason; here the shape.
     lat = serializers.JSONField(allow_null=True)
     lng = serializers.JSONField(allow_null=True)
     accuracy = serializers.JSONField(allow_null=True)

@@ -1,19 +1,21 @@
 """Every write of the live map: shifts, pings, presence, history purge.
 
-`ping_record` is the one entry for every ping (websocket, HTTP batch, simulator). It validates,
-drops duplicates, keeps the latest exact position and an append-only history, snaps the position to
-the public H3 cell, and after commit tells the map when what the public sees has changed.
+`ping_record_many` records every ping (the websocket batcher in tracking.ingest, the HTTP batch,
+the simulator) and `ping_record` is its one-ping form. It validates, drops duplicates, keeps the
+latest exact position and an append-only history, snaps the position to the public H3 cell, and
+after commit tells the map when what the public sees has changed.
 """
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import h3
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -24,7 +26,7 @@ from vendors.models import Vendor
 
 from . import realtime
 from .models import Ping, PingRejectCount, Presence, VendorPosition
-from .selectors import products_in_stock, public_payload
+from .selectors import products_in_stock_many, public_payload
 
 
 class Reject:
@@ -40,6 +42,8 @@ class Reject:
     RATE_LIMITED = "rate_limited"
     NOT_APPROVED = "not_approved"
     OFF_SHIFT = "off_shift"
+    UNKNOWN_VENDOR = "unknown_vendor"
+    SERVER_ERROR = "server_error"
 
     MESSAGES = {
         BAD_COORDINATES: "Latitude must be within -90..90 and longitude within -180..180.",
@@ -52,6 +56,8 @@ class Reject:
         RATE_LIMITED: "Too many pings; at most one a second is kept.",
         NOT_APPROVED: "Only approved vendors can share their location.",
         OFF_SHIFT: "Go on shift before sharing your location.",
+        UNKNOWN_VENDOR: "No such vendor.",
+        SERVER_ERROR: "The ping could not be recorded now; send it again later.",
     }
 
 
@@ -93,27 +99,19 @@ def ping_check(*, lat, lng, accuracy_m, recorded_at, now: datetime) -> str:
     return ""
 
 
-def _count_reject(vendor_id: int, reason: str, day) -> None:
-    updated = PingRejectCount.objects.filter(day=day, vendor_id=vendor_id, reason=reason).update(
-        count=F("count") + 1
-    )
-    if not updated:
-        try:
-            with transaction.atomic():
-                PingRejectCount.objects.create(day=day, vendor_id=vendor_id, reason=reason, count=1)
-        except IntegrityError:
-            PingRejectCount.objects.filter(day=day, vendor_id=vendor_id, reason=reason).update(
-                count=F("count") + 1
-            )
+@dataclass(frozen=True)
+class PingIn:
+    """One ping as the phone sent it (values not checked yet), and whose phone it came from."""
+
+    vendor_id: int
+    lat: object
+    lng: object
+    accuracy_m: object
+    recorded_at: object  # an aware datetime, or anything else (refused as BAD_TIMESTAMP)
+    source: str = "ws"
 
 
-def _reject(vendor_id: int, reason: str, now: datetime) -> PingResult:
-    if reason != Reject.DUPLICATE:  # a retried batch re-sending pings is normal, not an error
-        _count_reject(vendor_id, reason, timezone.localdate(now))
-    return PingResult(accepted=False, reason=reason)
-
-
-def _presence_after_ping(pos: VendorPosition, lat: float, lng: float, at: datetime) -> str:
+def _presence_after_ping(pos, lat: float, lng: float, at: datetime) -> str:
     if pos.anchor_lat is None or pos.anchor_at is None:
         pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
         return Presence.MOVING
@@ -142,13 +140,6 @@ _STATE_FIELDS = (
     "last_broadcast_at",
 )
 _DATETIME_FIELDS = ("recorded_at", "anchor_at", "last_broadcast_at")
-# Raw SQL on the hot path: the ORM spends longer compiling these than the database running them.
-_STATE_SQL = (
-    "SELECT v.status, v.slug, v.name, "  # noqa: S608 - names from the model
-    + ", ".join(f"p.{f}" for f in _STATE_FIELDS)
-    + f" FROM {Vendor._meta.db_table} v LEFT JOIN {VendorPosition._meta.db_table} p"
-    " ON p.vendor_id = v.id WHERE v.id = %s"
-)
 _UPDATE_FIELDS = (
     "presence",
     "lat",
@@ -163,12 +154,20 @@ _UPDATE_FIELDS = (
     "coarse_cell",
     "last_broadcast_at",
 )
-_UPDATE_SQL = (
-    f"UPDATE {VendorPosition._meta.db_table} SET "  # noqa: S608 - names from the model
-    + ", ".join(f"{f} = %s" for f in _UPDATE_FIELDS)
-    + " WHERE vendor_id = %s AND on_shift = %s"
-    " AND (recorded_at = %s OR (recorded_at IS NULL AND %s IS NULL))"
+_HISTORY_FIELDS = (
+    "vendor_id",
+    "lat",
+    "lng",
+    "accuracy_m",
+    "recorded_at",
+    "received_at",
+    "cell",
+    "source",
 )
+_POS = VendorPosition._meta.db_table
+_VENDOR = Vendor._meta.db_table
+_PING = Ping._meta.db_table
+_REJECTS = PingRejectCount._meta.db_table
 
 
 def _as_datetime(value) -> datetime | None:
@@ -179,55 +178,314 @@ def _as_datetime(value) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed and timezone.is_naive(parsed) else parsed
 
 
-def _position_state(vendor_id: int) -> tuple[str | None, VendorPosition | None]:
-    """(vendor status, position as an unsaved instance) in one query; (None, None) when there
-    is no such vendor, (status, None) when the vendor has never gone on shift."""
+def _placeholders(rows: int, columns: int) -> str:
+    row = "(" + ", ".join(["%s"] * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+def _adapted(values: list) -> list:
+    """Parameters as the database takes them: psycopg2 takes aware datetimes as they are (most of
+    a batch's parameters, so not one call each); other databases get Django's adaptation."""
+    if connection.vendor == "postgresql":
+        return values
+    adapt = connection.ops.adapt_datetimefield_value
+    return [adapt(x) if isinstance(x, datetime) else x for x in values]
+
+
+class _Position:
+    """A vendor's latest position as read under the lock, moved in memory by the batch's pings
+    and written back once (lighter than a model instance: a batch reads hundreds)."""
+
+    __slots__ = ("vendor_id", "vendor_slug", "vendor_name", *_STATE_FIELDS, "last_ping_at")
+
+    def __init__(self, vendor_id: int, slug: str, name: str, state: dict) -> None:
+        self.vendor_id, self.vendor_slug, self.vendor_name = vendor_id, slug, name
+        self.last_ping_at = None
+        for field, value in state.items():
+            setattr(self, field, value)
+
+
+def _lock_states(vendor_ids: list[int], *, async_commit: bool) -> dict[int, tuple]:
+    """{vendor_id: (status, position)} for the vendors in the batch, their position rows locked
+    in vendor-id order (two batches sharing vendors queue up instead of deadlocking); a vendor
+    who never went on shift has position None, an unknown vendor is missing. Raw SQL: the ORM
+    spends longer compiling this than the database running it."""
+    postgres = connection.vendor == "postgresql"
+    # Sent in the same round trip; SET LOCAL ends with this transaction.
+    prefix = "SET LOCAL synchronous_commit TO OFF; " if async_commit and postgres else ""
+    lock = " FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
+    marks = ", ".join(["%s"] * len(vendor_ids))
+    states: dict[int, tuple] = {}
     with connection.cursor() as cursor:
-        cursor.execute(_STATE_SQL, [vendor_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None, None
-    status, slug, name, *values = row
-    state = dict(zip(_STATE_FIELDS, values, strict=True))
-    if state["on_shift"] is None:
-        return status, None
-    for field in _DATETIME_FIELDS:
-        state[field] = _as_datetime(state[field])
-    state["on_shift"] = bool(state["on_shift"])
-    pos = VendorPosition(vendor_id=vendor_id, **state)
-    pos.vendor_slug, pos.vendor_name = slug, name
-    return status, pos
+        sql = (
+            "SELECT p.vendor_id, v.status, v.slug, v.name, "  # noqa: S608 - model names
+            + ", ".join(f"p.{f}" for f in _STATE_FIELDS)
+            + f" FROM {_POS} p JOIN {_VENDOR} v ON v.id = p.vendor_id"
+            f" WHERE p.vendor_id IN ({marks}) ORDER BY p.vendor_id{lock}"
+        )
+        cursor.execute(prefix + sql, vendor_ids)
+        for vendor_id, status, slug, name, *values in cursor.fetchall():
+            state = dict(zip(_STATE_FIELDS, values, strict=True))
+            for field in _DATETIME_FIELDS:
+                state[field] = _as_datetime(state[field])
+            state["on_shift"] = bool(state["on_shift"])
+            states[vendor_id] = (status, _Position(vendor_id, slug, name, state))
+        rest = [vid for vid in vendor_ids if vid not in states]
+        if rest:
+            cursor.execute(
+                f"SELECT id, status FROM {_VENDOR} "  # noqa: S608 - model names
+                f"WHERE id IN ({', '.join(['%s'] * len(rest))})",
+                rest,
+            )
+            for vendor_id, status in cursor.fetchall():
+                states[vendor_id] = (status, None)
+    return states
 
 
-def _insert_ping(
-    *, vendor_id, lat, lng, accuracy, recorded_at, now, cell, source, async_commit
-) -> bool:
-    """Append to the history; False when this (vendor, timestamp) is already there."""
-    ops = connection.ops
-    # Sent in the same round trip as the INSERT; SET LOCAL ends with this transaction.
-    prefix = (
-        "SET LOCAL synchronous_commit TO OFF; "
-        if async_commit and connection.vendor == "postgresql"
-        else ""
-    )
+def _history_present(keys: list[tuple[int, datetime]]) -> set[tuple[int, datetime]]:
+    """Which (vendor, timestamp) pairs are already in the history. A statement of its own, run
+    after the lock: one that waited for the lock would not see what the holder inserted. One
+    probe of the unique (vendor, recorded_at) index per pair (a subquery with LIMIT is not turned
+    into a join, which the planner would make a scan of the whole history)."""
+    if not keys:
+        return set()
     with connection.cursor() as cursor:
         cursor.execute(
-            prefix + f"INSERT INTO {Ping._meta.db_table} "  # noqa: S608 - table name from the model
-            "(vendor_id, lat, lng, accuracy_m, recorded_at, received_at, cell, source) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (vendor_id, recorded_at) DO NOTHING",
+            "SELECT k.column1, k.column2 "  # noqa: S608 - model names
+            f"FROM (VALUES {_placeholders(len(keys), 2)}) AS k WHERE (SELECT 1 FROM {_PING} h"
+            " WHERE h.vendor_id = k.column1 AND h.recorded_at = k.column2 LIMIT 1) IS NOT NULL",
+            _adapted([x for key in keys for x in key]),
+        )
+        return {(vid, _as_datetime(at)) for vid, at in cursor.fetchall()}
+
+
+class _HistoryConflict(Exception):
+    """A history row appeared that the check under the lock did not see: start the batch again."""
+
+
+def _rows(model, fields: Sequence[str], rows: list[tuple]) -> tuple[str, list]:
+    """Rows of parameters as a table `v` with the fields' names, for INSERT ... SELECT and
+    UPDATE ... FROM. PostgreSQL: one typed array per column through unnest(), which it parses
+    and plans in a fraction of the time of a VALUES list of hundreds of rows. Elsewhere: VALUES."""
+    if connection.vendor == "postgresql":
+        types = [model._meta.get_field(f).db_type(connection) for f in fields]
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return f"unnest({arrays}) AS v({', '.join(fields)})", columns
+    names = ", ".join(f"column{i} AS {f}" for i, f in enumerate(fields, start=1))
+    values = _placeholders(len(rows), len(fields))
+    sql = f"(SELECT {names} FROM (VALUES {values})) AS v"  # noqa: S608 - model names
+    return sql, _adapted([x for r in rows for x in r])
+
+
+def _history_insert(rows: list[tuple]) -> None:
+    if not rows:
+        return
+    source, params = _rows(Ping, _HISTORY_FIELDS, rows)
+    columns = ", ".join(_HISTORY_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # WHERE true: SQLite would read ON CONFLICT as the ON of a join without it.
+            f"INSERT INTO {_PING} ({columns}) SELECT {columns} FROM {source} "  # noqa: S608
+            "WHERE true ON CONFLICT (vendor_id, recorded_at) DO NOTHING",
+            params,
+        )
+        if cursor.rowcount != len(rows):
+            raise _HistoryConflict
+
+
+def _positions_update(positions: list[_Position]) -> None:
+    """Every moved vendor's latest position in one UPDATE ... FROM (the rows)."""
+    if not positions:
+        return
+    fields = ("vendor_id", *_UPDATE_FIELDS)
+    source, params = _rows(
+        VendorPosition, fields, [tuple(getattr(pos, f) for f in fields) for pos in positions]
+    )
+    sets = ", ".join(f"{f} = v.{f}" for f in _UPDATE_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_POS} SET {sets} FROM {source} "  # noqa: S608 - model names
+            f"WHERE {_POS}.vendor_id = v.vendor_id",
+            params,
+        )
+
+
+def _rejects_count(counts: Counter) -> None:
+    """Add the batch's refusals to the per (day, vendor, reason) counters in one upsert. Sorted,
+    so two batches take the counter rows' locks in the same order."""
+    if not counts:
+        return
+    rows = sorted((vid, day, reason, n) for (vid, day, reason), n in counts.items())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_REJECTS} (vendor_id, day, reason, count) "  # noqa: S608 - model names
+            f"VALUES {_placeholders(len(rows), 4)} "
+            f"ON CONFLICT (day, vendor_id, reason) DO UPDATE SET count = {_REJECTS}.count "
+            "+ excluded.count",
             [
-                vendor_id,
-                lat,
-                lng,
-                accuracy,
-                ops.adapt_datetimefield_value(recorded_at),
-                ops.adapt_datetimefield_value(now),
-                cell,
-                source[:8],
+                x
+                for vid, day, reason, n in rows
+                for x in (vid, connection.ops.adapt_datefield_value(day), reason, n)
             ],
         )
-        return cursor.rowcount == 1
+
+
+@dataclass
+class _Publish:
+    pos_fields: dict
+    old_coarse: str
+
+
+def _move(pos: _Position, lat, lng, accuracy, recorded_at, now, cell) -> _Publish | None:
+    """Move the (in-memory, locked) latest position; what to tell the map, if anything."""
+    before = (pos.public_cell, pos.presence)
+    old_coarse = pos.coarse_cell
+    presence = _presence_after_ping(pos, lat, lng, recorded_at)
+    coarse = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
+    heartbeat_due = pos.last_broadcast_at is None or (now - pos.last_broadcast_at) >= timedelta(
+        seconds=settings.HEARTBEAT_S
+    )
+    publish = before != (cell, presence) or heartbeat_due
+    pos.presence, pos.lat, pos.lng, pos.accuracy_m = presence, lat, lng, accuracy
+    pos.recorded_at, pos.last_ping_at = recorded_at, now
+    pos.public_cell, pos.coarse_cell = cell, coarse
+    if not publish:
+        return None
+    pos.last_broadcast_at = now
+    return _Publish(
+        pos_fields={
+            "vendor_id": pos.vendor_id,
+            "slug": pos.vendor_slug,
+            "name": pos.vendor_name,
+            "cell": cell,
+            "coarse": coarse,
+            "presence": presence,
+            "last_seen": now,
+        },
+        old_coarse=old_coarse,
+    )
+
+
+def ping_record_many(*, pings: Sequence[PingIn], now: datetime | None = None) -> list[PingResult]:
+    """Record a batch of pings (many vendors', several of one vendor's) in one transaction with a
+    constant number of statements; one result per ping, in input order. Never raises for bad
+    input: each refused ping gets its reason.
+
+    The outcome is that of recording the pings one after another in input order (so a vendor's
+    pings go oldest first): each is checked (values, clock, approved vendor on shift, at most
+    one a second, a reachable speed, not already recorded) against the vendor's state as the
+    earlier pings of the batch left it. The statements: lock the vendors' position rows in
+    vendor-id order and read them with the vendors' status; look up which (vendor, timestamp)
+    pairs the history already has; then one multi-row INSERT into the history, one UPDATE ...
+    FROM (all moved vendors' rows) of the latest positions and one upsert of the refusal
+    counters. Broadcasts (cell or presence changed, or a heartbeat due) go out after commit.
+
+    On PostgreSQL the transaction commits asynchronously (synchronous_commit off, for this
+    transaction only, and only when it is the outermost one): a ping is telemetry, and losing the
+    last fraction of a second of pings in a database crash is a fair price for not waiting on a
+    disk flush per batch.
+    """
+    if not pings:
+        return []
+    now = now or timezone.now()
+    outermost = not connection.in_atomic_block
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _record_batch(pings, now, async_commit=outermost, check_all=attempt > 0)
+        except _HistoryConflict:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_batch(
+    pings: Sequence[PingIn], now: datetime, *, async_commit: bool, check_all: bool
+) -> list:
+    states = _lock_states(sorted({p.vendor_id for p in pings}), async_commit=async_commit)
+    day = timezone.localdate(now)
+    checked: list[str] = []
+    keys = []
+    for p in pings:
+        state = states.get(p.vendor_id)
+        if state is None:
+            checked.append(Reject.UNKNOWN_VENDOR)
+            continue
+        status, pos = state
+        reason = ping_check(
+            lat=p.lat, lng=p.lng, accuracy_m=p.accuracy_m, recorded_at=p.recorded_at, now=now
+        )
+        if not reason and status != Vendor.Status.APPROVED:
+            reason = Reject.NOT_APPROVED
+        if not reason and (pos is None or not pos.on_shift):
+            reason = Reject.OFF_SHIFT
+        checked.append(reason)
+        # The history holds no ping of a vendor newer than its latest position (both are written
+        # together, under the lock), so only older pings can be in it; were one there anyway,
+        # the INSERT would say so and the batch starts again checking every ping.
+        if not reason and (check_all or not (pos.recorded_at and p.recorded_at > pos.recorded_at)):
+            keys.append((p.vendor_id, p.recorded_at))
+    recorded = _history_present(keys)
+
+    results: list[PingResult] = []
+    rejects: Counter = Counter()
+    history: list[tuple] = []
+    moved: dict[int, _Position] = {}
+    publishes: list[_Publish] = []
+    for p, reason in zip(pings, checked, strict=True):
+        if reason == Reject.UNKNOWN_VENDOR:
+            results.append(PingResult(accepted=False, reason=reason))
+            continue
+        pos = states[p.vendor_id][1]
+        if not reason:
+            lat, lng, accuracy = float(p.lat), float(p.lng), float(p.accuracy_m)
+            recorded_at = p.recorded_at
+            newest = pos.recorded_at is None or recorded_at > pos.recorded_at
+            if pos.recorded_at is not None and newest:
+                gap = (recorded_at - pos.recorded_at).total_seconds()
+                moved_m = distance_m(pos.lat, pos.lng, lat, lng)
+                # Accuracy is forgiven: a jump within the two fixes' error circles is not speed.
+                slack = accuracy + (pos.accuracy_m or 0)
+                if gap < settings.PING_MIN_INTERVAL_S:
+                    reason = Reject.RATE_LIMITED
+                elif max(moved_m - slack, 0) / gap > settings.PING_MAX_SPEED_MPS:
+                    reason = Reject.TOO_FAST
+        if reason:
+            rejects[(p.vendor_id, day, reason)] += 1
+            results.append(PingResult(accepted=False, reason=reason))
+            continue
+        key = (p.vendor_id, recorded_at)
+        if key in recorded:  # a retried batch re-sending pings is normal, not an error
+            results.append(PingResult(accepted=False, reason=Reject.DUPLICATE))
+            continue
+        recorded.add(key)
+        cell = h3.latlng_to_cell(lat, lng, settings.PUBLIC_CELL_RES)
+        history.append((p.vendor_id, lat, lng, accuracy, recorded_at, now, cell, p.source[:8]))
+        if not newest:  # a late ping from a batch: history only, the latest position stays
+            results.append(PingResult(accepted=True, public_cell=pos.public_cell))
+            continue
+        publish = _move(pos, lat, lng, accuracy, recorded_at, now, cell)
+        moved[p.vendor_id] = pos
+        if publish:
+            publishes.append(publish)
+        results.append(PingResult(accepted=True, public_cell=cell, published=bool(publish)))
+
+    _history_insert(history)
+    _positions_update([moved[vid] for vid in sorted(moved)])
+    _rejects_count(rejects)
+    if publishes:
+        stock = products_in_stock_many(
+            vendor_ids=sorted({p.pos_fields["vendor_id"] for p in publishes})
+        )
+        for publish in publishes:
+            fields = dict(publish.pos_fields)
+            payload = public_payload(products=stock[fields.pop("vendor_id")], **fields)
+            transaction.on_commit(
+                partial(realtime.publish_payload, payload=payload, old_coarse=publish.old_coarse),
+                robust=True,
+            )
+    return results
 
 
 def ping_record(
@@ -240,136 +498,20 @@ def ping_record(
     source: str = "ws",
     now: datetime | None = None,
 ) -> PingResult:
-    """Record one ping of a vendor's phone. Never raises for bad input: returns the reason.
-
-    This is the hottest path of the product (a national fleet pings every few seconds), so it
-    takes no lock: one read, one INSERT ... ON CONFLICT DO NOTHING into the history (the unique
-    (vendor, timestamp) drops duplicates), and one UPDATE of the latest position guarded by the
-    timestamp it read. Two pings of one vendor racing: the loser's guard fails, it re-reads and
-    moves the latest position only if its ping is still the newest.
-
-    On PostgreSQL the transaction commits asynchronously (synchronous_commit off, for this
-    transaction only, and only when it is the outermost one): a ping is telemetry, and losing the
-    last fraction of a second of pings in a database crash is a fair price for not waiting on a
-    disk flush per ping (about 0.3-2.5 ms on this machine, most of the cost of a ping).
-    """
-    now = now or timezone.now()
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        return _ping_record(
-            vendor_id=vendor_id,
-            lat=lat,
-            lng=lng,
-            accuracy_m=accuracy_m,
-            recorded_at=recorded_at,
-            source=source,
-            now=now,
-            async_commit=outermost,
-        )
-
-
-def _ping_record(
-    *, vendor_id, lat, lng, accuracy_m, recorded_at, source, now, async_commit
-) -> PingResult:
-    reason = ping_check(lat=lat, lng=lng, accuracy_m=accuracy_m, recorded_at=recorded_at, now=now)
-    status, pos = _position_state(vendor_id)
-    if status is None:
-        raise NotAllowed(_("No such vendor."))
-    if reason:
-        return _reject(vendor_id, reason, now)
-    if status != Vendor.Status.APPROVED:
-        return _reject(vendor_id, Reject.NOT_APPROVED, now)
-    if pos is None or not pos.on_shift:
-        return _reject(vendor_id, Reject.OFF_SHIFT, now)
-    lat, lng, accuracy = float(lat), float(lng), float(accuracy_m)
-    newest = pos.recorded_at is None or recorded_at > pos.recorded_at
-    if pos.recorded_at is not None and newest:
-        gap = (recorded_at - pos.recorded_at).total_seconds()
-        if gap < settings.PING_MIN_INTERVAL_S:
-            return _reject(vendor_id, Reject.RATE_LIMITED, now)
-        moved = distance_m(pos.lat, pos.lng, lat, lng)
-        # Accuracy is forgiven: a jump within the two fixes' error circles is not speed.
-        slack = accuracy + (pos.accuracy_m or 0)
-        if max(moved - slack, 0) / gap > settings.PING_MAX_SPEED_MPS:
-            return _reject(vendor_id, Reject.TOO_FAST, now)
-    cell = h3.latlng_to_cell(lat, lng, settings.PUBLIC_CELL_RES)
-    inserted = _insert_ping(
+    """Record one ping of a vendor's phone: a batch of one (see ping_record_many). Never raises
+    for bad input: returns the reason. An unknown vendor is a programming error (NotAllowed)."""
+    ping = PingIn(
         vendor_id=vendor_id,
         lat=lat,
         lng=lng,
-        accuracy=accuracy,
+        accuracy_m=accuracy_m,
         recorded_at=recorded_at,
-        now=now,
-        cell=cell,
         source=source,
-        async_commit=async_commit,
     )
-    if not inserted:
-        return PingResult(accepted=False, reason=Reject.DUPLICATE)
-    # From here the ping is in the history (accepted); what is left is the latest position.
-    for _attempt in range(3):
-        if not newest:  # a late ping from a batch: history only, the latest position stays
-            return PingResult(accepted=True, public_cell=pos.public_cell)
-        published = _position_update(pos, lat, lng, accuracy, recorded_at, now, cell)
-        if published is not None:
-            return PingResult(accepted=True, public_cell=cell, published=published)
-        # Lost a race with another ping of this vendor (or the shift ended): read again.
-        status, pos = _position_state(vendor_id)
-        if pos is None or not pos.on_shift or status != Vendor.Status.APPROVED:
-            return PingResult(accepted=True, public_cell=cell)
-        newest = pos.recorded_at is None or recorded_at > pos.recorded_at
-    return PingResult(accepted=True, public_cell=cell)
-
-
-def _position_update(pos, lat, lng, accuracy, recorded_at, now, cell) -> bool | None:
-    """Move the latest position; None when another ping changed it since it was read."""
-    read_at = pos.recorded_at
-    before = (pos.public_cell, pos.presence)
-    old_coarse = pos.coarse_cell
-    presence = _presence_after_ping(pos, lat, lng, recorded_at)
-    coarse = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
-    heartbeat_due = pos.last_broadcast_at is None or (now - pos.last_broadcast_at) >= timedelta(
-        seconds=settings.HEARTBEAT_S
-    )
-    publish = before != (cell, presence) or heartbeat_due
-    fields = {
-        "presence": presence,
-        "lat": lat,
-        "lng": lng,
-        "accuracy_m": accuracy,
-        "recorded_at": recorded_at,
-        "last_ping_at": now,
-        "anchor_lat": pos.anchor_lat,
-        "anchor_lng": pos.anchor_lng,
-        "anchor_at": pos.anchor_at,
-        "public_cell": cell,
-        "coarse_cell": coarse,
-    }
-    fields["last_broadcast_at"] = now if publish else pos.last_broadcast_at
-    adapt = connection.ops.adapt_datetimefield_value
-    params = [
-        adapt(fields[f]) if isinstance(fields[f], datetime) else fields[f] for f in _UPDATE_FIELDS
-    ]
-    guard = adapt(read_at) if read_at is not None else None
-    with connection.cursor() as cursor:
-        cursor.execute(_UPDATE_SQL, [*params, pos.vendor_id, True, guard, guard])
-        if cursor.rowcount != 1:
-            return None
-    if publish:
-        payload = public_payload(
-            slug=pos.vendor_slug,
-            name=pos.vendor_name,
-            cell=cell,
-            coarse=coarse,
-            presence=presence,
-            last_seen=now,
-            products=products_in_stock(vendor_id=pos.vendor_id),
-        )
-        transaction.on_commit(
-            partial(realtime.publish_payload, payload=payload, old_coarse=old_coarse),
-            robust=True,
-        )
-    return publish
+    [result] = ping_record_many(pings=[ping], now=now)
+    if result.reason == Reject.UNKNOWN_VENDOR:
+        raise NotAllowed(_("No such vendor."))
+    return result
 
 
 def _require_vendor_actor(vendor: Vendor, actor) -> None:

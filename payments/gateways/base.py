@@ -6,8 +6,9 @@ as the plain values below, with the provider's states mapped onto a small common
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -17,6 +18,12 @@ class IntentStatus(StrEnum):
     CAPTURED = "captured"
     VOIDED = "voided"
     FAILED = "failed"
+
+
+class PayoutState(StrEnum):
+    PENDING = "pending"  # accepted, on its way to the bank
+    PAID = "paid"
+    FAILED = "failed"  # the bank refused it, or sent it back
 
 
 class GatewayError(Exception):
@@ -64,6 +71,24 @@ class ProviderIntent:
     card_brand: str = ""
     card_last4: str = ""
     refunds: tuple[ProviderRefund, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PayoutDestination:
+    bank: str
+    account_number: str
+    holder: str
+
+
+@dataclass(frozen=True)
+class ProviderPayout:
+    ref: str
+    status: PayoutState
+    amount: int
+    currency: str
+    reference: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,3 +141,36 @@ class PaymentGateway(ABC):
     def verify_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
         """Check the signature (and its age) and say what the event is about, or raise
         WebhookSignatureError. `headers` keys are lower case."""
+
+    # --- payouts (money out to a vendor's bank account) ------------------------------------------
+
+    @abstractmethod
+    def payout_create(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: PayoutDestination,
+        reference: str,
+        idempotency_key: str,
+    ) -> ProviderPayout:
+        """Send `amount` to the bank account, once per idempotency key (sending again returns the
+        same payout). The answer may already be final (PAID, FAILED) or PENDING."""
+
+    @abstractmethod
+    def payout_get(self, *, ref: str) -> ProviderPayout:
+        """The provider's current view of a payout: the truth."""
+
+    # --- the provider's own records, for reconciliation -----------------------------------------
+
+    @abstractmethod
+    def intents_list(
+        self, *, created_from: datetime, created_to: datetime
+    ) -> Iterator[ProviderIntent]:
+        """Every intent the provider created in [created_from, created_to), page after page."""
+
+    @abstractmethod
+    def payouts_list(
+        self, *, created_from: datetime, created_to: datetime
+    ) -> Iterator[ProviderPayout]:
+        """Every payout the provider created in [created_from, created_to), page after page."""

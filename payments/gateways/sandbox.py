@@ -9,7 +9,8 @@ timeout is not retried: the answer is late, not lost, and the caller is told at 
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 
 import httpx
 
@@ -20,7 +21,10 @@ from .base import (
     GatewayUnavailable,
     IntentStatus,
     PaymentGateway,
+    PayoutDestination,
+    PayoutState,
     ProviderIntent,
+    ProviderPayout,
     ProviderRefund,
     WebhookNotice,
     WebhookSignatureError,
@@ -79,6 +83,25 @@ def _parse_intent(data: dict) -> ProviderIntent:
         card_last4=card.get("last4") or "",
         refunds=tuple(_parse_refund(r) for r in data.get("refunds") or ()),
     )
+
+
+def _parse_payout(data: dict) -> ProviderPayout:
+    return ProviderPayout(
+        ref=data["id"],
+        status=PayoutState(data["status"]),
+        amount=int(data["amount"]),
+        currency=data["currency"],
+        reference=data.get("reference") or "",
+        failure_code=data.get("failure_code") or "",
+        failure_message=data.get("failure_message") or "",
+    )
+
+
+def _payout(data: dict) -> ProviderPayout:
+    try:
+        return _parse_payout(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GatewayUnavailable(f"the sandbox's payout makes no sense: {exc!r}") from exc
 
 
 class SandboxGateway(PaymentGateway):
@@ -207,3 +230,58 @@ class SandboxGateway(PaymentGateway):
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise WebhookSignatureError("the body is not a sandbox event") from exc
         return notice
+
+    def payout_create(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: PayoutDestination,
+        reference: str,
+        idempotency_key: str,
+    ) -> ProviderPayout:
+        body = {
+            "amount": amount,
+            "currency": currency,
+            "reference": reference,
+            "destination": {
+                "bank": destination.bank,
+                "account_number": destination.account_number,
+                "holder": destination.holder,
+            },
+        }
+        return _payout(self._call("POST", "payouts", body=body, key=idempotency_key))
+
+    def payout_get(self, *, ref: str) -> ProviderPayout:
+        return _payout(self._call("GET", f"payouts/{ref}"))
+
+    def _pages(
+        self,
+        path: str,
+        parse: Callable[[dict], object],
+        created_from: datetime,
+        created_to: datetime,
+    ) -> Iterator:
+        params = {"created_from": created_from.isoformat(), "created_to": created_to.isoformat()}
+        cursor = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            page = self._call("GET", path + "?" + str(httpx.QueryParams(query)))
+            try:
+                rows, cursor = page["data"], page.get("next_cursor")
+            except (KeyError, TypeError) as exc:
+                raise GatewayUnavailable(f"the sandbox's list makes no sense: {exc!r}") from exc
+            for row in rows:
+                yield parse(row)
+            if not page.get("has_more") or not cursor:
+                return
+
+    def intents_list(
+        self, *, created_from: datetime, created_to: datetime
+    ) -> Iterator[ProviderIntent]:
+        return self._pages("intents", _intent, created_from, created_to)
+
+    def payouts_list(
+        self, *, created_from: datetime, created_to: datetime
+    ) -> Iterator[ProviderPayout]:
+        return self._pages("payouts", _payout, created_from, created_to)

@@ -7,10 +7,12 @@ from django.utils.translation import gettext_lazy as _
 
 from payments.admin import ReadOnlyAdmin
 
+from . import services
 from .models import (
     SandboxEvent,
     SandboxIdempotencyKey,
     SandboxIntent,
+    SandboxPayout,
     SandboxRefund,
     SandboxWebhookDelivery,
 )
@@ -79,3 +81,45 @@ class SandboxWebhookDeliveryAdmin(ReadOnlyAdmin):
             attempts=0,
         )
         self.message_user(request, f"{count} queued", messages.SUCCESS)
+
+
+@admin.register(SandboxPayout)
+class SandboxPayoutAdmin(ReadOnlyAdmin):
+    """The sandbox bank's side: a payout to the "pending" test account waits here until it is
+    marked paid or failed (as a bank would answer days later)."""
+
+    list_display = (
+        "id",
+        "reference",
+        "amount",
+        "currency",
+        "account_number",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("id", "reference", "account_number")
+    date_hierarchy = "created_at"
+    actions = ["mark_paid", "mark_failed"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and request.user.has_perm("sandbox.change_sandboxpayout")
+
+    def _finish(self, request, queryset, *, paid: bool) -> None:
+        done = 0
+        for payout in queryset.filter(status=SandboxPayout.Status.PENDING):
+            try:
+                services.payout_finish(payout_id=payout.pk, paid=paid)
+            except services.SandboxError as exc:
+                self.message_user(request, f"{payout.pk}: {exc.message}", messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{done} finished", messages.SUCCESS)
+
+    @admin.action(description=_("Bank: mark pending payouts paid"), permissions=["change"])
+    def mark_paid(self, request, queryset):
+        self._finish(request, queryset, paid=True)
+
+    @admin.action(description=_("Bank: mark pending payouts failed"), permissions=["change"])
+    def mark_failed(self, request, queryset):
+        self._finish(request, queryset, paid=False)

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import services
 from .idempotency import error, idempotent
-from .objects import intent_data, refund_data
+from .objects import intent_data, payout_data, refund_data
 from .services import SandboxError
 
 MAX_LIST = 100
@@ -68,7 +68,7 @@ def _body(request: HttpRequest) -> dict:
     return data
 
 
-def _since(value: str) -> datetime:
+def _time(value: str, name: str = "since") -> datetime:
     if value.isdigit():
         return datetime.fromtimestamp(int(value), tz=UTC)
     try:
@@ -76,27 +76,49 @@ def _since(value: str) -> datetime:
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise SandboxError("invalid_request", "since must be unix seconds or an ISO 8601 time.")
+        raise SandboxError("invalid_request", f"{name} must be unix seconds or an ISO 8601 time.")
     return parsed
+
+
+def _list_args(request: HttpRequest) -> dict:
+    """The paging and filtering arguments every list takes: created_from, created_to (unix
+    seconds or ISO 8601 with a zone, created_to excluded), cursor (the next_cursor of the previous
+    page), limit (at most 100) and reference."""
+    try:
+        limit = min(int(request.GET.get("limit", MAX_LIST)), MAX_LIST)
+    except ValueError as exc:
+        raise SandboxError("invalid_request", "limit must be a number.") from exc
+    args = {
+        "reference": request.GET.get("reference") or None,
+        "cursor": request.GET.get("cursor") or None,
+        "limit": max(limit, 1),
+    }
+    for name in ("created_from", "created_to"):
+        value = request.GET.get(name)
+        args[name] = _time(value, name) if value else None
+    return args
+
+
+def _list(rows: list, has_more: bool, render: Callable) -> JsonResponse:
+    return JsonResponse(
+        {
+            "object": "list",
+            "data": [render(r) for r in rows],
+            "has_more": has_more,
+            "next_cursor": rows[-1].id if has_more and rows else None,
+        }
+    )
 
 
 @endpoint("GET", "POST")
 def intents(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         return _intent_create(request)
-    try:
-        limit = min(int(request.GET.get("limit", MAX_LIST)), MAX_LIST)
-    except ValueError as exc:
-        raise SandboxError("invalid_request", "limit must be a number.") from exc
     since = request.GET.get("since")
     rows, has_more = services.intents_list(
-        reference=request.GET.get("reference") or None,
-        since=_since(since) if since else None,
-        limit=max(limit, 1),
+        since=_time(since) if since else None, **_list_args(request)
     )
-    return JsonResponse(
-        {"object": "list", "data": [intent_data(i) for i in rows], "has_more": has_more}
-    )
+    return _list(rows, has_more, intent_data)
 
 
 def _intent_create(request: HttpRequest) -> JsonResponse:
@@ -141,3 +163,23 @@ def refunds(request: HttpRequest) -> JsonResponse:
         intent_id=data.get("intent"), amount=data.get("amount"), reference=data.get("reference")
     )
     return JsonResponse(refund_data(refund), status=201)
+
+
+@endpoint("GET", "POST")
+def payouts(request: HttpRequest) -> JsonResponse:
+    if request.method == "GET":
+        rows, has_more = services.payouts_list(**_list_args(request))
+        return _list(rows, has_more, payout_data)
+    data = _body(request)
+    payout = services.payout_create(
+        amount=data.get("amount"),
+        currency=data.get("currency"),
+        destination=data.get("destination"),
+        reference=data.get("reference"),
+    )
+    return JsonResponse(payout_data(payout), status=201)
+
+
+@endpoint("GET")
+def payout_detail(request: HttpRequest, payout_id: str) -> JsonResponse:
+    return JsonResponse(payout_data(services.payout_fetch(payout_id=payout_id)))

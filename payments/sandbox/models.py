@@ -200,3 +200,45 @@ class SandboxWebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.url}"
+
+
+def new_payout_id() -> str:
+    return _new_id("po")
+
+
+class SandboxPayout(models.Model):
+    """Money sent from the merchant's balance to a bank account. Its outcome depends on the test
+    account number (services.PAYOUT_TEST_ACCOUNTS): paid at once, failed at once, or pending until
+    finished from the sandbox's admin (or payout_finish in tests)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("In transit")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Failed")
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_payout_id, editable=False)
+    amount = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    reference = models.CharField(_("merchant reference"), max_length=100, blank=True, db_index=True)
+    bank = models.CharField(max_length=40, blank=True)
+    account_number = models.CharField(max_length=34)
+    holder = models.CharField(max_length=80, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "sandbox_payout"
+        verbose_name = _("sandbox payout")
+        verbose_name_plural = _("sandbox payouts")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="sandbox_payout_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id

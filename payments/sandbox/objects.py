@@ -1,6 +1,6 @@
 """How the sandbox shows its records in API answers and webhook bodies (plain JSON values)."""
 
-from .models import SandboxIntent, SandboxRefund
+from .models import SandboxIntent, SandboxPayout, SandboxRefund
 
 
 def refund_data(refund: SandboxRefund) -> dict:
@@ -35,4 +35,24 @@ def intent_data(intent: SandboxIntent) -> dict:
         "refunds": [refund_data(r) for r in intent.refunds.order_by("created_at", "id")],
         "created": int(intent.created_at.timestamp()),
         "updated": int(intent.updated_at.timestamp()),
+    }
+
+
+def payout_data(payout: SandboxPayout) -> dict:
+    return {
+        "id": payout.id,
+        "object": "payout",
+        "status": payout.status,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "reference": payout.reference,
+        "destination": {
+            "bank": payout.bank,
+            "account_number": payout.account_number,
+            "holder": payout.holder,
+        },
+        "failure_code": payout.failure_code or None,
+        "failure_message": payout.failure_message or None,
+        "created": int(payout.created_at.timestamp()),
+        "updated": int(payout.updated_at.timestamp()),
     }

@@ -9,13 +9,19 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from o2o.money import MINOR_UNITS
 
-from .models import SandboxEvent, SandboxIntent, SandboxRefund, SandboxWebhookDelivery
+from .models import (
+    SandboxEvent,
+    SandboxIntent,
+    SandboxPayout,
+    SandboxRefund,
+    SandboxWebhookDelivery,
+)
 from .objects import intent_data, refund_data
 
 S = SandboxIntent.Status
@@ -152,16 +158,43 @@ def intent_fetch(*, intent_id: str) -> tuple[SandboxIntent, float]:
     return intent, settings.SANDBOX_SLOW_SECONDS if slow else 0.0
 
 
-def intents_list(
-    *, reference: str | None = None, since: datetime | None = None, limit: int = 100
-) -> tuple[list[SandboxIntent], bool]:
-    qs = SandboxIntent.objects.prefetch_related("refunds").order_by("created_at", "id")
-    if reference:
-        qs = qs.filter(reference=reference)
-    if since:
-        qs = qs.filter(created_at__gte=since)
+def _page(qs, *, cursor: str | None, limit: int) -> tuple[list, bool]:
+    """One page of `qs` in (created_at, id) order, after the row named by `cursor` (the id of the
+    last row of the previous page): stable however many rows are added meanwhile."""
+    qs = qs.order_by("created_at", "id")
+    if cursor:
+        after = qs.model.objects.filter(pk=cursor).values_list("created_at", flat=True).first()
+        if after is None:
+            raise SandboxError("invalid_request", "cursor names no object of this list.")
+        qs = qs.filter(Q(created_at__gt=after) | Q(created_at=after, id__gt=cursor))
     rows = list(qs[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+def _created_between(qs, created_from: datetime | None, created_to: datetime | None):
+    if created_from:
+        qs = qs.filter(created_at__gte=created_from)
+    if created_to:
+        qs = qs.filter(created_at__lt=created_to)
+    return qs
+
+
+def intents_list(
+    *,
+    reference: str | None = None,
+    since: datetime | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[SandboxIntent], bool]:
+    """Intents created in [created_from, created_to) (`since` is created_from's older name),
+    oldest first, a page at a time."""
+    qs = SandboxIntent.objects.prefetch_related("refunds")
+    if reference:
+        qs = qs.filter(reference=reference)
+    qs = _created_between(qs, created_from or since, created_to)
+    return _page(qs, cursor=cursor, limit=limit)
 
 
 @transaction.atomic
@@ -267,3 +300,99 @@ def refund_create(*, intent_id, amount, reference=None) -> SandboxRefund:
     refund = SandboxRefund.objects.create(intent_id=intent_id, amount=amount, reference=reference)
     _event_emit(intent_id=intent_id, type="refund.succeeded", data=refund_data(refund))
     return refund
+
+
+# --- payouts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestAccount:
+    outcome: str  # "paid", "failed" or "pending"
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+# Any other account number is paid at once.
+PAYOUT_TEST_ACCOUNTS: dict[str, TestAccount] = {
+    "000000000002": TestAccount("failed", "account_closed", "The bank account is closed."),
+    "000000000077": TestAccount("pending"),
+}
+PAYOUT_ACCOUNT_CHARS = set("0123456789-")
+
+
+def _destination(value) -> tuple[str, str, str]:
+    if not isinstance(value, dict):
+        raise SandboxError("invalid_request", "destination must be an object.")
+    number = value.get("account_number")
+    if not isinstance(number, str) or not 4 <= len(number) <= 34:
+        raise SandboxError("invalid_request", "destination.account_number is required.")
+    if not set(number) <= PAYOUT_ACCOUNT_CHARS:
+        raise SandboxError("invalid_request", "destination.account_number takes digits only.")
+    return (
+        _text(value.get("bank"), field="destination.bank", max_length=40),
+        number,
+        _text(value.get("holder"), field="destination.holder", max_length=80),
+    )
+
+
+@transaction.atomic
+def payout_create(*, amount, currency, destination, reference=None) -> SandboxPayout:
+    """Send money to a bank account: paid or failed at once, or pending, by the test account."""
+    if currency not in MINOR_UNITS:
+        raise SandboxError("invalid_request", "currency must be an ISO 4217 code we know.")
+    bank, number, holder = _destination(destination)
+    account = PAYOUT_TEST_ACCOUNTS.get(number.replace("-", ""), TestAccount("paid"))
+    return SandboxPayout.objects.create(
+        amount=_amount(amount),
+        currency=currency,
+        reference=_text(reference, field="reference", max_length=100),
+        bank=bank,
+        account_number=number,
+        holder=holder,
+        status=account.outcome,
+        failure_code=account.failure_code,
+        failure_message=account.failure_message,
+    )
+
+
+def payout_fetch(*, payout_id: str) -> SandboxPayout:
+    try:
+        return SandboxPayout.objects.get(pk=payout_id)
+    except SandboxPayout.DoesNotExist as exc:
+        raise SandboxError("not_found", "No such payout.", 404) from exc
+
+
+def payouts_list(
+    *,
+    reference: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[list[SandboxPayout], bool]:
+    qs = SandboxPayout.objects.all()
+    if reference:
+        qs = qs.filter(reference=reference)
+    qs = _created_between(qs, created_from, created_to)
+    return _page(qs, cursor=cursor, limit=limit)
+
+
+@transaction.atomic
+def payout_finish(*, payout_id: str, paid: bool) -> SandboxPayout:
+    """The bank's answer for a pending payout (from the sandbox's admin, or a test)."""
+    payout_fetch(payout_id=payout_id)
+    fields = (
+        {"status": SandboxPayout.Status.PAID}
+        if paid
+        else {
+            "status": SandboxPayout.Status.FAILED,
+            "failure_code": "bank_rejected",
+            "failure_message": "The bank sent the payout back.",
+        }
+    )
+    changed = SandboxPayout.objects.filter(
+        pk=payout_id, status=SandboxPayout.Status.PENDING
+    ).update(updated_at=timezone.now(), **fields)
+    if not changed:
+        raise SandboxError("invalid_state", "Only a pending payout can be finished.", 409)
+    return SandboxPayout.objects.get(pk=payout_id)

@@ -8,6 +8,7 @@
   var list = document.getElementById("inbox-list");
   var state = document.getElementById("live-state");
   var announce = document.getElementById("inbox-announce");
+  var notice = document.getElementById("inbox-notice");
   var soundButton = document.getElementById("sound-on");
   var SOUND_KEY = "o2o.inboxSound";
   var socket = null, retry = 0, audio = null, pending = false, loading = false;
@@ -91,6 +92,13 @@
       var msg = JSON.parse(event.data);
       if (msg.type !== "order.changed") return;
       if (msg.status === "placed") ring();
+      if (msg.by === "staff" && msg.status === "cancelled") {
+        // The card leaves the list: say why, where it stays until the next one.
+        var text = t.staffEnded.replace("{n}", msg.order_id);
+        notice.textContent = text;
+        notice.hidden = false;
+        announce.textContent = text;
+      }
       refresh();
     };
     socket.onclose = function (event) {

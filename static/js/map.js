@@ -157,6 +157,16 @@
     delete vendors[id];
   }
 
+  function applyDelta(d) {
+    if (d.type === "upsert") {
+      upsert(d.vendor);
+    } else if (d.type === "remove") {
+      // Only where the client still shows it: a cart that moved on is already drawn elsewhere.
+      var v = vendors[d.id];
+      if (v && v.coarse === d.coarse) remove(d.id);
+    }
+  }
+
   function sendViewport() {
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     var b = map.getBounds();
@@ -178,11 +188,11 @@
         Object.keys(vendors).forEach(remove);
         msg.vendors.forEach(upsert);
         live = true;
-      } else if (msg.type === "upsert") {
-        upsert(msg.vendor);
-      } else if (msg.type === "remove") {
-        var v = vendors[msg.id];
-        if (v && v.coarse === msg.coarse) remove(msg.id);
+      } else if (msg.type === "batch") {
+        // The deltas of the last ~150 ms, the last word about each cart, oldest first.
+        msg.events.forEach(applyDelta);
+      } else if (msg.type === "upsert" || msg.type === "remove") {
+        applyDelta(msg);
       } else if (msg.type === "zoom_in") {
         Object.keys(vendors).forEach(remove);
         live = false;

@@ -79,14 +79,17 @@
   var t = json("order-i18n");
   var live = $("order-live"), state = $("live-state"), announce = $("order-announce");
   var socket = null, retry = 0, pollTimer = null, loading = false, again = false;
-  var map = null, vendorShape = null;
+  var map = null, vendorShape = null, nearbyShapes = null, meetShape = null;
+  var nearbyEl = $("vendor-nearby");
+  var lang = document.documentElement.lang || undefined;
+  var metres = new Intl.NumberFormat(lang, { style: "unit", unit: "meter", maximumFractionDigits: 0 });
 
   var mapEl = $("order-map");
   if (mapEl && window.L && cfg.meet && cfg.meet.boundary.length) {
     map = hexMap(mapEl, cfg.tiles);
-    var meet = L.polygon(cfg.meet.boundary, { color: "#1f4b73", fillOpacity: 0.3 }).addTo(map);
-    meet.bindTooltip(t.meet);
-    map.fitBounds(meet.getBounds(), { maxZoom: 16 });
+    meetShape = L.polygon(cfg.meet.boundary, { color: "#1f4b73", fillOpacity: 0.3 }).addTo(map);
+    meetShape.bindTooltip(t.meet);
+    map.fitBounds(meetShape.getBounds(), { maxZoom: 16 });
   }
 
   function drawVendor() {
@@ -98,6 +101,37 @@
     vendorShape = L.polygon(cell.boundary, { color: "#0b7a53", fillOpacity: 0.35 }).addTo(map);
     vendorShape.bindTooltip(t.vendor);
     map.fitBounds(L.featureGroup([vendorShape]).getBounds().extend(map.getBounds()), { maxZoom: 16 });
+  }
+
+  // The last few hundred metres of a meeting: the vendor at street level (a circle as wide as the
+  // rounding), only while the server says so; gone at the end message or when the socket drops.
+  function showNearby(msg) {
+    nearbyEl.textContent = t.nearby.replace("{distance}", metres.format(msg.distance_m));
+    nearbyEl.hidden = false;
+    if (!map) return;
+    var at = [msg.lat, msg.lng];
+    if (!nearbyShapes) {
+      nearbyShapes = [
+        L.circle(at, { radius: msg.precision_m, color: "#c25e00", fillOpacity: 0.2, weight: 1 }),
+        L.circleMarker(at, { radius: 7, color: "#fff", weight: 2, fillColor: "#c25e00", fillOpacity: 1 })
+      ];
+      nearbyShapes.forEach(function (shape) { shape.addTo(map); });
+      nearbyShapes[1].bindTooltip(t.nearbyMarker);
+      var bounds = L.latLngBounds([at]);
+      if (meetShape) bounds.extend(meetShape.getBounds());
+      map.fitBounds(bounds, { maxZoom: 17, padding: [40, 40] });
+    } else {
+      nearbyShapes.forEach(function (shape) { shape.setLatLng(at); });
+      nearbyShapes[0].setRadius(msg.precision_m);
+    }
+    var marker = nearbyShapes[1].getElement();
+    if (marker) marker.setAttribute("data-testid", "vendor-nearby-marker");
+  }
+
+  function hideNearby() {
+    if (nearbyEl) { nearbyEl.hidden = true; nearbyEl.textContent = ""; }
+    if (nearbyShapes && map) nearbyShapes.forEach(function (shape) { map.removeLayer(shape); });
+    nearbyShapes = null;
   }
 
   function schedulePoll() {
@@ -143,8 +177,11 @@
     socket.onmessage = function (event) {
       var msg = JSON.parse(event.data);
       if (msg.type === "order.changed") refresh();
+      else if (msg.type === "nearby_position" && nearbyEl) showNearby(msg);
+      else if (msg.type === "nearby_position_end") hideNearby();
     };
     socket.onclose = function (event) {
+      hideNearby();  // a position nobody updates any more would mislead
       state.textContent = t.reconnecting;
       state.className = "live-state down";
       if (event.code === 4401 || event.code === 4404) return;  // logged out or no longer ours

@@ -1,14 +1,17 @@
 """Orders in the admin: read-only pages that open, search by number, and the one transition staff
-take (cancel and return the money) through the service."""
+take (cancel with a reason and return the money; expire an order nobody accepted) through the
+services, as staff."""
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
 
-from orders.models import Order, Status
-from orders.services import order_accept
+from orders.models import Order, OrderEvent, Status
+from orders.services import order_accept, order_depart, order_hand_over
 from tests.factories import UserFactory
 from tests.orders.conftest import placed
+
+Role = OrderEvent.Role
 
 
 @pytest.fixture
@@ -40,20 +43,68 @@ def test_order_pages_open_read_only_with_lines_and_events(admin_client, shop, bu
 
 
 @pytest.mark.django_db
-def test_cancel_action_cancels_what_may_be_and_says_what_could_not(
-    admin_client, shop, buyer, stranger
+def test_cancel_action_asks_for_a_reason_then_cancels_what_may_be(
+    admin_client, shop, buyer, stranger, staff
+):
+    # Given an order waiting for the vendor, one on its way, and one handed over
+    waiting, en_route = placed(shop, buyer, quantity=2), placed(shop, stranger, quantity=3)
+    order_accept(order_id=en_route.pk, vendor=shop.vendor, eta_minutes=5)
+    order_depart(order_id=en_route.pk, vendor=shop.vendor)
+    done = placed(shop, buyer, quantity=1)
+    order_accept(order_id=done.pk, vendor=shop.vendor, eta_minutes=5)
+    order_hand_over(order_id=done.pk, vendor=shop.vendor, code=done.handover_code)
+    chosen = [waiting.pk, en_route.pk, done.pk]
+    # When staff choose the action, a confirmation page lists them and asks why; nothing changes
+    page = admin_client.post(
+        "/admin/orders/order/", {"action": "cancel_and_return_money", ACTION_CHECKBOX_NAME: chosen}
+    )
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="reason"' in html and all(f"#{pk} " in html for pk in chosen)
+    assert Order.objects.get(pk=waiting.pk).status == Status.PLACED
+    # ... and confirming without a reason is refused on that page, still changing nothing
+    blank = {
+        "action": "cancel_and_return_money",
+        ACTION_CHECKBOX_NAME: chosen,
+        "apply": "1",
+        "reason": "  ",
+    }
+    again = admin_client.post("/admin/orders/order/", blank)
+    assert again.status_code == 200 and "This field is required." in again.content.decode()
+    assert Order.objects.get(pk=en_route.pk).status == Status.EN_ROUTE
+    # When they confirm with a reason
+    response = admin_client.post("/admin/orders/order/", {**blank, "reason": "카트 고장"})
+    # Then the two not yet handed over are cancelled by staff, and the handed-over one is left
+    assert response.status_code == 302
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "2 orders cancelled; their money is being returned." in messages
+    assert f"#{done.pk}: This order can no longer be changed that way." in messages
+    for order in (waiting, en_route):
+        order.refresh_from_db()
+        event = order.events.last()
+        assert order.status == Status.CANCELLED
+        assert (event.role, event.actor, event.reason) == (Role.STAFF, staff, "카트 고장")
+    assert Order.objects.get(pk=done.pk).status in (Status.HANDED_OVER, Status.COMPLETED)
+    assert shop.stock()[shop.yakult.sku] == 10 - 1
+
+
+@pytest.mark.django_db
+def test_expire_action_expires_only_orders_waiting_for_the_vendor(
+    admin_client, shop, buyer, stranger, staff
 ):
     waiting, accepted = placed(shop, buyer, quantity=2), placed(shop, stranger, quantity=3)
     order_accept(order_id=accepted.pk, vendor=shop.vendor, eta_minutes=5)
     response = admin_client.post(
         "/admin/orders/order/",
-        {"action": "cancel_and_return_money", ACTION_CHECKBOX_NAME: [waiting.pk, accepted.pk]},
+        {"action": "expire_now", ACTION_CHECKBOX_NAME: [waiting.pk, accepted.pk]},
     )
     assert response.status_code == 302
     messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "1 order expired; its money is being released." in messages
     assert f"#{accepted.pk}: This order can no longer be changed that way." in messages
-    assert "1 order cancelled; its money is being returned." in messages
-    assert Order.objects.get(pk=waiting.pk).status == Status.CANCELLED
+    waiting.refresh_from_db()
+    assert waiting.status == Status.EXPIRED
+    assert (waiting.events.last().role, waiting.events.last().actor) == (Role.STAFF, staff)
     assert Order.objects.get(pk=accepted.pk).status == Status.ACCEPTED
     assert shop.stock()[shop.yakult.sku] == 10 - 3
 

@@ -297,7 +297,11 @@ def test_the_schema_documents_the_order_endpoints(api):
         "/api/orders/{order_id}/",
         "/api/orders/{order_id}/cancel/",
         "/api/vendor/orders/{order_id}/hand-over/",
+        "/api/staff/orders/{order_id}/cancel/",
+        "/api/staff/orders/{order_id}/expire/",
     ):
         assert path in schema["paths"], path
+    detail = schema["components"]["schemas"]["OrderDetailOut"]["properties"]
+    assert detail["vendor_nearby"]["nullable"] is True
     accept = schema["paths"]["/api/vendor/orders/{order_id}/accept/"]["post"]
     assert "409" in accept["responses"]

@@ -18,6 +18,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from customers.models import CustomerProfile
+from o2o.accounts.models import User
 from o2o.errors import NotAllowed
 from orders.models import Fulfilment, Order, OrderEvent, OrderLine, Status
 from orders.services import (
@@ -31,11 +32,13 @@ from orders.services import (
     order_cancel,
     order_complete,
     order_depart,
+    order_expire_now,
     order_hand_over,
     order_payment_settled,
     order_place,
     order_ready,
     order_reject,
+    order_staff_cancel,
     orders_expire,
 )
 from tests.factories import (
@@ -43,6 +46,7 @@ from tests.factories import (
     CustomerProfileFactory,
     OpeningHoursFactory,
     PickupPointFactory,
+    StaffFactory,
     StockFactory,
     VendorFactory,
 )
@@ -75,6 +79,7 @@ class World:
     bread: Product  # 3000 each, 10 on the cart
     customer: CustomerProfile
     other: CustomerProfile
+    staff: User
 
 
 @pytest.fixture
@@ -83,7 +88,9 @@ def w() -> World:
     home = h3.latlng_to_cell(vendor.home_lat, vendor.home_lng, settings.SERVICE_AREA_RES)
     vendor_service_area_set(vendor=vendor, cells=list(h3.grid_disk(home, 1)))
     milk, bread = stock_up(vendor, 10, 10, prices=(1200, 3000))
-    return World(vendor, milk, bread, CustomerProfileFactory(), CustomerProfileFactory())
+    return World(
+        vendor, milk, bread, CustomerProfileFactory(), CustomerProfileFactory(), StaffFactory()
+    )
 
 
 def _saved() -> tuple:
@@ -495,6 +502,8 @@ ROLE = {
     "depart": Role.VENDOR,
     "ready": Role.VENDOR,
     "hand_over": Role.VENDOR,
+    "staff_cancel": Role.STAFF,
+    "staff_expire": Role.STAFF,
 }
 # System actions report a refusal as None (late or repeated news is normal), not an exception.
 QUIET = {"authorise", "fail", "complete"}
@@ -503,12 +512,20 @@ QUIET = {"authorise", "fail", "complete"}
 RIGHT = object()  # the order's own handover code
 
 
-def act(action: str, order: Order, *, vendor=None, customer=None, code=RIGHT):
+def _a_staff() -> User:
+    return User.objects.filter(is_staff=True, is_active=True).order_by("pk").first()
+
+
+def act(action: str, order: Order, *, vendor=None, customer=None, code=RIGHT, staff=None):
     """Take one edge of the graph the way the product does."""
     vendor = vendor or order.vendor
     customer = customer or order.customer
     oid = order.pk
     match action:
+        case "staff_cancel":
+            return order_staff_cancel(order_id=oid, actor=staff or _a_staff(), reason="고객 요청")
+        case "staff_expire":
+            return order_expire_now(order_id=oid, actor=staff or _a_staff())
         case "authorise" | "fail":
             status = "authorised" if action == "authorise" else "failed"
             return order_payment_settled(order_id=oid, payment_status=status)
@@ -573,6 +590,7 @@ def test_each_edge_moves_from_its_sources_and_is_refused_from_every_other_state(
             Role.VENDOR: w.vendor.user_id,
             Role.CUSTOMER: w.customer.user_id,
             Role.SYSTEM: None,
+            Role.STAFF: w.staff.pk,
         }[ROLE[action]]
         assert (event.from_status, event.to_status, event.role, event.actor_id) == (
             status,

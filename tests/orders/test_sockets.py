@@ -101,13 +101,19 @@ def test_transitions_reach_the_order_page_and_the_inbox_after_commit(shop, other
                 "type": "order.changed",
                 "order_id": order.pk,
                 "status": "placed",
+                "by": "system",
             }
         await database_sync_to_async(order_accept)(
             order_id=order.pk, vendor=shop.vendor, eta_minutes=10
         )
         for client in (page, inbox):
             message = await client.receive_json_from(timeout=5)
-            assert message == {"type": "order.changed", "order_id": order.pk, "status": "accepted"}
+            assert message == {
+                "type": "order.changed",
+                "order_id": order.pk,
+                "status": "accepted",
+                "by": "vendor",
+            }
         # And another vendor's inbox hears nothing of it
         assert await elsewhere.receive_nothing(0.3)
         for client in (page, inbox, elsewhere):

@@ -39,13 +39,15 @@ from orders.services import (
     order_cancel,
     order_complete,
     order_depart,
+    order_expire_now,
     order_hand_over,
     order_payment_settled,
     order_ready,
     order_reject,
+    order_staff_cancel,
     orders_expire,
 )
-from tests.factories import CustomerProfileFactory
+from tests.factories import CustomerProfileFactory, StaffFactory
 from tests.orders.factories import (
     DELIVERED,
     HOLDS_STOCK,
@@ -74,6 +76,7 @@ class OrderWorld(RuleBasedStateMachine):
         self.vendor = vendor_on_shift(public=False)
         self.products = stock_up(self.vendor, *INITIAL)
         self.customers = [CustomerProfileFactory(), CustomerProfileFactory()]
+        self.staff = StaffFactory()
         self.point = always_open_point()
         self.clock = timezone.now()
         self.finals: dict[int, str] = {}
@@ -166,6 +169,10 @@ class OrderWorld(RuleBasedStateMachine):
                 order_id=order_id, vendor=vendor, code=order.handover_code
             ),
             "complete": lambda: order_complete(order_id=order_id),
+            "staff_cancel": lambda: order_staff_cancel(
+                order_id=order_id, actor=self.staff, reason="고객센터"
+            ),
+            "staff_expire": lambda: order_expire_now(order_id=order_id, actor=self.staff),
         }
         self._step(order_id, action, calls[action], allowed_actor=customer.pk == order.customer_id)
 

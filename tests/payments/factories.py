@@ -2,6 +2,7 @@
 that don't need the provider; tests that do go through the services and the sandbox over HTTP."""
 
 import json
+from datetime import timedelta
 
 import factory
 from django.utils import timezone
@@ -10,22 +11,30 @@ from factory.django import DjangoModelFactory
 from payments import ledger
 from payments.models import (
     CommissionPlan,
+    Discrepancy,
+    Dispute,
     JournalTransaction,
     LedgerAccount,
     LedgerEntry,
     Payment,
+    Payout,
+    PayoutAccount,
     Refund,
+    Settlement,
+    SettlementLine,
     WebhookEvent,
 )
 from payments.sandbox.models import (
     SandboxEvent,
     SandboxIdempotencyKey,
     SandboxIntent,
+    SandboxPayout,
     SandboxRefund,
     SandboxWebhookDelivery,
     new_event_id,
     new_intent_id,
 )
+from tests.factories import VendorFactory
 
 
 class PaymentFactory(DjangoModelFactory):
@@ -198,3 +207,94 @@ class LedgerEntryFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
         return JournalTransactionFactory().entries.order_by("pk").first()
+
+
+# --- settlements, payouts, disputes, discrepancies -----------------------------------------------
+
+
+def _day_start(n: int):
+    return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=n)
+
+
+class SettlementFactory(DjangoModelFactory):
+    """A released settlement of ₩10,000 gross, ₩1,000 commission, ₩9,000 net (no lines: records in
+    a given state; settlements with lines come from payments.settlement)."""
+
+    class Meta:
+        model = Settlement
+
+    vendor = factory.SubFactory(VendorFactory)
+    currency = "KRW"
+    period_start = factory.Sequence(lambda n: _day_start(n + 1))
+    period_end = factory.LazyAttribute(lambda o: o.period_start + timedelta(days=1))
+    status = Settlement.Status.RELEASED
+    gross = 10_000
+    commission = 1_000
+    net = 9_000
+
+
+class SettlementLineFactory(DjangoModelFactory):
+    """A line listing a factory-made adjustment (₩500) in a settlement."""
+
+    class Meta:
+        model = SettlementLine
+
+    settlement = factory.SubFactory(SettlementFactory)
+    journal_transaction = factory.SubFactory(JournalTransactionFactory)
+    kind = JournalTransaction.Kind.ADJUSTMENT
+    net = 500
+    booked_at = factory.LazyFunction(timezone.now)
+
+
+class PayoutAccountFactory(DjangoModelFactory):
+    class Meta:
+        model = PayoutAccount
+
+    vendor = factory.SubFactory(VendorFactory)
+    bank = "Sandbox Bank"
+    account_number = factory.Sequence(lambda n: f"110{n:09d}")
+    holder = "Kim Yakult"
+
+
+class PayoutFactory(DjangoModelFactory):
+    class Meta:
+        model = Payout
+
+    settlement = factory.SubFactory(SettlementFactory)
+    vendor = factory.SelfAttribute("settlement.vendor")
+    amount = factory.SelfAttribute("settlement.net")
+    currency = "KRW"
+    provider = "sandbox"
+
+
+class DisputeFactory(DjangoModelFactory):
+    class Meta:
+        model = Dispute
+
+    payment = factory.SubFactory(PaymentFactory, captured=True)
+    order_id = factory.SelfAttribute("payment.order_id")
+    vendor_id = factory.SelfAttribute("payment.vendor_id")
+    reason = "a cold drink arrived warm"
+
+
+class DiscrepancyFactory(DjangoModelFactory):
+    class Meta:
+        model = Discrepancy
+
+    kind = Discrepancy.Kind.CAPTURE_MISMATCH
+    object_ref = factory.Sequence(lambda n: f"payment:{n}")
+    expected = "captured 4800"
+    actual = "ledger 4700"
+
+
+class SandboxPayoutFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxPayout
+
+    amount = 9_000
+    currency = "KRW"
+    reference = factory.Sequence(lambda n: f"payout-{n}")
+    bank = "Sandbox Bank"
+    account_number = "110123456789"
+    holder = "Kim Yakult"
+    status = SandboxPayout.Status.PAID

@@ -20,7 +20,7 @@ from .conftest import pay
 P = Payment.Status
 OURS = [m for app in ("payments", "sandbox") for m in apps.get_app_config(app).get_models()]
 # Staff write these through the admin (settings of the business, not records of what happened).
-EDITABLE = {"payments.CommissionPlan"}
+EDITABLE = {"payments.CommissionPlan", "payments.PayoutAccount"}
 
 
 @pytest.fixture

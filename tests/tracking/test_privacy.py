@@ -220,24 +220,28 @@ def test_the_map_socket_shows_only_the_cell():
                 now=now + timedelta(seconds=later),
             )
             assert result.published, result
-        # (a move across coarse cells is a remove on one group and an upsert on the other)
-        deltas = []
-        while len(deltas) < 6:
-            deltas.append((await client.receive_output(timeout=5))["text"])
-            if json.loads(deltas[-1]).get("vendor", {}).get("cell") == cell:
+        # (a move across coarse cells is a remove on one group and an upsert on the other; deltas
+        # come in batches, coalesced per vendor)
+        frames = []
+        while len(frames) < 6:
+            frames.append((await client.receive_output(timeout=5))["text"])
+            events = json.loads(frames[-1])["events"]
+            if events[-1].get("vendor", {}).get("cell") == cell:
                 break
         await client.disconnect(timeout=0.1)
-        return snapshot["text"], deltas
+        return snapshot["text"], frames
 
-    snapshot, deltas = async_to_sync(main)()
+    snapshot, frames = async_to_sync(main)()
     assert _shows_the_cell(assert_only_the_cell(snapshot, cell), cell)
-    assert {json.loads(d)["type"] for d in deltas} <= {"upsert", "remove"}
+    assert {json.loads(f)["type"] for f in frames} == {"batch"}
+    events = [e for f in frames for e in json.loads(f)["events"]]
+    assert {e["type"] for e in events} <= {"upsert", "remove"}
     west_cell = h3.latlng_to_cell(*WEST, settings.PUBLIC_CELL_RES)
-    for delta in deltas:
-        assert_only_the_cell(delta, cell, west_cell)
-    back = json.loads(deltas[-1])
+    for frame in frames:
+        assert_only_the_cell(frame, cell, west_cell)
+    back = events[-1]
     assert (back["type"], back["vendor"]["cell"]) == ("upsert", cell)
-    assert _shows_the_cell(assert_only_the_cell(deltas[-1], cell), cell)
+    assert _shows_the_cell(assert_only_the_cell(json.dumps(back), cell), cell)
 
 
 @pytest.mark.django_db

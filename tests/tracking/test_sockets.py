@@ -1,16 +1,24 @@
 """The live-map websockets on the real ASGI app and the real channels-redis layer: map clients get a
-snapshot then deltas, vendors' phones send pings, bad or abusive clients are closed with a code.
+snapshot then batches of deltas, vendors' phones send pings, bad or abusive clients are closed
+with a code.
 
-Each test is sync and runs one event loop (async_to_sync) for its clients: the communicators
-(map clients, a vendor's phone) stand for separate server processes sharing Redis."""
+Each test is sync and runs one event loop (async_to_sync) for its clients: one server process with
+its own map hub (tracking.hub). Tests of several processes run a second loop in another thread:
+another hub, with its own channel, sharing Redis."""
 
+import asyncio
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import h3
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -18,8 +26,11 @@ from django.utils import timezone
 from tests.factories import MAPO, VendorFactory
 from tests.tracking.conftest import EAST_500M
 from tests.tracking.ws import MAP, VENDOR, box, communicator, session_cookie
+from tracking import hub as hub_module
 from tracking import selectors, services
+from tracking.hub import Subscription, current_hub, map_hub
 from tracking.models import Ping
+from tracking.realtime import group_for
 from vendors.models import Vendor
 
 pytestmark = pytest.mark.redis
@@ -64,9 +75,17 @@ async def watch(bbox: list[float]):
 
 
 async def hang_up(client, code: int = 1000) -> None:
-    """The client goes away. The consumer then waits on its pending Redis read (channels-redis
+    """The client goes away. A vendor's phone then waits on its pending Redis read (channels-redis
     lets it finish, up to 5 s) before it stops; a test need not wait for that."""
     await client.disconnect(code=code, timeout=0.1)
+
+
+async def events(client, timeout: float = 5) -> list[dict]:
+    """The events of the next message a map client gets, which must be a batch."""
+    message = await client.receive_json_from(timeout=timeout)
+    assert message["type"] == "batch", message
+    assert message["events"], "a batch is never empty"
+    return message["events"]
 
 
 async def closed_with(client) -> int:
@@ -155,7 +174,7 @@ def test_a_new_cell_reaches_subscribed_map_clients_after_commit(on_shift):
         result = await database_sync_to_async(move_inside_a_transaction)()
         # then, once committed, both clients get the delta through Redis
         for client in (first, second):
-            message = await client.receive_json_from(timeout=5)
+            [message] = await events(client)
             assert message["type"] == "upsert"
             assert message["vendor"]["id"] == on_shift.slug
             assert message["vendor"]["cell"] == result.public_cell
@@ -184,12 +203,10 @@ def test_moving_to_another_coarse_cell_removes_the_vendor_from_the_old_one(on_sh
         result = await database_sync_to_async(ping_ago)(on_shift, *FAR_EAST)
         assert result.accepted, result
         # then the old area is told to remove them and the new area gets them
-        assert await old_area.receive_json_from(timeout=5) == {
-            "type": "remove",
-            "id": on_shift.slug,
-            "coarse": old_coarse,
-        }
-        upsert = await new_area.receive_json_from(timeout=5)
+        assert await events(old_area) == [
+            {"type": "remove", "id": on_shift.slug, "coarse": old_coarse}
+        ]
+        [upsert] = await events(new_area)
         assert upsert["type"] == "upsert"
         assert (upsert["vendor"]["id"], upsert["vendor"]["coarse"]) == (on_shift.slug, new_coarse)
         assert await old_area.receive_nothing(0.3)
@@ -214,7 +231,7 @@ def test_a_ping_in_the_same_cell_sends_nothing_public(on_shift):
         assert await client.receive_nothing(0.5)
         # while a change of cell does reach them (the client was listening all along)
         await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)
-        assert (await client.receive_json_from(timeout=5))["type"] == "upsert"
+        assert [e["type"] for e in await events(client)] == ["upsert"]
         await hang_up(client)
 
     run(main)
@@ -230,14 +247,335 @@ def test_going_off_shift_removes_the_vendor_from_map_clients(on_shift):
         # when the vendor goes off shift
         await database_sync_to_async(services.shift_end)(vendor=on_shift, actor=on_shift.user)
         # then the client is told to remove them
-        assert await client.receive_json_from(timeout=5) == {
-            "type": "remove",
-            "id": on_shift.slug,
-            "coarse": _coarse(*MAPO),
-        }
+        assert await events(client) == [
+            {"type": "remove", "id": on_shift.slug, "coarse": _coarse(*MAPO)}
+        ]
         await hang_up(client)
 
     run(main)
+
+
+# --- The map hub: one subscription per process, batches per socket -----------------------------
+
+
+def _members(cell: str) -> set[str]:
+    """The channels in a coarse cell's group, read straight from Redis (this test run's prefix)."""
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return {m.decode() for m in client.zrange(f"{prefix}:group:{group_for(cell)}", 0, -1)}
+    finally:
+        client.close()
+
+
+async def _members_become(cell: str, expected: set[str], within: float = 5.0) -> set[str]:
+    deadline = time.monotonic() + within
+    while (members := _members(cell)) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return members
+
+
+@with_db
+def test_deltas_come_in_one_batch_coalesced_per_vendor(on_shift, settings):
+    # given two vendors on the map and a client watching them, sent at most one message every 1.5 s
+    settings.MAP_FLUSH_MS = 1500
+    other = VendorFactory()
+    services.shift_start(vendor=other, actor=other.user)
+    ping_ago(on_shift, *MAPO, 60)
+    ping_ago(other, *MAPO, 60)
+    home_cell = h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
+    east_cell = h3.latlng_to_cell(*EAST_500M, settings.PUBLIC_CELL_RES)
+
+    def moves():
+        with transaction.atomic():  # published together, on commit
+            for vendor, point, ago in (
+                (on_shift, EAST_500M, 30),
+                (on_shift, MAPO, 0),
+                (other, EAST_500M, 0),
+            ):
+                assert ping_ago(vendor, *point, ago).published
+
+    async def main():
+        client, snapshot = await watch(WIDE)
+        assert len(snapshot["vendors"]) == 2
+        # when, right after the snapshot, one vendor moves east and back, and the other east
+        await database_sync_to_async(moves)()
+        # then the client gets one message with the last word about each vendor, in order
+        batch = await events(client)
+        assert [(e["type"], e["vendor"]["id"], e["vendor"]["cell"]) for e in batch] == [
+            ("upsert", on_shift.slug, home_cell),
+            ("upsert", other.slug, east_cell),
+        ]
+        # and nothing more
+        assert await client.receive_nothing(1.0)
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_sockets_on_a_cell_share_one_subscription_per_process(on_shift):
+    ping_ago(on_shift, *MAPO, 60)
+    coarse = _coarse(*MAPO)
+
+    async def main():
+        # given two map clients of this process watching the same cell
+        first, snapshot = await watch(box(*MAPO))
+        second, _snapshot = await watch(box(*MAPO))
+        hub = current_hub()
+        assert coarse in snapshot["cells"]
+        # then the cell's group has one member: this process's hub, not a channel per socket
+        for cell in snapshot["cells"]:
+            assert _members(cell) == {hub.channel}
+        # and a delta reaches both through it
+        await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)
+        for client in (first, second):
+            assert [e["vendor"]["id"] for e in await events(client)] == [on_shift.slug]
+        # when one leaves, the other still follows the cell through the same membership
+        await hang_up(first)
+        assert await _members_become(coarse, {hub.channel}) == {hub.channel}
+        # when the last one leaves, the hub leaves the group
+        await hang_up(second)
+        for cell in snapshot["cells"]:
+            assert await _members_become(cell, set()) == set()
+        assert hub.followers == {}
+
+    run(main)
+
+
+@with_db
+def test_a_new_viewport_stops_the_old_cells(on_shift):
+    ping_ago(on_shift, *MAPO, 60)
+    old_coarse = _coarse(*MAPO)
+
+    async def main():
+        # given a client watching MAPO
+        client, snapshot = await watch(box(*MAPO))
+        assert [v["id"] for v in snapshot["vendors"]] == [on_shift.slug]
+        hub = current_hub()
+        # when it moves its viewport 8 km east
+        await client.send_json_to({"type": "viewport", "bbox": box(*FAR_EAST)})
+        moved = await client.receive_json_from(timeout=5)
+        assert (moved["type"], moved["vendors"]) == ("snapshot", [])
+        assert old_coarse not in moved["cells"]
+        # then the hub no longer follows MAPO's cell and the client hears nothing from it
+        assert await _members_become(old_coarse, set()) == set()
+        assert _members(moved["cells"][0]) == {hub.channel}
+        assert (await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)).published
+        assert await client.receive_nothing(0.6)
+        await hang_up(client)
+
+    run(main)
+
+
+def _in_another_process(main):
+    """Run `main` on an event loop of its own in another thread: another hub, as in another
+    server process (its own channel in Redis)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(async_to_sync(main))
+    pool.shutdown(wait=False)
+    return future
+
+
+@with_db
+def test_two_hubs_both_get_a_delta(on_shift):
+    # given a vendor on the map, and map clients in two server processes watching it
+    ping_ago(on_shift, *MAPO, 60)
+    coarse = _coarse(*MAPO)
+    ready = [threading.Event(), threading.Event()]
+
+    def process(n: int):
+        async def main():
+            client, _snapshot = await watch(WIDE)
+            channel = current_hub().channel
+            ready[n].set()
+            batch = await events(client, timeout=10)
+            await hang_up(client)
+            return channel, batch
+
+        return main
+
+    futures = [_in_another_process(process(n)) for n in range(2)]
+    for flag in ready:
+        assert flag.wait(15)
+    channels = _members(coarse)
+    assert len(channels) == 2
+    # when the vendor moves (the ping is a third process)
+    result = ping_ago(on_shift, *EAST_500M)
+    # then both processes' clients get the delta, each through its own hub
+    outcomes = [future.result(timeout=20) for future in futures]
+    assert {channel for channel, _batch in outcomes} == channels
+    for _channel, batch in outcomes:
+        assert [(e["vendor"]["id"], e["vendor"]["cell"]) for e in batch] == [
+            (on_shift.slug, result.public_cell)
+        ]
+
+
+@with_db
+def test_a_hub_survives_a_lost_redis_connection_and_rejoins(on_shift):
+    ping_ago(on_shift, *MAPO, 60)
+
+    async def main():
+        client, snapshot = await watch(WIDE)
+        hub = current_hub()
+        # when Redis forgets everything (a restart: groups gone) and the hub's connection drops
+        await hub.layer.flush()
+        for cell in snapshot["cells"]:
+            assert _members(cell) == set()
+        # then the hub notices, joins its groups again, and deltas flow as before
+        for cell in snapshot["cells"]:
+            assert await _members_become(cell, {hub.channel}, within=10) == {hub.channel}
+        assert (await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)).published
+        assert [e["vendor"]["id"] for e in await events(client)] == [on_shift.slug]
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_a_slow_socket_does_not_hold_up_the_others(on_shift):
+    ping_ago(on_shift, *MAPO, 60)
+
+    async def main():
+        # given a socket that never finishes a send (its writes block) on the same hub as a client
+        client, snapshot = await watch(WIDE)
+        hub = current_hub()
+        stuck = asyncio.Event()
+        sent: list[str] = []
+
+        async def never_done(text: str) -> None:
+            sent.append(text)
+            await stuck.wait()
+
+        slow = Subscription(hub, never_done)
+        async with slow.viewport(snapshot["cells"]):
+            pass
+        # when the vendor moves twice
+        await database_sync_to_async(ping_ago)(on_shift, *EAST_500M, 30)
+        assert [e["vendor"]["id"] for e in await events(client)] == [on_shift.slug]
+        await database_sync_to_async(ping_ago)(on_shift, *MAPO, 0)
+        # then the client gets each move while the slow socket is stuck in its first send
+        [back] = await events(client)
+        assert back["vendor"]["cell"] == h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
+        assert len(sent) == 1
+        # and what it missed waits for it, coalesced: the vendor's last position only
+        assert list(slow.pending) == [on_shift.slug]
+        stuck.set()
+        await slow.close()
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_the_in_memory_layer_of_the_embedded_demo_delivers_batches(on_shift, settings):
+    # given the embedded default: no Redis, the in-memory channel layer in the server process
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    ping_ago(on_shift, *MAPO, 60)
+
+    async def main():
+        client, _snapshot = await watch(WIDE)
+        assert isinstance(current_hub().layer, InMemoryChannelLayer)
+        # when the vendor moves (services publish from a worker thread of this process)
+        result = await database_sync_to_async(ping_ago)(on_shift, *EAST_500M)
+        # then the client gets the delta in a batch
+        [upsert] = await events(client)
+        assert upsert["vendor"]["cell"] == result.public_cell
+        await hang_up(client)
+
+    run(main)
+
+
+@with_db
+def test_an_upsert_that_lands_late_does_not_move_the_vendor_back(on_shift):
+    # given a hub following MAPO's cell, and two upserts of a vendor, one newer than the other
+    ping_ago(on_shift, *MAPO, 60)
+    coarse = _coarse(*MAPO)
+    older, newer = (
+        selectors.public_payload(
+            slug=on_shift.slug,
+            name=on_shift.name,
+            cell=h3.latlng_to_cell(*point, settings.PUBLIC_CELL_RES),
+            coarse=coarse,
+            presence="moving",
+            last_seen=timezone.now() - timedelta(seconds=ago),
+            products=[],
+        )
+        for point, ago in ((MAPO, 10), (EAST_500M, 5))
+    )
+
+    async def main():
+        hub = await map_hub()
+        got: list[str] = []
+
+        async def send_text(text: str) -> None:
+            got.append(text)
+
+        sub = Subscription(hub, send_text)
+        async with sub.viewport([coarse]):
+            pass
+        # when the newer lands first and the older after it (broadcasts run concurrently)
+        layer = get_channel_layer()
+        for payload in (newer, older):
+            await layer.group_send(group_for(coarse), {"type": "map.upsert", "vendor": payload})
+        while not got:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2 * settings.MAP_FLUSH_MS / 1000)
+        # then the socket is told the newer position only
+        sent = [e["vendor"]["cell"] for text in got for e in json.loads(text)["events"]]
+        assert sent == [newer["cell"]]
+        assert hub.out_of_order == 1
+        await sub.close()
+
+    run(main)
+
+
+def test_the_hub_of_a_stopped_loop_is_dropped():
+    hubs = []
+
+    async def main():
+        hubs.append(await map_hub())
+        assert await map_hub() is hubs[-1]  # one per loop
+
+    # when two event loops in turn (as two tests do) ask for their hub
+    run(main)
+    run(main)
+    # then each got its own, and the first went with its loop
+    first, second = hubs
+    assert first is not second
+    assert first.dead and first.channel != second.channel
+    assert first not in hub_module._hubs.values()
+
+
+def test_pending_deltas_coalesce_as_the_map_applies_them():
+    def upsert(vendor: str, coarse: str, n: int) -> tuple:
+        return ("upsert", vendor, coarse, json.dumps({"type": "upsert", "n": n}))
+
+    def remove(vendor: str, coarse: str, n: int) -> tuple:
+        return ("remove", vendor, coarse, json.dumps({"type": "remove", "n": n}))
+
+    cases = {
+        # the last upsert wins
+        "moved twice": ([upsert("a", "A", 1), upsert("a", "A", 2)], [2]),
+        # a remove after an upsert in the same cell: gone
+        "went offline": ([upsert("a", "A", 1), remove("a", "A", 2)], [2]),
+        # left A for B: the upsert in B says it all
+        "crossed cells": ([remove("a", "A", 1), upsert("a", "B", 2)], [2]),
+        # a late remove for the cell it left is moot after its upsert elsewhere
+        "late remove": ([upsert("a", "B", 1), remove("a", "A", 2)], [1]),
+        # removed from two cells the socket follows: both, the client knows which applies
+        "two removes": ([remove("a", "A", 1), remove("a", "B", 2), remove("a", "A", 3)], [1, 2]),
+        # vendors do not mix, and the batch is in the order of the last word about each
+        "two vendors": ([upsert("a", "A", 1), upsert("b", "A", 2), upsert("a", "A", 3)], [2, 3]),
+    }
+    for name, (deltas, expected) in cases.items():
+        sub = Subscription(hub=None, send_text=None)
+        for seq, delta in enumerate(deltas):
+            sub.add(seq, *delta)
+        batch = json.loads(sub.take_batch())
+        assert batch["type"] == "batch", name
+        assert [e["n"] for e in batch["events"]] == expected, name
+        assert sub.pending == {}, name
 
 
 VIEWPORT = json.dumps({"type": "viewport", "bbox": box(*MAPO)})
@@ -408,7 +746,7 @@ def test_vendor_pings_are_acked_or_rejected_and_reach_the_map(on_shift):
         cell = h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
         assert await phone.receive_json_from(timeout=5) == {"type": "ack", "ts": ts, "cell": cell}
         # and the map client sees the vendor appear
-        upsert = await watcher.receive_json_from(timeout=5)
+        [upsert] = await events(watcher)
         assert upsert["type"] == "upsert"
         assert (upsert["vendor"]["id"], upsert["vendor"]["cell"]) == (on_shift.slug, cell)
         # when it sends bad ones; then each is rejected with a reason and a message
@@ -474,18 +812,16 @@ def test_the_sweep_tells_map_clients_who_went_stale_and_offline(on_shift):
             now=later + timedelta(seconds=150)
         )
         assert moved == {"stale": 1, "offline": 0}
-        upsert = await client.receive_json_from(timeout=5)
+        [upsert] = await events(client)
         assert (upsert["type"], upsert["vendor"]["presence"]) == ("upsert", "stale")
         # when over ten minutes; then they are removed
         moved = await database_sync_to_async(services.presence_sweep)(
             now=later + timedelta(seconds=700)
         )
         assert moved == {"stale": 0, "offline": 1}
-        assert await client.receive_json_from(timeout=5) == {
-            "type": "remove",
-            "id": on_shift.slug,
-            "coarse": _coarse(*MAPO),
-        }
+        assert await events(client) == [
+            {"type": "remove", "id": on_shift.slug, "coarse": _coarse(*MAPO)}
+        ]
         await hang_up(client)
 
     run(main)
