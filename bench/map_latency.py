@@ -2,15 +2,18 @@
 Target: p95 < 300 ms from just before ping_record to the upsert arriving at a map socket (in the
 batch message that carries it: the server sends each socket its deltas every MAP_FLUSH_MS).
 
-    .venv/bin/python bench/map_latency.py [--quick] [--drivers N] [--server serve|uvicorn2]
+    .venv/bin/python bench/map_latency.py [--quick] [--drivers N] [--client-procs N]
+                                          [--server serve|uvicorn2]
                                           [--fix socket-timeout|pubsub|no-db-hop|overlap|all]
 
 Own database `bench_o2o_map` (dropped and recreated), Redis db 14 (flushed). Seeds 1,000 approved
 vendors on shift around Mapo-gu (quick: 200), starts the ASGI server on 127.0.0.1:8765
 (`manage.py serve`, or `uvicorn --workers 2`), opens 200 map sockets (quick: 50), each with a
-random ~2 km x 2 km viewport, and waits for their snapshots. Then 1-2 driver processes (each its
-own Django and DB connection) call services.ping_record for every vendor every 5 s for 60 s
-(quick: 20 s), as a worker would: the broadcast goes through channels-redis to the server's map
+random ~2 km x 2 km viewport, spread over --client-procs processes (default 2; each its own event
+loop, so the bench's client does not become the bottleneck it measures), and waits for their
+snapshots. Then 1-4 driver processes (--drivers, default 2; each its own Django and DB
+connection) call services.ping_record for every vendor every 5 s for 60 s (quick: 20 s), as a
+worker would: the broadcast goes through channels-redis to the server's map
 sockets. Each vendor stands on the edge between two public H3 cells and steps ~20 m across it on
 every ping (40 m per 5 s: a walking cart), so every ping changes its public cell and is broadcast.
 
@@ -21,7 +24,7 @@ every client whose subscribed coarse cells (the snapshot's "cells") hold the ven
 cell; lost = expected - delivered. The run has its own CHANNELS_PREFIX and vendor slugs, so other
 users of Redis db 14 cannot leak into it. Diagnostics split the latency (ping_record, group_send
 done, first socket, last socket), and give server CPU per delta and per websocket message and the
-clients' event-loop lag.
+clients' event-loop lag (merged, and p95 per client process).
 
 --fix measures a proposed change without touching the project: a settings module and/or an ASGI
 module written to the run's temp dir override the channel layer / patch MapConsumer at import
@@ -31,11 +34,11 @@ the code as it is. Progress on stderr; the figures as one JSON object on the las
 
 import argparse
 import asyncio
-import gc
 import json
 import math
 import multiprocessing as mp
 import os
+import queue
 import random
 import resource
 import signal
@@ -378,11 +381,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Collector:
-    """Everything the clients see, in the bench's own process."""
+    """Everything the clients of one client process see."""
 
     def __init__(self) -> None:
         self.latencies_ms = array("d")
-        # (id, last_seen) -> [deliveries, first receive time, last receive time]
+        # (id, last_seen) -> [deliveries, first receive time, last receive time, ping time]
         self.delivered: dict[tuple[str, str], list] = {}
         self.upserts = 0
         self.removes = 0
@@ -440,12 +443,14 @@ async def run_client(uri, origin, bbox, collector, ready, stop, info, opened) ->
                         key = (vendor["id"], vendor["last_seen"])
                         collector.upserts += 1
                         seen = delivered.get(key)
-                        if seen is None:
-                            delivered[key] = [1, t, t]
+                        if seen is None:  # the ping's wall-clock time, parsed once per upsert
+                            ping_t = datetime.fromisoformat(key[1]).timestamp()
+                            delivered[key] = [1, t, t, ping_t]
                         else:
                             seen[0] += 1
                             seen[2] = t
-                        lat_append((t - datetime.fromisoformat(key[1]).timestamp()) * 1000)
+                            ping_t = seen[3]
+                        lat_append((t - ping_t) * 1000)
                     elif kind == "remove":
                         collector.removes += 1
                 if stop.is_set():
@@ -480,6 +485,104 @@ async def loop_lag_probe(samples: list[float], stop: asyncio.Event) -> None:
         samples.append((time.monotonic() - t - 0.05) * 1000)
 
 
+# --- Client processes --------------------------------------------------------------------------
+#
+# One Python process cannot read and parse ~14,000 deltas a second for 200 sockets and still
+# timestamp them on time (its event loop lagged 0.7 s at full scale), so the map sockets are spread
+# over --client-procs spawned processes, each with its own event loop (no Django in them). Every
+# process stamps receipts with time.time(), the same wall clock the drivers stamp pings with, so
+# latencies from all processes are comparable and are merged in the parent.
+
+
+def client_proc_main(
+    k: int,
+    uri: str,
+    origin: str,
+    assigned: list,
+    slug_prefix: str,
+    gate_n: int,
+    ready_q,
+    go,
+    stop,
+    last_msg,
+    out_path: str,
+) -> None:
+    """Runs in a spawned process: opens its share of the map sockets, reports on `ready_q` when
+    they have their snapshots, reads deltas from `go` until `stop`, then writes its figures
+    (pickle) to `out_path`. `last_msg` (shared) tells the parent when a message last arrived."""
+    import pickle
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    result = asyncio.run(
+        client_proc_run(k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg)
+    )
+    tmp_path = out_path + ".part"
+    with open(tmp_path, "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp_path, out_path)
+
+
+async def client_proc_run(
+    k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg
+):
+    collector = Collector()
+    collector.slug_prefix = slug_prefix
+    infos = {i: {} for i, _bbox in assigned}
+    stopping = asyncio.Event()
+    gate = asyncio.Semaphore(gate_n)  # sockets of this process waiting for their snapshot
+    opened: list = []
+
+    async def one(i, bbox):
+        snapped = asyncio.Event()
+        async with gate:
+            task = asyncio.create_task(
+                run_client(uri, origin, bbox, collector, snapped, stopping, infos[i], opened)
+            )
+            waiter = asyncio.create_task(snapped.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        return task
+
+    t_open = time.monotonic()
+    tasks = await asyncio.wait_for(
+        asyncio.gather(*(one(i, bbox) for i, bbox in assigned)), timeout=180
+    )
+    connected = sum(1 for info in infos.values() if "cells" in info)
+    ready_q.put((k, connected, len(assigned), time.monotonic() - t_open))
+    while not go.is_set() and not stop.is_set():
+        await asyncio.sleep(0.02)
+    lag: list[float] = []
+    probe = asyncio.create_task(loop_lag_probe(lag, stopping))
+    cpu0 = time.process_time()
+    while not stop.is_set():
+        last_msg.value = collector.last_message_at
+        await asyncio.sleep(0.1)
+    cpu_s = time.process_time() - cpu0
+    stopping.set()
+    probe.cancel()
+    await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+    await asyncio.wait(tasks, timeout=15)
+    for (i, _bbox), task in zip(assigned, tasks, strict=True):
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            infos[i]["error"] = f"{type(exc).__name__}: {exc}"[:200]
+    return {
+        "proc": k,
+        "infos": infos,
+        "latencies_ms": collector.latencies_ms.tobytes(),
+        "delivered": collector.delivered,
+        "upserts": collector.upserts,
+        "removes": collector.removes,
+        "messages": collector.messages,
+        "foreign": collector.foreign,
+        "last_message_at": collector.last_message_at,
+        "loop_lag": lag,
+        "cpu_s": cpu_s,
+    }
+
+
 # --- The run ---------------------------------------------------------------------------------
 
 
@@ -489,7 +592,13 @@ def main() -> int:
     parser.add_argument("--vendors", type=int)
     parser.add_argument("--clients", type=int)
     parser.add_argument("--seconds", type=float)
-    parser.add_argument("--drivers", type=int, default=2, choices=[1, 2])
+    parser.add_argument("--drivers", type=int, default=2, choices=[1, 2, 3, 4])
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=2,
+        help="processes the map sockets are spread over (each its own event loop; default 2)",
+    )
     parser.add_argument("--server", choices=["serve", "uvicorn2"], default="serve")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
@@ -554,6 +663,7 @@ def main() -> int:
         "pass": False,
     }
     drivers: list[mp.Process] = []
+    client_procs: list[mp.Process] = []
     try:
         up_s = wait_healthy(server, args.port)
         log(f"server ({args.server}) healthy after {up_s:.1f}s, pid {server.pid}")
@@ -596,32 +706,51 @@ def main() -> int:
             drivers.append(p)
             readies.append(ready)
 
-        async def orchestrate() -> dict:
-            stop = asyncio.Event()
-            gate = asyncio.Semaphore(20)  # at most 20 sockets waiting for their snapshot
-            opened: list = []
-
-            async def one(i):
-                snapped = asyncio.Event()
-                async with gate:
-                    task = asyncio.create_task(
-                        run_client(
-                            uri, origin, bboxes[i], collector, snapped, stop, infos[i], opened
-                        )
-                    )
-                    waiter = asyncio.create_task(snapped.wait())
-                    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                return task
-
-            t_open = time.monotonic()
-            tasks = await asyncio.wait_for(
-                asyncio.gather(*(one(i) for i in range(n_clients))), timeout=180
+        # Map clients: spread round-robin over --client-procs processes (no Django in them), which
+        # open their sockets while the drivers set Django up.
+        n_procs = max(1, min(args.client_procs, n_clients))
+        gate_n = max(1, 20 // n_procs)  # at most ~20 sockets in all waiting for their snapshot
+        ready_q, stop_clients = ctx.Queue(), ctx.Event()
+        last_msgs = [ctx.RawValue("d", 0.0) for _ in range(n_procs)]
+        for k in range(n_procs):
+            assigned = [(i, bboxes[i]) for i in range(k, n_clients, n_procs)]
+            p = ctx.Process(
+                target=client_proc_main,
+                args=(
+                    k,
+                    uri,
+                    origin,
+                    assigned,
+                    collector.slug_prefix,
+                    gate_n,
+                    ready_q,
+                    go,
+                    stop_clients,
+                    last_msgs[k],
+                    str(tmp / f"clients{k}.pickle"),
+                ),
+                daemon=True,
             )
-            connected = sum(1 for info in infos if "cells" in info)
+            p.start()
+            client_procs.append(p)
+
+        def orchestrate() -> dict:
+            t_open = time.monotonic()
+            waiting, connected = set(range(n_procs)), 0
+            while waiting:
+                if time.monotonic() - t_open > 240:
+                    raise RuntimeError("client processes did not get their snapshots in time")
+                try:
+                    k, ok, _n, _s = ready_q.get(timeout=0.5)
+                except queue.Empty:
+                    if any(not client_procs[k].is_alive() for k in waiting):
+                        raise RuntimeError("a client process died before its snapshots") from None
+                    continue
+                waiting.discard(k)
+                connected += ok
             log(
-                f"{connected}/{n_clients} clients have their snapshot "
-                f"({time.monotonic() - t_open:.1f}s)"
+                f"{connected}/{n_clients} clients have their snapshot, in {n_procs} client "
+                f"process(es) ({time.monotonic() - t_open:.1f}s)"
             )
 
             # Pings: all drivers start together, as soon as they are ready.
@@ -629,13 +758,11 @@ def main() -> int:
                 while not ready.is_set():
                     if not any(p.is_alive() for p in drivers):
                         raise RuntimeError("driver processes died before starting")
-                    await asyncio.sleep(0.05)
-            lag: list[float] = []
-            probe = asyncio.create_task(loop_lag_probe(lag, stop))
+                    time.sleep(0.05)
             t_start = time.time() + 0.2
             start_at.value = t_start
             go.set()
-            server_cpu0, self_cpu0 = cpu_seconds(server.pid), time.process_time()
+            server_cpu0 = cpu_seconds(server.pid)
             log(
                 f"driving {n_vendors} vendors x 1 ping / {PING_EVERY_S:g}s for {duration:g}s "
                 f"in {len(drivers)} driver process(es)"
@@ -644,47 +771,66 @@ def main() -> int:
             # report what they sent: pings_per_s then says the load was not reached.
             deadline = t_start + duration + 30
             while any(p.is_alive() for p in drivers) and time.time() < deadline:
-                await asyncio.sleep(0.2)
+                time.sleep(0.2)
             halt.set()
             while any(p.is_alive() for p in drivers) and time.time() < deadline + 30:
-                await asyncio.sleep(0.2)
+                time.sleep(0.2)
             t_end = time.time()
-            # Drain: until 2 s pass without a message, at most drain_max.
+            # Drain: until 2 s pass without a message in any client process, at most drain_max.
             while time.time() - t_end < drain_max:
-                if time.time() - max(collector.last_message_at, t_end) > 2.0:
+                last = max([t_end, *(v.value for v in last_msgs)])
+                if time.time() - last > 2.0:
                     break
-                await asyncio.sleep(0.1)
+                time.sleep(0.1)
             server_cpu = cpu_seconds(server.pid) - server_cpu0
-            self_cpu = time.process_time() - self_cpu0
             busy_s = max(t_end - t_start, 1e-6)
-            stop.set()
-            probe.cancel()
-            await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
-            await asyncio.wait(tasks, timeout=15)
-            for i, task in enumerate(tasks):
-                if not task.done():
-                    task.cancel()
-                elif not task.cancelled() and task.exception() is not None:
-                    exc = task.exception()
-                    infos[i]["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            stop_clients.set()
+            for p in client_procs:
+                p.join(timeout=60)
             return {
-                "loop_lag": lag,
                 "busy_s": busy_s,
                 "server_cpu_pct": round(100 * server_cpu / busy_s, 1),
                 "server_cpu_s": server_cpu,
-                "clients_cpu_pct": round(100 * self_cpu / busy_s, 1),
             }
 
-        # The clients share this process with Django and its migrations' state (a few hundred
-        # thousand objects): frozen out of the collector, else each full collection stalls every
-        # client for a few hundred milliseconds and the stall is counted as latency.
-        gc.collect()
-        gc.freeze()
-        run = asyncio.run(orchestrate())
+        run = orchestrate()
         for p in drivers:
             p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
+
+        # Client results, merged: the latencies, and per ping its deliveries, first and last.
+        import pickle
+
+        clients_cpu, lag_all, lag_by_proc, cpu_by_proc = 0.0, [], [], []
+        for k in range(n_procs):
+            path = tmp / f"clients{k}.pickle"
+            if not path.exists():
+                raise RuntimeError(f"client process {k} reported nothing")
+            data = pickle.loads(path.read_bytes())
+            for i, info in data["infos"].items():
+                infos[i] = info
+            collector.latencies_ms.frombytes(data["latencies_ms"])
+            for key, (count, first, last, _ping_t) in data["delivered"].items():
+                seen = collector.delivered.get(key)
+                if seen is None:
+                    collector.delivered[key] = [count, first, last]
+                else:
+                    seen[0] += count
+                    seen[1] = min(seen[1], first)
+                    seen[2] = max(seen[2], last)
+            collector.upserts += data["upserts"]
+            collector.removes += data["removes"]
+            collector.messages += data["messages"]
+            collector.foreign += data["foreign"]
+            clients_cpu += data["cpu_s"]
+            lag_all.extend(data["loop_lag"])
+            lag_by_proc.append(_stack.percentiles(data["loop_lag"], 1).get("p95"))
+            cpu_by_proc.append(round(100 * data["cpu_s"] / run["busy_s"], 1))
+        run["loop_lag"] = lag_all
+        run["loop_lag_p95_by_proc"] = lag_by_proc
+        run["clients_cpu_pct"] = round(100 * clients_cpu / run["busy_s"], 1)
+        run["clients_cpu_pct_by_proc"] = cpu_by_proc
 
         # Driver results.
         records, driver_cpu, bcast_errors, sent_done, dropped = [], 0.0, 0, {}, 0
@@ -824,10 +970,13 @@ def main() -> int:
                 "snapshot_vendors_mean": round(
                     sum(i.get("snapshot_vendors", 0) for i in infos) / max(len(cells_sub), 1), 1
                 ),
+                "client_procs": n_procs,
                 "client_loop_lag_ms": _stack.percentiles(run["loop_lag"], 1),
+                "client_loop_lag_p95_ms_by_proc": run["loop_lag_p95_by_proc"],
                 "cpu_pct": {
                     "server": run["server_cpu_pct"],
                     "clients": run["clients_cpu_pct"],
+                    "clients_by_proc": run["clients_cpu_pct_by_proc"],
                     "drivers": round(100 * driver_cpu / run["busy_s"], 1),
                 },
                 "redis_flushed_during_run": not bool(rds.exists(SENTINEL)),
@@ -844,7 +993,7 @@ def main() -> int:
         traceback.print_exc()
         result["error"] = f"{type(exc).__name__}: {exc}"[:300]
     finally:
-        for p in drivers:
+        for p in [*drivers, *client_procs]:
             if p.is_alive():
                 p.terminate()
         # SIGINT under cProfile: it ends in KeyboardInterrupt, and cProfile writes its stats.

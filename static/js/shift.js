@@ -10,7 +10,7 @@
   var QUEUE_KEY = "o2o.pingQueue", MAX_QUEUE = 2000, MIN_GAP_MS = 3000;
   var onShift = cfg.onShift, socket = null, retry = 0, watchId = null, wakeLock = null;
   var lastSent = 0, flushing = false, pending = null, pendingTimer = null;
-  var unacked = {};  // ts -> [lat, lng] of pings sent on the socket, until the server answers
+  var unacked = {};  // ts -> ping sent on the socket, until the server answers
   var el = function (id) { return document.getElementById(id); };
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, function (slot, name) {
@@ -69,14 +69,17 @@
     socket.onopen = function () { retry = 0; setConn(t.online); flush(); };
     socket.onmessage = function (event) {
       var msg = JSON.parse(event.data);
-      var point = unacked[msg.ts];
+      var ping = unacked[msg.ts];
       delete unacked[msg.ts];
       if (msg.type === "ack") {
         sentNow();
         el("shift-error").textContent = "";
-        if (point) addToTrack(point);
+        if (ping) addToTrack([ping.lat, ping.lng]);
       } else if (msg.type === "rejected") {
         el("shift-error").textContent = fill(text.rejected, { reason: msg.message });
+      } else if (msg.type === "error" && ping) {
+        // Not refused: the server could not record it now. Keep it for the next batch.
+        var q = queue(); q.push(ping); saveQueue(q);
       }
     };
     socket.onclose = function (event) {
@@ -116,7 +119,7 @@
   function send(ping) {
     lastSent = ping.ts;
     if (socket && socket.readyState === WebSocket.OPEN && !queue().length) {
-      unacked[ping.ts] = [ping.lat, ping.lng];
+      unacked[ping.ts] = ping;
       socket.send(JSON.stringify(Object.assign({ type: "ping" }, ping)));
     } else {
       var q = queue(); q.push(ping); saveQueue(q);

@@ -29,11 +29,13 @@ def test_a_dispute_is_opened_within_the_window_once_per_order(settings):
     with pytest.raises(PaymentError) as bad:
         disputes.dispute_open(order_id=payment.order_id, opened_by=customer, reason="  ")
     assert "reason" in bad.value.message_dict
-    with pytest.raises(PaymentError, match="no payment"):
+    with pytest.raises(PaymentError) as no_payment:
         disputes.dispute_open(order_id=999_999, opened_by=customer, reason="late")
+    assert no_payment.value.code == "not_found"
     authorised = PaymentFactory(authorised=True)
-    with pytest.raises(InvalidTransition, match="paid order"):
+    with pytest.raises(InvalidTransition) as not_paid:
         disputes.dispute_open(order_id=authorised.order_id, opened_by=customer, reason="late")
+    assert not_paid.value.code == "not_captured"
     # Within the window: opened, and a second one is refused while it is open
     dispute = disputes.dispute_open(
         order_id=payment.order_id, opened_by=customer, reason="the milk was sour"
@@ -43,13 +45,15 @@ def test_a_dispute_is_opened_within_the_window_once_per_order(settings):
         payment.vendor_id,
         payment.pk,
     )
-    with pytest.raises(InvalidTransition, match="already"):
+    with pytest.raises(InvalidTransition) as twice:
         disputes.dispute_open(order_id=payment.order_id, opened_by=customer, reason="again")
+    assert twice.value.code == "already_open"
     # After the window: refused
     disputes.dispute_resolve(dispute_id=dispute.pk, actor=StaffFactory(), note="ok", reject=True)
     late = payment.captured_at + timedelta(days=7, seconds=1)
-    with pytest.raises(PaymentError, match="within 7 days"):
+    with pytest.raises(PaymentError) as too_late:
         disputes.dispute_open(order_id=payment.order_id, opened_by=customer, reason="x", at=late)
+    assert too_late.value.code == "window_closed"
     # Once closed, a new one may be opened in the window
     assert disputes.dispute_open(order_id=payment.order_id, opened_by=customer, reason="y").pk
 

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
 from django.test import Client
+from django.utils import translation
 
 from o2o.errors import NotAllowed
 from payments import ledger, payouts, settlement, tasks
@@ -137,7 +138,7 @@ def test_staff_retry_a_failed_payout_at_once_and_only_once(sandbox):
 
 def test_without_a_payout_account_the_payout_waits(sandbox):
     payout = _settled(account=None)
-    with pytest.raises(PaymentError, match="no payout account"):
+    with translation.override("en"), pytest.raises(PaymentError, match="no payout account"):
         payouts.payout_send(payout_id=payout.pk)
     assert Payout.objects.get(pk=payout.pk).status == P.PENDING
     assert not SandboxIdempotencyKey.objects.exists()

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from o2o.realtime import broadcaster
 from tests.factories import MAPO, VendorFactory
 from tests.tracking.conftest import EAST_500M
 from tests.tracking.ws import MAP, VENDOR, box, communicator, session_cookie
@@ -490,6 +491,10 @@ def test_the_in_memory_layer_of_the_embedded_demo_delivers_batches(on_shift, set
 def test_an_upsert_that_lands_late_does_not_move_the_vendor_back(on_shift):
     # given a hub following MAPO's cell, and two upserts of a vendor, one newer than the other
     ping_ago(on_shift, *MAPO, 60)
+    # (its own broadcast goes out before the hub follows the cell: nobody hears it)
+    deadline = time.monotonic() + 5
+    while broadcaster._in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
     coarse = _coarse(*MAPO)
     older, newer = (
         selectors.public_payload(
