@@ -417,12 +417,12 @@ def statement_pdf(statement: Statement) -> bytes:
     story: list[Any] = [
         p(_("Settlement statement"), title),
         Spacer(1, 3 * mm),
-        p(f"{statement.vendor_name} · {_('Statement')} #{s.pk}"),
+        p(_("%(vendor)s · Statement #%(n)s") % {"vendor": statement.vendor_name, "n": s.pk}),
         p(
             _("Period: %(start)s – %(end)s")
             % {"start": when(s.period_start), "end": when(s.period_end)}
         ),
-        p(f"{_('Status')}: {s.get_status_display()}"),
+        p(_("Status: %(status)s") % {"status": s.get_status_display()}),
         p(_("Summary"), h2),
     ]
     summary = [

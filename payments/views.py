@@ -27,7 +27,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -225,19 +225,19 @@ CHART_HEIGHT = 160
 CHART_WIDTH = 960
 CURRENCIES = [("KRW", "KRW")] + [(c, c) for c in sorted(MINOR_UNITS) if c != "KRW"]
 CHART_SERIES = (
-    ("gmv", _lazy("Gross merchandise value")),
-    ("commission", _lazy("Commission")),
-    ("refunds", _lazy("Refunds")),
-    ("payables", _lazy("Owed to vendors")),
+    ("gmv", gettext_lazy("Gross merchandise value")),
+    ("commission", gettext_lazy("Commission")),
+    ("refunds", gettext_lazy("Refunds")),
+    ("payables", gettext_lazy("Owed to vendors")),
 )
 
 
 class DashboardRangeForm(forms.Form):
     """A range of local days for the dashboard (default: the last 30 days)."""
 
-    start = forms.DateField(label=_lazy("From"), required=False)
-    end = forms.DateField(label=_lazy("Until"), required=False)
-    currency = forms.ChoiceField(label=_lazy("Currency"), choices=CURRENCIES, required=False)
+    start = forms.DateField(label=gettext_lazy("From"), required=False)
+    end = forms.DateField(label=gettext_lazy("Until"), required=False)
+    currency = forms.ChoiceField(label=gettext_lazy("Currency"), choices=CURRENCIES, required=False)
 
     @classmethod
     def defaults(cls) -> dict[str, str]:
@@ -358,30 +358,32 @@ class AdjustmentForm(forms.Form):
     ledger's key for this adjustment, so the same form sent twice posts once."""
 
     debit = forms.CharField(
-        label=_lazy("Debit account"),
+        label=gettext_lazy("Debit account"),
         max_length=60,
-        help_text=_lazy("Its code, e.g. adjustments or vendor_payable:12."),
+        help_text=gettext_lazy("Its code, e.g. adjustments or vendor_payable:12."),
     )
     credit = forms.CharField(
-        label=_lazy("Credit account"),
+        label=gettext_lazy("Credit account"),
         max_length=60,
-        help_text=_lazy("Its code, e.g. vendor_payable:12 or commission_revenue."),
+        help_text=gettext_lazy("Its code, e.g. vendor_payable:12 or commission_revenue."),
     )
     amount = forms.IntegerField(
-        label=_lazy("Amount"),
+        label=gettext_lazy("Amount"),
         min_value=1,
         max_value=10**12,
-        help_text=_lazy("A whole number in the currency's minor unit (KRW: won)."),
+        help_text=gettext_lazy("A whole number in the currency's minor unit (KRW: won)."),
     )
-    currency = forms.ChoiceField(label=_lazy("Currency"), choices=CURRENCIES, initial="KRW")
+    currency = forms.ChoiceField(label=gettext_lazy("Currency"), choices=CURRENCIES, initial="KRW")
     reason = forms.CharField(
-        label=_lazy("Reason"),
+        label=gettext_lazy("Reason"),
         max_length=200,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_lazy("Kept in the ledger with your name. Say why, and any ticket number."),
+        help_text=gettext_lazy(
+            "Kept in the ledger with your name. Say why, and any ticket number."
+        ),
     )
     confirm = forms.BooleanField(
-        label=_lazy(
+        label=gettext_lazy(
             "I checked both accounts and the amount. A posting cannot be edited or deleted; a "
             "mistake is corrected by another adjustment."
         ),
