@@ -259,6 +259,24 @@ def test_going_off_shift_removes_the_vendor_from_map_clients(on_shift):
 # --- The map hub: one subscription per process, batches per socket -----------------------------
 
 
+@pytest.fixture(autouse=True)
+def _no_groups_left_from_other_tests():
+    """Hubs of earlier tests (their event loops gone) stay group members in Redis until the
+    group expiry, as a killed server process would; each test here counts members from zero."""
+    if not settings.REDIS_URL:
+        yield
+        return
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(f"{prefix}:group:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+    yield
+
+
 def _members(cell: str) -> set[str]:
     """The channels in a coarse cell's group, read straight from Redis (this test run's prefix)."""
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
