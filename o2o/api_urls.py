@@ -40,6 +40,11 @@ urlpatterns = [
         orders_api.StaffOrderExpireApi.as_view(),
         name="api-staff-order-expire",
     ),
+    path(
+        "staff/orders/<int:order_id>/lines/<int:line_id>/refund/",
+        orders_api.StaffOrderLineRefundApi.as_view(),
+        name="api-staff-order-line-refund",
+    ),
     path("vendor/orders/", orders_api.VendorOrdersApi.as_view(), name="api-vendor-orders"),
     path(
         "vendor/orders/<int:order_id>/accept/",

@@ -30,6 +30,8 @@ from .serializers import (
     OrderPlaceInSerializer,
     OrderPlaceOutSerializer,
     OrderRejectInSerializer,
+    StaffLineRefundInSerializer,
+    StaffLineRefundOutSerializer,
     StaffOrderCancelInSerializer,
     StaffOrderOutSerializer,
     VendorOrderOutSerializer,
@@ -43,6 +45,7 @@ from .services import (
     order_depart,
     order_expire_now,
     order_hand_over,
+    order_line_refund,
     order_payment_refresh,
     order_payment_start,
     order_place,
@@ -335,3 +338,33 @@ class StaffOrderCancelApi(_StaffActionApi):
 class StaffOrderExpireApi(_StaffActionApi):
     def act(self, *, order_id, actor, data):
         order_expire_now(order_id=order_id, actor=actor)
+
+
+@extend_schema(
+    request=StaffLineRefundInSerializer,
+    responses={200: StaffLineRefundOutSerializer, **ERRORS},
+    tags=["staff orders"],
+    summary="Staff: refund one line of a captured order (its total, with exactly its commission)",
+)
+class StaffOrderLineRefundApi(_OrderApi):
+    """Staff only (404 to anyone else). A line is refunded once (409 after that)."""
+
+    def post(self, request, order_id: int, line_id: int):
+        if not (request.user.is_active and request.user.is_staff):
+            raise NotFound(_("No such order."))
+        order = Order.objects.get(pk=order_id)
+        body = StaffLineRefundInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        refund = order_line_refund(
+            order_id=order.pk,
+            line_id=line_id,
+            actor=request.user,
+            reason=body.validated_data["reason"],
+        )
+        out = {
+            "refund_id": refund.pk,
+            "amount": refund.amount,
+            "commission": refund.commission_hint,
+            "status": refund.status,
+        }
+        return Response(StaffLineRefundOutSerializer(out).data)

@@ -217,6 +217,12 @@ class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Why (optional)"), required=False, max_length=200)
 
 
+class ProblemForm(forms.Form):
+    reason = forms.CharField(
+        label=_("What went wrong?"), max_length=500, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
 class AcceptForm(forms.Form):
     eta_minutes = forms.IntegerField(
         label=_("Ready in (minutes)"), min_value=1, max_value=24 * 60, initial=15

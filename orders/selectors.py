@@ -270,3 +270,26 @@ def vendor_nearby_state(
 
 def vendor_nearby(*, order_id: int, user_id: int | None) -> dict | None:
     return vendor_nearby_state(order_id=order_id, user_id=user_id)[0]
+
+
+def problem_state(order: Order) -> dict[str, bool]:
+    """What the order page shows of "report a problem": `open` while a dispute of the order is
+    open; `reportable` when a report may be made now (handed over or completed, the payment
+    captured, within DISPUTE_WINDOW_DAYS of the capture, no dispute open)."""
+    from payments.disputes import dispute_window_ends
+    from payments.models import Dispute, Payment
+    from payments.services import CAPTURED_STATES
+
+    state = {"open": False, "reportable": False}
+    if order.status not in (Status.HANDED_OVER, Status.COMPLETED) or order.payment_id is None:
+        return state
+    state["open"] = Dispute.objects.filter(order_id=order.pk, status=Dispute.Status.OPEN).exists()
+    payment = Payment.objects.filter(pk=order.payment_id).first()
+    ends = dispute_window_ends(payment) if payment is not None else None
+    state["reportable"] = (
+        not state["open"]
+        and ends is not None
+        and payment.status in CAPTURED_STATES
+        and timezone.now() <= ends
+    )
+    return state

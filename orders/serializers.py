@@ -188,6 +188,17 @@ class StaffOrderCancelInSerializer(serializers.Serializer):
     )
 
 
+class StaffLineRefundInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=180, help_text="Why the line is given back.")
+
+
+class StaffLineRefundOutSerializer(serializers.Serializer):
+    refund_id = serializers.IntegerField()
+    amount = serializers.IntegerField()
+    commission = serializers.IntegerField()
+    status = serializers.CharField()
+
+
 class OrderAcceptInSerializer(serializers.Serializer):
     eta_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
 

@@ -572,6 +572,82 @@ def order_expire_now(*, order_id: int, actor) -> Order:
     )
 
 
+# --- problems and refunds after the handover ----------------------------------------------------
+
+# Statuses after which the customer may report a problem (the payment must be captured too).
+PROBLEM_STATUSES = (Status.HANDED_OVER, Status.COMPLETED)
+PROBLEM_REASON_MAX = 500
+# A line's refund is recognised by the reason of its Refund row: "line <line id>: <reason>".
+LINE_REFUND_PREFIX = "line {line_id}:"
+
+
+def order_problem_report(*, order_id: int, customer: CustomerProfile, reason: str):
+    """The order's own customer reports a problem with it (a payments Dispute is opened, which
+    holds the vendor's settlement). payments.disputes.dispute_open checks the payment is captured,
+    the window (DISPUTE_WINDOW_DAYS) and that no dispute is open yet; this checks who speaks.
+    Someone else's order raises NotAllowed (answer it with a 404)."""
+    from payments.disputes import dispute_open
+
+    if customer is None or not Order.objects.filter(pk=order_id, customer=customer).exists():
+        raise NotAllowed(_("No such order."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Tell us what went wrong.")})
+    if len(reason) > PROBLEM_REASON_MAX:
+        raise ValidationError(
+            {"reason": _("Keep it under %(n)d characters.") % {"n": PROBLEM_REASON_MAX}}
+        )
+    if not Order.objects.filter(pk=order_id, status__in=PROBLEM_STATUSES).exists():
+        raise InvalidTransition(_("A problem can be reported once the order was handed over."))
+    return dispute_open(order_id=order_id, opened_by=customer.user, reason=reason)
+
+
+def order_line_refund(*, order_id: int, line_id: int, actor, reason: str):
+    """Staff give back one line of a captured order: its line_total, with exactly its commission
+    (payments' refund takes the commission back from the platform's revenue, the rest from the
+    vendor). A line is refunded once: its Refund row's reason starts with "line <line id>:", and a
+    row of that line not FAILED refuses another. A short cache lock keeps two simultaneous clicks
+    from both passing the check. Call it outside a transaction (the refund goes over HTTP)."""
+    from payments.models import Payment, Refund
+    from payments.services import CAPTURED_STATES, payment_refund
+
+    _check_staff(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the line is refunded.")})
+    line = OrderLine.objects.select_related("order").filter(pk=line_id, order_id=order_id).first()
+    if line is None:
+        raise ValidationError({"line": _("This order has no such line.")})
+    order = line.order
+    payment = Payment.objects.filter(pk=order.payment_id).first() if order.payment_id else None
+    if payment is None or payment.status not in CAPTURED_STATES:
+        raise InvalidTransition(_("Only a line of a captured order can be refunded."))
+    prefix = LINE_REFUND_PREFIX.format(line_id=line.pk)
+    lock = f"orders:line-refund:{order.checkout_token}:{line.pk}"
+    if not cache.add(lock, 1, timeout=60):
+        raise InvalidTransition(_("This line is being refunded already."))
+    try:
+        done = Refund.objects.filter(payment=payment, reason__startswith=prefix).exclude(
+            status=Refund.Status.FAILED
+        )
+        if done.exists():
+            raise InvalidTransition(_("This line was refunded already."))
+        # A provider that does not answer leaves the refund PENDING (PaymentUnavailable goes up):
+        # the line counts as refunded, and payment_sync sends it again.
+        refund = payment_refund(
+            payment_id=payment.pk,
+            amount=line.line_total,
+            reason=f"{prefix} {reason}"[:200],
+            commission=line.commission,
+        )
+    finally:
+        cache.delete(lock)
+    log.info(
+        "line %s of order %s refunded by %s (refund %s)", line.pk, order.pk, actor.pk, refund.pk
+    )
+    return refund
+
+
 # --- the system -------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:order_id>/pay/", views.pay, name="pay"),
     path("<int:order_id>/payment/refresh/", views.payment_refresh, name="payment-refresh"),
     path("<int:order_id>/cancel/", views.cancel, name="cancel"),
+    path("<int:order_id>/problem/", views.problem_report, name="problem"),
     path("<int:order_id>/again/", views.order_again, name="again"),
     path("<int:order_id>/receipt/", views.receipt, name="receipt"),
 ]

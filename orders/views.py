@@ -42,6 +42,7 @@ from .forms import (
     CheckoutForm,
     HandOverForm,
     NoFieldsForm,
+    ProblemForm,
     RejectForm,
     add_service_error,
 )
@@ -57,6 +58,7 @@ from .services import (
     order_payment_refresh,
     order_payment_start,
     order_place,
+    order_problem_report,
     order_ready,
     order_reject,
 )
@@ -443,7 +445,19 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _own_order(request, order_id)
+    return _render_detail(request, order)
+
+
+def _render_detail(
+    request: HttpRequest,
+    order: Order,
+    *,
+    problem_form: ProblemForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     context = _order_context(order)
+    context["problem"] = selectors.problem_state(order)
+    context["problem_form"] = problem_form or ProblemForm()
     context["order_config"] = {
         "ws": f"/ws/orders/{order.pk}/",
         "statusUrl": reverse("orders:status", args=[order.pk]),
@@ -461,7 +475,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         "nearby": _("Almost there: the vendor is about {distance} from the meeting point."),
         "nearbyMarker": _("The vendor, about here"),
     }
-    return render(request, "orders/detail.html", context)
+    return render(request, "orders/detail.html", context, status=status)
 
 
 def _boundary(cell: str) -> list[list[float]]:
@@ -490,6 +504,25 @@ def cancel(request: HttpRequest, order_id: int) -> HttpResponse:
     else:
         messages.success(request, _("Your order is cancelled. You will not be charged."))
     return redirect("orders:detail", order_id=order.pk)
+
+
+@login_required
+@require_POST
+def problem_report(request: HttpRequest, order_id: int) -> HttpResponse:
+    """The customer reports a problem with a handed-over, paid order (opens a dispute)."""
+    order = _own_order(request, order_id)
+    form = ProblemForm(request.POST)
+    if form.is_valid():
+        try:
+            order_problem_report(
+                order_id=order.pk, customer=order.customer, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as exc:  # DomainErrors included
+            add_service_error(form, exc)
+        else:
+            messages.success(request, _("We got your report; our team will look into it."))
+            return redirect("orders:detail", order_id=order.pk)
+    return _render_detail(request, order, problem_form=form, status=400)
 
 
 @login_required
