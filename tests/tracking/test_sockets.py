@@ -259,6 +259,14 @@ def test_going_off_shift_removes_the_vendor_from_map_clients(on_shift):
 # --- The map hub: one subscription per process, batches per socket -----------------------------
 
 
+def _broadcasts_done(within: float = 5.0) -> None:
+    """Wait until this process's broadcasts have gone out (set-up pings' own deltas go out before
+    a hub follows the cell: nobody hears them)."""
+    deadline = time.monotonic() + within
+    while broadcaster._in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @pytest.fixture(autouse=True)
 def _no_groups_left_from_other_tests():
     """Hubs of earlier tests (their event loops gone) stay group members in Redis until the
@@ -302,6 +310,7 @@ def test_deltas_come_in_one_batch_coalesced_per_vendor(on_shift, settings):
     services.shift_start(vendor=other, actor=other.user)
     ping_ago(on_shift, *MAPO, 60)
     ping_ago(other, *MAPO, 60)
+    _broadcasts_done()
     home_cell = h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
     east_cell = h3.latlng_to_cell(*EAST_500M, settings.PUBLIC_CELL_RES)
 
@@ -319,12 +328,19 @@ def test_deltas_come_in_one_batch_coalesced_per_vendor(on_shift, settings):
         assert len(snapshot["vendors"]) == 2
         # when, right after the snapshot, one vendor moves east and back, and the other east
         await database_sync_to_async(moves)()
-        # then the client gets one message with the last word about each vendor, in order
-        batch = await events(client)
-        assert [(e["type"], e["vendor"]["id"], e["vendor"]["cell"]) for e in batch] == [
-            ("upsert", on_shift.slug, home_cell),
-            ("upsert", other.slug, east_cell),
-        ]
+        # then the client gets the last word about each vendor, batched: one message, or two
+        # when the first delta finds the socket quiet (a busy machine delays the moves past
+        # MAP_FLUSH_MS after the snapshot); the middle position of the first vendor is left out
+        # unless it came alone in that first message
+        last: dict[str, str] = {}
+        messages = 0
+        want = {on_shift.slug: home_cell, other.slug: east_cell}
+        while last != want and messages < 3:
+            for e in await events(client):
+                last[e["vendor"]["id"]] = e["vendor"]["cell"]
+            messages += 1
+        assert last == want
+        assert messages <= 2
         # and nothing more
         assert await client.receive_nothing(1.0)
         await hang_up(client)
@@ -509,10 +525,7 @@ def test_the_in_memory_layer_of_the_embedded_demo_delivers_batches(on_shift, set
 def test_an_upsert_that_lands_late_does_not_move_the_vendor_back(on_shift):
     # given a hub following MAPO's cell, and two upserts of a vendor, one newer than the other
     ping_ago(on_shift, *MAPO, 60)
-    # (its own broadcast goes out before the hub follows the cell: nobody hears it)
-    deadline = time.monotonic() + 5
-    while broadcaster._in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _broadcasts_done()
     coarse = _coarse(*MAPO)
     older, newer = (
         selectors.public_payload(
