@@ -14,4 +14,4 @@ RUN DJANGO_ENV=production ALLOWED_HOSTS=build DATABASE_URL=postgres://build@loca
 RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "o2o.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*", "--workers", "2"]
+CMD ["uvicorn", "o2o.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*", "--workers", "2", "--ws-per-message-deflate", "false"]

@@ -12,13 +12,14 @@ vendors on shift around Mapo-gu (quick: 200), starts the ASGI server on 127.0.0.
 random ~2 km x 2 km viewport, spread over --client-procs processes (default 2; each its own event
 loop, so the bench's client does not become the bottleneck it measures), and waits for their
 snapshots. Then 1-4 driver processes (--drivers, default 2; each its own Django and DB
-connection) call services.ping_record for every vendor every 5 s for 60 s (quick: 20 s), as a
-worker would: the broadcast goes through channels-redis to the server's map
-sockets. Each vendor stands on the edge between two public H3 cells and steps ~20 m across it on
+connection) ping for every vendor every 5 s for 60 s (quick: 20 s) as the vendor sockets' ingest
+batcher does (--ingest batch: the pings that arrive within 25 ms, at most 200, in one
+services.ping_record_many; --ingest single: services.ping_record one by one): the broadcast goes
+through channels-redis to the server's map sockets. Each vendor stands on the edge between two public H3 cells and steps ~20 m across it on
 every ping (40 m per 5 s: a walking cart), so every ping changes its public cell and is broadcast.
 
-The driver passes `now` = the wall-clock time taken just before calling ping_record; the upsert's
-"last_seen" is that time, so each upsert is matched exactly to its ping by (id, last_seen) and its
+The driver passes `now` = the wall-clock time the batch opened (its first ping; single: just
+before ping_record), so the batching delay is counted; the upsert's "last_seen" is that time, so each upsert is matched exactly to its ping by (id, last_seen) and its
 latency is (receive time of the message holding it - that time). Expected deliveries of a ping:
 every client whose subscribed coarse cells (the snapshot's "cells") hold the vendor's new coarse
 cell; lost = expected - delivered. The run has its own CHANNELS_PREFIX and vendor slugs, so other
@@ -60,6 +61,7 @@ TARGET_P95_MS = 300.0
 AREA = (37.53, 126.88, 37.58, 126.96)  # Mapo-gu: south, west, north, east
 VIEW_KM = 2.0
 PING_EVERY_S = 5.0
+BATCH_WINDOW_S, BATCH_MAX = 0.025, 200  # tracking/ingest.py's MAX_WAIT_S, MAX_BATCH
 STEP_M = 20.0  # each side of the cell edge
 KM_LAT = 111.32
 SENTINEL = "bench:map_latency:sentinel"
@@ -112,6 +114,7 @@ def driver_main(
     halt,
     duration: float,
     out_path: str,
+    ingest: str = "batch",
 ) -> None:
     """Runs in a spawned process: ping_record for its vendors on a fixed schedule, from the
     moment the bench sets `go` (with the common start time in `start_at`)."""
@@ -120,7 +123,7 @@ def driver_main(
 
     from django.db import connection
 
-    from tracking.services import ping_record
+    from tracking.services import PingIn, ping_record, ping_record_many
 
     failures = {"broadcast_errors": 0}
 
@@ -169,44 +172,84 @@ def driver_main(
     schedule.sort()
     records = []
     cpu0 = time.process_time()
-    for due, idx, k in schedule:
+
+    def record(batch, t0, now, t1, results):
+        for (due, idx, k), res in zip(batch, results, strict=True):
+            _vid, slug, sides, _phase = plan[idx]
+            _lat, _lng, cell, coarse = sides[(k + 1) % 2]
+            if isinstance(res, Exception):
+                accepted, published, reason = False, False, f"error:{type(res).__name__}"
+            else:
+                accepted, published, reason = res.accepted, res.published, res.reason
+            records.append(
+                [
+                    slug,
+                    now.isoformat(),
+                    cell,
+                    coarse,
+                    t0,
+                    t0 - due,
+                    t1 - t0,
+                    accepted,
+                    published,
+                    reason,
+                ]
+            )
+
+    def ping_of(idx, k, at):
+        vendor_id, _slug, sides, _phase = plan[idx]
+        lat, lng, _cell, _coarse = sides[(k + 1) % 2]  # seeded on side 0: the first ping crosses
+        return PingIn(
+            vendor_id=vendor_id, lat=lat, lng=lng, accuracy_m=10.0, recorded_at=at, source="bench"
+        )
+
+    i = 0
+    while i < len(schedule):
         if halt.is_set():  # behind schedule at the deadline: report what was sent
             break
+        due = schedule[i][0]
         wait = due - time.time()
         if wait > 0:
             time.sleep(wait)
-        vendor_id, slug, sides, _phase = plan[idx]
-        lat, lng, cell, coarse = sides[(k + 1) % 2]  # seeded on side 0: the first ping crosses
-        t0 = time.time()
+        if ingest == "single":
+            batch = [schedule[i]]
+        else:
+            # As the server's ingest batcher does with its vendor sockets' pings: the first ping
+            # opens a batch, which is written BATCH_WINDOW_S later (or at BATCH_MAX pings) with all
+            # the pings that came in meanwhile.
+            close_at = due + BATCH_WINDOW_S
+            wait = close_at - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            j = i
+            while j < len(schedule) and j - i < BATCH_MAX and schedule[j][0] <= close_at:
+                j += 1
+            batch = schedule[i:j]
+        i += len(batch)
+        # Every ping of a batch is timed from the batch's first ping (its `now`, the upserts'
+        # last_seen): the later ones waited less, so the latency counted is an upper bound.
+        t0 = max(time.time() - BATCH_WINDOW_S, batch[0][0]) if ingest == "batch" else time.time()
         now = datetime.fromtimestamp(t0, UTC)
+        pings = [ping_of(idx, k, datetime.fromtimestamp(max(d, t0), UTC)) for d, idx, k in batch]
         try:
-            res = ping_record(
-                vendor_id=vendor_id,
-                lat=lat,
-                lng=lng,
-                accuracy_m=10.0,
-                recorded_at=now,
-                source="bench",
-                now=now,
-            )
-            accepted, published, reason = res.accepted, res.published, res.reason
+            if ingest == "single":
+                p = pings[0]
+                results = [
+                    ping_record(
+                        vendor_id=p.vendor_id,
+                        lat=p.lat,
+                        lng=p.lng,
+                        accuracy_m=p.accuracy_m,
+                        recorded_at=p.recorded_at,
+                        source=p.source,
+                        now=now,
+                    )
+                ]
+            else:
+                results = ping_record_many(pings=pings, now=now)
         except Exception as exc:  # noqa: BLE001 - counted, the run goes on
-            accepted, published, reason = False, False, f"error:{type(exc).__name__}"
-        t1 = time.time()
-        records.append(
-            [
-                slug,
-                now.isoformat(),
-                cell,
-                coarse,
-                t0,
-                t0 - due,
-                t1 - t0,
-                accepted,
-                published,
-                reason,
-            ]
-        )
+            results = [exc] * len(batch)
+        record(batch, t0, now, time.time(), results)
     if futures:  # let the last broadcasts leave before the process ends (bounded)
         import concurrent.futures
 
@@ -314,6 +357,8 @@ def start_server(
             "--proxy-headers",
             "--ws-ping-interval",
             "20",
+            "--ws-per-message-deflate",
+            env.get("WS_PER_MESSAGE_DEFLATE", "false"),
         ]
         if kind == "uvicorn2":
             cmd += ["--workers", "2"]
@@ -600,6 +645,13 @@ def main() -> int:
         help="processes the map sockets are spread over (each its own event loop; default 2)",
     )
     parser.add_argument("--server", choices=["serve", "uvicorn2"], default="serve")
+    parser.add_argument(
+        "--ingest",
+        choices=["batch", "single"],
+        default="batch",
+        help="drivers write pings as the vendor sockets do (ping_record_many, 25 ms / 200 pings "
+        "batches) or one by one through ping_record",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
         "--fix",
@@ -699,6 +751,7 @@ def main() -> int:
                     halt,
                     duration,
                     str(tmp / f"driver{d}.json"),
+                    args.ingest,
                 ),
                 daemon=True,
             )
@@ -908,6 +961,8 @@ def main() -> int:
                 "clients_connected": len(cells_sub),
                 "client_errors": client_errors,
                 "server": args.server,
+                "ingest": args.ingest,
+                "ws_per_message_deflate": os.environ.get("WS_PER_MESSAGE_DEFLATE", "false"),
                 "fixes": fixes,
                 "drivers": len(drivers),
                 "seconds": duration,

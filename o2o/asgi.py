@@ -1,12 +1,14 @@
 """One ASGI application for HTTP and websockets.
 
-Websockets pass through AllowedHostsOriginValidator (the Origin header must be one of ALLOWED_HOSTS)
-and AuthMiddlewareStack (the Django session user is on scope["user"]).
+Websockets pass through AllowedHostsOriginValidator (the Origin header must be one of ALLOWED_HOSTS);
+all but the public map socket then through AuthMiddlewareStack (the Django session user is on
+scope["user"]).
 """
 
 import os
 
 from django.core.asgi import get_asgi_application
+from django.urls import re_path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "o2o.settings")
 django_asgi_app = get_asgi_application()
@@ -15,13 +17,18 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from o2o.routing import websocket_urlpatterns  # noqa: E402
+from o2o.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            URLRouter(
+                [
+                    *public_websocket_urlpatterns,
+                    re_path(r"", AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+                ]
+            )
         ),
     }
 )

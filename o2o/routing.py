@@ -1,12 +1,19 @@
-"""Websocket routes of every app, gathered in one list for the ASGI router."""
+"""Websocket routes of every app, gathered for the ASGI router (o2o.asgi).
+
+The map socket is public and never reads the user: it is routed before the session and auth
+middleware, so neither a session lookup at connect nor the session wrapper around each of its
+sends (several a second per socket) is paid for it. Every other socket knows its user."""
 
 from django.urls import path
 
 from orders.consumers import OrderConsumer, VendorOrdersConsumer
 from tracking.consumers import MapConsumer, VendorLocationConsumer
 
-websocket_urlpatterns = [
+public_websocket_urlpatterns = [
     path("ws/map/", MapConsumer.as_asgi()),
+]
+
+websocket_urlpatterns = [
     path("ws/vendor/location/", VendorLocationConsumer.as_asgi()),
     path("ws/orders/<int:order_id>/", OrderConsumer.as_asgi()),
     path("ws/vendor/orders/", VendorOrdersConsumer.as_asgi()),

@@ -288,7 +288,10 @@ SERVICE_AREA_RES = env.int("SERVICE_AREA_RES", default=8)
 MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)
 MAP_MAX_GROUPS = env.int("MAP_MAX_GROUPS", default=60)
 # Map sockets get their cells' deltas in one message every MAP_FLUSH_MS, coalesced per vendor.
-MAP_FLUSH_MS = env.int("MAP_FLUSH_MS", default=150)
+MAP_FLUSH_MS = env.int("MAP_FLUSH_MS", default=100)
+# permessage-deflate on websockets (uvicorn's default is on). Off: compressing every map batch was
+# most of the server's delivery time (bench/README.md); the batches are small JSON already.
+WS_PER_MESSAGE_DEFLATE = env.bool("WS_PER_MESSAGE_DEFLATE", default=False)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
 # Pings: what record_ping accepts.

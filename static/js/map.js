@@ -189,7 +189,7 @@
         msg.vendors.forEach(upsert);
         live = true;
       } else if (msg.type === "batch") {
-        // The deltas of the last ~150 ms, the last word about each cart, oldest first.
+        // The deltas of the last ~100 ms, the last word about each cart, oldest first.
         msg.events.forEach(applyDelta);
       } else if (msg.type === "upsert" || msg.type === "remove") {
         applyDelta(msg);

@@ -59,6 +59,7 @@ class Command(BaseCommand):
                 log_level="info",
                 proxy_headers=True,
                 ws_ping_interval=20,
+                ws_per_message_deflate=settings.WS_PER_MESSAGE_DEFLATE,
             )
         finally:
             for thread in (scheduler, simulator):
