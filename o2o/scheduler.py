@@ -2,8 +2,9 @@
 
 On the real stack django-celery-beat sends CELERY_BEAT_SCHEDULE to the workers. With no broker
 (embedded demo) this thread runs the same schedule in-process, so expiry, offline detection and
-settlement still happen. Only fixed-interval entries (seconds or timedelta) are supported here;
-that is all the schedule uses.
+settlement still happen. Fixed intervals (seconds, timedelta) run at start and then every interval;
+celery `crontab` entries (the nightly reconciliation) run at their wall-clock times in
+CELERY_TIMEZONE, as beat runs them.
 """
 
 import logging
@@ -11,13 +12,18 @@ import threading
 import time
 from datetime import timedelta
 
+from celery.schedules import crontab
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
 
 def _interval_seconds(schedule) -> float:
+    if isinstance(schedule, crontab):
+        # Seconds until its next wall-clock time after now (celery computes it in its timezone).
+        return max(schedule.remaining_estimate(timezone.now()).total_seconds(), 0.0)
     if isinstance(schedule, timedelta):
         return schedule.total_seconds()
     if isinstance(schedule, int | float):
@@ -62,7 +68,13 @@ class InProcessScheduler(threading.Thread):
 
         app.loader.import_default_modules()  # task modules register on import
         start = time.monotonic()
-        next_at = {name: start for name in self.schedule}
+        # Intervals run at once; a crontab entry waits for its time.
+        next_at = {
+            name: start + _interval_seconds(entry["schedule"])
+            if isinstance(entry["schedule"], crontab)
+            else start
+            for name, entry in self.schedule.items()
+        }
         while not self.stopped.is_set():
             self.run_due(time.monotonic(), next_at)
             self.stopped.wait(self.tick)

@@ -10,6 +10,7 @@ SECRET_KEY and ALLOWED_HOSTS.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -164,6 +165,15 @@ CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # One schedule for both worlds: django-celery-beat reads it on the real stack, the in-process
 # scheduler (o2o.scheduler) runs it in the embedded demo. Entries are added by later features.
+RECONCILIATION_AT = env.str("RECONCILIATION_AT", default="04:00")  # nightly, local time
+try:
+    _RECONCILE_H, _RECONCILE_M = (int(part) for part in RECONCILIATION_AT.split(":"))
+    if not (0 <= _RECONCILE_H < 24 and 0 <= _RECONCILE_M < 60):
+        raise ValueError(RECONCILIATION_AT)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"RECONCILIATION_AT must be HH:MM, not {RECONCILIATION_AT!r}"
+    ) from exc
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
@@ -178,8 +188,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "settlements-run": {"task": "payments.tasks.settlements_run", "schedule": 900.0},
     "payouts-sync": {"task": "payments.tasks.payouts_sync", "schedule": 600.0},
     "refunds-resend": {"task": "payments.tasks.refunds_resend", "schedule": 300.0},
-    # Ledger against payments and the provider's records, for the last finished day.
-    "reconciliation-run": {"task": "payments.tasks.reconciliation_run", "schedule": 86400.0},
+    # Ledger against payments and the provider's records, for the last finished day: nightly, at
+    # RECONCILIATION_AT (local time, CELERY_TIMEZONE), after the day's settlement.
+    "reconciliation-run": {
+        "task": "payments.tasks.reconciliation_run",
+        "schedule": crontab(hour=_RECONCILE_H, minute=_RECONCILE_M),
+    },
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).
 INPROCESS_SCHEDULER = env.bool("INPROCESS_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
