@@ -3,6 +3,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from o2o.geo import validate_lat_lng
 
@@ -49,7 +50,7 @@ def address_create(
         customer.addresses.filter(is_default=True).update(is_default=False)
     address = Address(
         customer=customer,
-        label=label.strip() or _("Home"),
+        label=label.strip() or pgettext("address label", "Home"),
         line1=line1.strip(),
         line2=line2.strip(),
         postal_code=postal_code.strip(),

@@ -71,6 +71,16 @@ urlpatterns = [
         orders_api.VendorOrderHandOverApi.as_view(),
         name="api-vendor-order-hand-over",
     ),
+    path(
+        "vendor/orders/<int:order_id>/cancel/",
+        orders_api.VendorOrderCancelApi.as_view(),
+        name="api-vendor-order-cancel",
+    ),
+    path(
+        "vendor/orders/<int:order_id>/lines/<int:line_id>/short/",
+        orders_api.VendorOrderLineShortApi.as_view(),
+        name="api-vendor-order-line-short",
+    ),
     # Money: a vendor's earnings and statements; finance exports for staff
     path("earnings/", payments_api.EarningsApi.as_view(), name="api-earnings"),
     path(

@@ -380,6 +380,10 @@ if PRODUCTION and {SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET} & {
     _SANDBOX_DEV_WEBHOOK_SECRET,
 }:
     raise ImproperlyConfigured("DJANGO_ENV=production must not use the sandbox's development keys.")
+# What the sandbox charges per capture (kept on refunds, as card providers do): basis points of the
+# amount, rounded half-up, plus a fixed part in minor units. The platform bears it.
+SANDBOX_FEE_BPS = env.int("SANDBOX_FEE_BPS", default=250)
+SANDBOX_FEE_FIXED = env.int("SANDBOX_FEE_FIXED", default=0)
 # The slow test card (4000 0000 0000 0077) makes the next fetch of its intent take this long.
 SANDBOX_SLOW_SECONDS = env.float("SANDBOX_SLOW_SECONDS", default=6.0)
 # Share of delivered webhooks the sandbox sends once more, later (as real providers sometimes do).

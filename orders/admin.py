@@ -13,7 +13,7 @@ from django.utils.translation import ngettext
 from o2o.money import format_money
 
 from .models import Order, OrderEvent, OrderLine
-from .services import order_expire_now, order_staff_cancel
+from .services import order_expire_now, order_line_refund, order_staff_cancel
 
 
 class StaffCancelForm(forms.Form):
@@ -23,6 +23,14 @@ class StaffCancelForm(forms.Form):
         help_text=_(
             "The customer and the vendor are told this reason by e-mail and on their pages."
         ),
+    )
+
+
+class LineRefundForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=180,
+        help_text=_("Kept with the refund; say why the customer gets this line's money back."),
     )
 
 
@@ -40,7 +48,17 @@ class _ReadOnlyInline(admin.TabularInline):
 
 class OrderLineInline(_ReadOnlyInline):
     model = OrderLine
-    fields = ("product", "name_ko", "name_en", "unit_price", "quantity", "line_total")
+    fields = (
+        "product",
+        "name_ko",
+        "name_en",
+        "unit_price",
+        "quantity",
+        "line_total",
+        "commission",
+        "short_quantity",
+        "short_reason",
+    )
     readonly_fields = fields
 
 
@@ -192,6 +210,102 @@ class OrderAdmin(admin.ModelAdmin):
                 "%d orders expired; their money is being released.",
                 n,
             ),
+        )
+
+
+@admin.register(OrderLine)
+class OrderLineAdmin(admin.ModelAdmin):
+    """Order lines, read-only, searchable by order number: where staff refund a line."""
+
+    list_display = (
+        "id",
+        "order",
+        "name_ko",
+        "quantity",
+        "short_quantity",
+        "line_total_won",
+        "commission",
+    )
+    search_fields = ("order__vendor__name", "name_ko", "name_en")
+    list_select_related = ("order",)
+    actions = ["refund_lines"]
+    readonly_fields = (
+        "order",
+        "product",
+        "name_ko",
+        "name_en",
+        "unit_price",
+        "quantity",
+        "line_total",
+        "commission_bps",
+        "commission",
+        "short_quantity",
+        "short_reason",
+    )
+    fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lstrip("#")
+        if term.isdigit():
+            return queryset.filter(order_id=int(term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description=_("line total"), ordering="line_total")
+    def line_total_won(self, obj: OrderLine) -> str:
+        return format_money(obj.line_total, obj.order.currency)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Read-only pages; the refund action asks for the change permission itself.
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(
+        description=_("Refund selected lines to the customer (captured orders)"),
+        permissions=["change"],
+    )
+    def refund_lines(self, request, queryset):
+        """A confirmation page with a required reason first; then order_line_refund on each (less
+        any units the vendor did not supply, which are refunded on their own)."""
+        form = LineRefundForm(request.POST if "apply" in request.POST else None)
+        lines = queryset.select_related("order").order_by("pk")
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            done = 0
+            for line in lines:
+                try:
+                    order_line_refund(
+                        order_id=line.order_id, line_id=line.pk, actor=request.user, reason=reason
+                    )
+                except ValidationError as exc:
+                    message = f"#{line.order_id} / {line.pk}: {exc.messages[0]}"
+                    self.message_user(request, message, messages.WARNING)
+                else:
+                    done += 1
+            if done:
+                message = ngettext(
+                    "%d line refunded (or sent to the provider).",
+                    "%d lines refunded (or sent to the provider).",
+                    done,
+                )
+                self.message_user(request, message % done, messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "orders/admin_line_refund.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Refund order lines"),
+                "opts": self.model._meta,
+                "lines": lines,
+                "form": form,
+                "action": "refund_lines",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
         )
 
 

@@ -26,6 +26,7 @@ from .serializers import (
     OrderCancelInSerializer,
     OrderDetailOutSerializer,
     OrderHandOverInSerializer,
+    OrderLineShortInSerializer,
     OrderListOutSerializer,
     OrderPlaceInSerializer,
     OrderPlaceOutSerializer,
@@ -46,12 +47,14 @@ from .services import (
     order_expire_now,
     order_hand_over,
     order_line_refund,
+    order_line_short,
     order_payment_refresh,
     order_payment_start,
     order_place,
     order_ready,
     order_reject,
     order_staff_cancel,
+    order_vendor_cancel,
 )
 
 
@@ -286,6 +289,35 @@ class VendorOrderHandOverApi(_VendorActionApi):
 
     def act(self, *, order_id, vendor, data):
         order_hand_over(order_id=order_id, vendor=vendor, code=data["code"])
+
+
+@_action_schema(OrderRejectInSerializer, "Can't supply an accepted order after all: cancel it")
+class VendorOrderCancelApi(_VendorActionApi):
+    in_serializer = OrderRejectInSerializer
+
+    def act(self, *, order_id, vendor, data):
+        order_vendor_cancel(order_id=order_id, vendor=vendor, reason=data["reason"])
+
+
+@_action_schema(
+    OrderLineShortInSerializer,
+    "Units of a line can't be supplied: the customer won't pay for them (refunded after capture)",
+)
+class VendorOrderLineShortApi(_VendorActionApi):
+    in_serializer = OrderLineShortInSerializer
+
+    def post(self, request, order_id: int, line_id: int):
+        self.line_id = line_id
+        return super().post(request, order_id)
+
+    def act(self, *, order_id, vendor, data):
+        order_line_short(
+            order_id=order_id,
+            line_id=self.line_id,
+            vendor=vendor,
+            quantity=data["quantity"],
+            reason=data["reason"],
+        )
 
 
 # --- staff ------------------------------------------------------------------------------------

@@ -237,5 +237,11 @@ class HandOverForm(forms.Form):
     code = forms.CharField(label=_("Customer's code"), max_length=6)
 
 
+class LineShortForm(forms.Form):
+    line = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    quantity = forms.IntegerField(label=_("How many"), min_value=1, max_value=10_000, initial=1)
+    reason = forms.CharField(label=_("Why (the customer sees it)"), max_length=200)
+
+
 class NoFieldsForm(forms.Form):
     """Depart and ready need nothing but the button (and the CSRF token)."""

@@ -4,6 +4,7 @@ its state. Prices, names and the commission rate are snapshotted onto the order 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.functional import cached_property
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -141,6 +142,15 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.vendor_id} {self.status}"
 
+    @cached_property
+    def short_total(self) -> int:
+        """What the customer does not pay: the units the vendor could not supply."""
+        return sum(line.short_amount for line in self.lines.all())
+
+    @property
+    def net_total(self) -> int:
+        return self.total - self.short_total
+
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
@@ -156,6 +166,10 @@ class OrderLine(models.Model):
     line_total = models.BigIntegerField()
     commission_bps = models.PositiveIntegerField(_("commission (basis points)"), default=0)
     commission = models.BigIntegerField(_("commission"), default=0)
+    # Units the vendor could not supply (marked before the handover): never charged, refunded
+    # automatically right after the capture (orders.services.order_short_lines_refund).
+    short_quantity = models.PositiveIntegerField(_("not supplied"), default=0)
+    short_reason = models.CharField(_("why not supplied"), max_length=200, blank=True)
 
     class Meta:
         verbose_name = _("order line")
@@ -172,6 +186,10 @@ class OrderLine(models.Model):
                 condition=Q(commission__gte=0, commission__lte=F("line_total")),
                 name="order_line_commission_within_total",
             ),
+            models.CheckConstraint(
+                condition=Q(short_quantity__lte=F("quantity")),
+                name="order_line_short_within_quantity",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -180,6 +198,15 @@ class OrderLine(models.Model):
     @property
     def name(self) -> str:
         return self.name_en if (get_language() or "ko").startswith("en") else self.name_ko
+
+    @property
+    def supplied_quantity(self) -> int:
+        return self.quantity - self.short_quantity
+
+    @property
+    def short_amount(self) -> int:
+        """What the customer does not pay for this line: its units not supplied."""
+        return self.unit_price * self.short_quantity
 
 
 class OrderEvent(models.Model):

@@ -45,6 +45,16 @@ STAFF_CANCELLED_VENDOR = gettext_noop(
 )
 
 
+# The vendor cancelled after accepting, or could not supply part of the order.
+VENDOR_CANCELLED_CUSTOMER = gettext_noop(
+    "%(vendor)s had to cancel your order #%(id)s: %(reason)s. Any payment is returned to your card."
+)
+LINE_SHORT_CUSTOMER = gettext_noop(
+    "%(vendor)s can't supply %(quantity)s × %(item)s of your order #%(id)s: %(reason)s. "
+    "You won't pay for it: it is refunded as soon as the order is paid."
+)
+
+
 def order_group(order_id: int) -> str:
     return f"order.{order_id}"
 
@@ -74,14 +84,46 @@ def order_changed(*, order_id: int, status: str) -> None:
         _email(order, STAFF_CANCELLED_CUSTOMER, reason=reason)
         _email(order, STAFF_CANCELLED_VENDOR, reason=reason, to=order.vendor.user.email)
         return
+    if (
+        last is not None
+        and last[0] == status == Status.CANCELLED
+        and last[1] == OrderEvent.Role.VENDOR
+    ):
+        _email(order, VENDOR_CANCELLED_CUSTOMER, reason=last[2])
+        return
     template = EMAIL_ON.get(status)
     if template:
         _email(order, template)
 
 
-def _email(order: Order, template: str, *, reason: str = "", to: str = "") -> None:
+def line_short(*, order_id: int, line_id: int, quantity: int) -> None:
+    """Units of a line can't be supplied: both live pages refresh, the customer gets an e-mail."""
+    order = Order.objects.select_related("vendor__user", "customer__user").filter(pk=order_id)
+    order = order.first()
+    line = order.lines.filter(pk=line_id).first() if order is not None else None
+    if line is None:
+        return
+    message = {
+        "type": "order.changed",
+        "order_id": order_id,
+        "status": order.status,
+        "by": "vendor",
+    }
+    broadcaster.send(order_group(order_id), message)
+    broadcaster.send(vendor_group(order.vendor_id), message)
     with translation.override(settings.LANGUAGE_CODE):
-        body = _(template) % {"id": order.pk, "vendor": order.vendor.name, "reason": reason}
+        item = line.name
+    _email(order, LINE_SHORT_CUSTOMER, reason=line.short_reason, quantity=quantity, item=item)
+
+
+def _email(order: Order, template: str, *, reason: str = "", to: str = "", **extra) -> None:
+    with translation.override(settings.LANGUAGE_CODE):
+        body = _(template) % {
+            "id": order.pk,
+            "vendor": order.vendor.name,
+            "reason": reason,
+            **extra,
+        }
         try:
             send_mail(
                 subject=_("Order #%(id)s") % {"id": order.pk},

@@ -18,7 +18,17 @@ class OrderLineOutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrderLine
-        fields = ["product_id", "name_ko", "name_en", "unit_price", "quantity", "line_total"]
+        fields = [
+            "id",
+            "product_id",
+            "name_ko",
+            "name_en",
+            "unit_price",
+            "quantity",
+            "line_total",
+            "short_quantity",
+            "short_reason",
+        ]
 
 
 class OrderEventOutSerializer(serializers.ModelSerializer):
@@ -205,6 +215,13 @@ class OrderAcceptInSerializer(serializers.Serializer):
 
 class OrderRejectInSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200)
+
+
+class OrderLineShortInSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(
+        min_value=1, help_text="How many more units of the line can't be supplied."
+    )
+    reason = serializers.CharField(max_length=200, help_text="Why; the customer sees it.")
 
 
 class OrderHandOverInSerializer(serializers.Serializer):

@@ -8,7 +8,10 @@ writing an OrderEvent and, after commit, telling the customer's and the vendor's
     PLACED --reject--> REJECTED;  PLACED --nobody accepts in time--> EXPIRED
     PENDING_PAYMENT | PLACED --customer cancels--> CANCELLED
     READY (pickup) --not collected in the hold time--> CANCELLED (money returned)
-Stock goes back on the cart whenever an order ends without a handover.
+    ACCEPTED | EN_ROUTE | READY --the vendor can't supply it after all--> CANCELLED
+Stock goes back on the cart whenever an order ends without a handover. Before the handover the
+vendor may mark units of a line as not supplied (order_line_short): they are refunded, with exactly
+their commission, right after the capture (order_short_lines_refund).
 """
 
 import logging
@@ -23,7 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -31,7 +34,7 @@ from customers.models import CustomerProfile
 from o2o.errors import Conflict, NotAllowed
 from o2o.geo import distance_m
 from payments.commission import commission_bps_for, commission_of
-from payments.errors import PaymentUnavailable  # noqa: F401 - re-exported for views and APIs
+from payments.errors import PaymentUnavailable  # re-exported for views and APIs
 from tracking.models import VendorPosition
 from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Vendor
 from vendors.services import stock_release, stock_reserve
@@ -66,6 +69,8 @@ EDGES: dict[str, tuple[tuple[str, ...], str]] = {
         Status.CANCELLED,
     ),
     "staff_expire": ((Status.PLACED,), Status.EXPIRED),
+    # The vendor, after accepting, can no longer supply the order at all (cart broke, stock gone).
+    "vendor_cancel": ((Status.ACCEPTED, Status.EN_ROUTE, Status.READY), Status.CANCELLED),
 }
 # Endings without a handover put the stock back; those after payment return the money.
 RELEASES_STOCK = {Status.FAILED, Status.REJECTED, Status.EXPIRED, Status.CANCELLED}
@@ -328,9 +333,11 @@ def _transition(
     )
     if to in RELEASES_STOCK:
         order = Order.objects.get(pk=order_id)
+        # Units the vendor marked as not supplied weren't there: they don't go back on the cart.
+        supplied = order.lines.annotate(left=F("quantity") - F("short_quantity"))
         stock_release(
             vendor_id=order.vendor_id,
-            items=dict(order.lines.values_list("product_id", "quantity")),
+            items={pid: n for pid, n in supplied.values_list("product_id", "left") if n > 0},
         )
     transaction.on_commit(partial(_after_transition, order_id=order_id, to=to), robust=True)
     return Order.objects.select_related("vendor", "customer__user").get(pk=order_id)
@@ -507,6 +514,133 @@ def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
     )
 
 
+@transaction.atomic
+def order_vendor_cancel(*, order_id: int, vendor: Vendor, reason: str) -> Order:
+    """The vendor can't supply an accepted order after all: CANCELLED, the stock goes back and the
+    money is returned (void, or refund if captured), as for every cancel."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Tell the customer why.")})
+    return _transition(
+        order_id=order_id,
+        action="vendor_cancel",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        reason=reason,
+        scope=_vendor_scope(vendor),
+        expires_at=None,
+    )
+
+
+# Before the handover the vendor may mark units of a line as not supplied.
+SHORT_STATES = (Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
+# A short line's automatic refund is recognised by its Refund row's reason (cf. LINE_REFUND_PREFIX).
+SHORT_REFUND_PREFIX = "line {line_id} short:"
+
+
+@transaction.atomic
+def order_line_short(
+    *, order_id: int, line_id: int, vendor: Vendor, quantity: int, reason: str
+) -> Order:
+    """The vendor can't supply `quantity` more units of a line (damaged, miscounted): the customer
+    won't pay for them (refunded right after the capture) and is told. The order row is locked, so
+    a handover at the same moment either waits for this or makes it fail; the units' stock stays
+    off the cart (they weren't there). Leaving nothing to hand over is refused: cancel instead."""
+    scope = _vendor_scope(vendor)
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ValidationError({"quantity": _("Enter a whole number of 1 or more.")})
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Tell the customer why.")})
+    order = Order.objects.select_for_update().filter(pk=order_id, **scope).first()
+    if order is None:
+        raise NotAllowed(_("No such order."))
+    if order.status not in SHORT_STATES:
+        raise InvalidTransition(_("This order can no longer be changed that way."))
+    lines = list(order.lines.select_for_update().order_by("pk"))
+    line = next((item for item in lines if item.pk == line_id), None)
+    if line is None:
+        raise ValidationError({"line": _("This order has no such line.")})
+    most = line.quantity - line.short_quantity
+    if quantity > most:
+        raise ValidationError(
+            {"quantity": _("At most %(n)d more of this line can be marked.") % {"n": most}}
+        )
+    if sum(item.quantity - item.short_quantity for item in lines) - quantity <= 0:
+        raise InvalidTransition(_("Nothing would be left to hand over: cancel the order instead."))
+    OrderLine.objects.filter(pk=line.pk).update(
+        short_quantity=F("short_quantity") + quantity, short_reason=reason[:200]
+    )
+    log.info("order %s line %s: %s not supplied (%s)", order.pk, line.pk, quantity, reason)
+    transaction.on_commit(
+        partial(_after_short, order_id=order.pk, line_id=line.pk, quantity=quantity), robust=True
+    )
+    return Order.objects.select_related("vendor", "customer__user").get(pk=order.pk)
+
+
+def _after_short(*, order_id: int, line_id: int, quantity: int) -> None:
+    from . import notifications
+
+    notifications.line_short(order_id=order_id, line_id=line_id, quantity=quantity)
+
+
+def short_commission(line: OrderLine) -> int:
+    """The commission on a line's units not supplied: all of the line's when none was supplied,
+    else the commission on their amount at the line's rate, never more than the line's."""
+    if line.short_quantity >= line.quantity:
+        return line.commission
+    return min(commission_of(line.short_amount, line.commission_bps), line.commission)
+
+
+def order_short_lines_refund(*, order_id: int) -> list:
+    """After the capture: give back each line's units not supplied, with exactly their commission,
+    once (a Refund row of that line not FAILED means done; a short cache lock keeps two runs of
+    the capture task from both passing the check). Call it outside a transaction (HTTP). A
+    provider that does not answer leaves the refund PENDING: payments resends it."""
+    from payments.errors import PaymentError
+    from payments.models import Payment, Refund
+    from payments.services import REFUNDABLE_STATES, payment_refund
+
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or order.payment_id is None:
+        return []
+    short = [line for line in order.lines.all() if line.short_quantity]
+    payment = Payment.objects.filter(pk=order.payment_id).first()
+    # Not captured yet (the capture task calls again), or refunded in full already by staff.
+    if not short or payment is None or payment.status not in REFUNDABLE_STATES:
+        return []
+    refunds = []
+    for line in short:
+        prefix = SHORT_REFUND_PREFIX.format(line_id=line.pk)
+        lock = f"orders:short-refund:{order.checkout_token}:{line.pk}"
+        if not cache.add(lock, 1, timeout=60):
+            continue
+        try:
+            done = Refund.objects.filter(payment=payment, reason__startswith=prefix).exclude(
+                status=Refund.Status.FAILED
+            )
+            if done.exists():
+                continue
+            refunds.append(
+                payment_refund(
+                    payment_id=payment.pk,
+                    amount=line.short_amount,
+                    reason=f"{prefix} {line.short_reason or 'not supplied'}"[:200],
+                    commission=short_commission(line),
+                )
+            )
+        except PaymentUnavailable:
+            # Recorded PENDING: it counts as done here, and payments' resend sends it again.
+            log.warning("order %s line %s: short refund pending at the provider", order_id, line.pk)
+        except PaymentError as exc:
+            # Refused (FAILED: the next run tries again) or more than is left (staff refunded
+            # the payment in full meanwhile): nothing to do here but say so.
+            log.error("order %s line %s: short refund not made: %s", order_id, line.pk, exc)
+        finally:
+            cache.delete(lock)
+    return refunds
+
+
 # --- the customer -----------------------------------------------------------------------------
 
 
@@ -603,10 +737,11 @@ def order_problem_report(*, order_id: int, customer: CustomerProfile, reason: st
 
 
 def order_line_refund(*, order_id: int, line_id: int, actor, reason: str):
-    """Staff give back one line of a captured order: its line_total, with exactly its commission
-    (payments' refund takes the commission back from the platform's revenue, the rest from the
-    vendor). A line is refunded once: its Refund row's reason starts with "line <line id>:", and a
-    row of that line not FAILED refuses another. A short cache lock keeps two simultaneous clicks
+    """Staff give back one line of a captured order: its line_total less any units the vendor did
+    not supply (refunded on their own), with exactly the rest of its commission (payments' refund
+    takes the commission back from the platform's revenue, the rest from the vendor). A line is
+    refunded once: its Refund row's reason starts with "line <line id>:", and a row of that line
+    not FAILED refuses another. A short cache lock keeps two simultaneous clicks
     from both passing the check. Call it outside a transaction (the refund goes over HTTP)."""
     from payments.models import Payment, Refund
     from payments.services import CAPTURED_STATES, payment_refund
@@ -630,15 +765,17 @@ def order_line_refund(*, order_id: int, line_id: int, actor, reason: str):
         done = Refund.objects.filter(payment=payment, reason__startswith=prefix).exclude(
             status=Refund.Status.FAILED
         )
-        if done.exists():
+        # Units the vendor did not supply are refunded on their own (order_short_lines_refund).
+        amount = line.line_total - line.short_amount
+        if done.exists() or amount <= 0:
             raise InvalidTransition(_("This line was refunded already."))
         # A provider that does not answer leaves the refund PENDING (PaymentUnavailable goes up):
         # the line counts as refunded, and payment_sync sends it again.
         refund = payment_refund(
             payment_id=payment.pk,
-            amount=line.line_total,
+            amount=amount,
             reason=f"{prefix} {reason}"[:200],
-            commission=line.commission,
+            commission=line.commission - (short_commission(line) if line.short_quantity else 0),
         )
     finally:
         cache.delete(lock)

@@ -25,9 +25,13 @@ def _payments():
     autoretry_for=(_Transient,),
 )
 def order_capture(self, order_id: int) -> None:
-    """Capture the money of a handed-over order, then complete it. Capturing twice is safe: the
-    payment service captures once (idempotency key + guarded UPDATE)."""
-    order = Order.objects.filter(pk=order_id, status=Status.HANDED_OVER).first()
+    """Capture the money of a handed-over order, complete it, then refund the units the vendor
+    could not supply. Running twice is safe: the payment service captures once (idempotency key +
+    guarded UPDATE) and each short line is refunded once."""
+    # COMPLETED too: a run that stopped after completing still owes the short lines' refunds.
+    order = Order.objects.filter(
+        pk=order_id, status__in=(Status.HANDED_OVER, Status.COMPLETED)
+    ).first()
     if order is None or order.payment_id is None:
         return
     payments = _payments()
@@ -36,6 +40,8 @@ def order_capture(self, order_id: int) -> None:
     except payments.PaymentUnavailable as exc:
         raise _Transient(str(exc)) from exc
     services.order_complete(order_id=order_id)
+    # Each short line once; one the provider does not answer stays PENDING for payments' resend.
+    services.order_short_lines_refund(order_id=order_id)
 
 
 @shared_task(

@@ -41,6 +41,7 @@ from .forms import (
     CartUpdateForm,
     CheckoutForm,
     HandOverForm,
+    LineShortForm,
     NoFieldsForm,
     ProblemForm,
     RejectForm,
@@ -55,12 +56,14 @@ from .services import (
     order_cancel,
     order_depart,
     order_hand_over,
+    order_line_short,
     order_payment_refresh,
     order_payment_start,
     order_place,
     order_problem_report,
     order_ready,
     order_reject,
+    order_vendor_cancel,
 )
 
 PAGE_SIZE = 20
@@ -668,6 +671,22 @@ VENDOR_ACTIONS = {
         NoFieldsForm,
         lambda order_id, vendor, data: order_ready(order_id=order_id, vendor=vendor),
     ),
+    "short": (
+        LineShortForm,
+        lambda order_id, vendor, data: order_line_short(
+            order_id=order_id,
+            vendor=vendor,
+            line_id=data["line"],
+            quantity=data["quantity"],
+            reason=data["reason"],
+        ),
+    ),
+    "cancel": (
+        RejectForm,
+        lambda order_id, vendor, data: order_vendor_cancel(
+            order_id=order_id, vendor=vendor, reason=data["reason"]
+        ),
+    ),
     "hand-over": (
         HandOverForm,
         lambda order_id, vendor, data: order_hand_over(
@@ -685,6 +704,8 @@ def _done_message(action: str, order: Order) -> str:
         "depart": _("Order #%(n)s: on your way."),
         "ready": _("Order #%(n)s is ready."),
         "hand-over": _("Order #%(n)s handed over. Thank you!"),
+        "short": _("Order #%(n)s: the customer is told and won't pay for what is missing."),
+        "cancel": _("Order #%(n)s cancelled. The customer is told and not charged."),
     }[action] % n
 
 

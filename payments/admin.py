@@ -93,7 +93,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "status",
         ("provider", "provider_ref"),
         "checkout_url",
-        ("amount_captured", "amount_refunded"),
+        ("amount_captured", "amount_refunded", "provider_fee"),
         ("card_brand", "card_last4"),
         ("failure_code", "failure_message"),
         ("created_at", "authorised_at", "captured_at", "closed_at", "updated_at"),

@@ -182,6 +182,12 @@ class DayOutSerializer(serializers.Serializer):
     gmv = serializers.IntegerField(help_text="Gross merchandise value: captured that day.")
     commission = serializers.IntegerField(help_text="Commission revenue, net of reversals.")
     delivery_fees = serializers.IntegerField(help_text="Delivery fees the platform kept, net.")
+    provider_fees = serializers.IntegerField(
+        help_text="What the payment provider charged (the platform's cost; kept on refunds)."
+    )
+    net_revenue = serializers.IntegerField(
+        help_text="The platform's net revenue: commission + delivery fees − provider fees."
+    )
     refunds = serializers.IntegerField(help_text="Refunded to customers that day.")
     payables = serializers.IntegerField(help_text="Owed to all vendors at the end of the day.")
 
@@ -478,7 +484,8 @@ class JournalExportApi(_FinanceApi):
 
 
 class DailyTotalsApi(_FinanceApi):
-    """Per local day: gross merchandise value, commission, delivery fees kept, refunds and what is
+    """Per local day: gross merchandise value, commission, delivery fees kept, the provider's fees,
+    the platform's net revenue (commission + delivery fees − provider fees), refunds and what is
     owed to vendors at the end of the day; all from the ledger."""
 
     @extend_schema(

@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from o2o.errors import NotAllowed
 
 from . import services
-from .errors import InvalidTransition, PaymentError, PaymentRefused, PaymentUnavailable
+from .errors import InvalidTransition, PaymentError
 from .models import Dispute, Payment
 
 log = logging.getLogger(__name__)
@@ -102,25 +102,34 @@ def dispute_resolve(
     reject: bool = False,
 ) -> Dispute:
     """Close an OPEN dispute, by staff: RESOLVED (optionally giving `refund_amount` back to the
-    customer through payments.services' refund, sent to the provider with its own idempotency key)
-    or REJECTED (no refund). The refund is reserved in the same transaction as the resolution, then
-    sent; a provider that does not answer leaves it pending for payment_sync to send again, a
-    provider that refuses it marks it failed (dispute.refund.status tells). Held settlements are
-    released after commit. Call it outside a database transaction (the refund goes over HTTP)."""
+    customer, sent to the provider with its own idempotency key) or REJECTED (no refund). The
+    refund is reserved in the same transaction as the resolution and sent once it commits
+    (payments.services.payment_refund_reserve); a provider that does not answer leaves it pending
+    for payment_sync to send again, a provider that refuses it marks it failed
+    (dispute.refund.status tells). Held settlements are released after commit. Call it outside a
+    database transaction, so that the refund is sent (over HTTP) before it returns."""
     if actor is None or not getattr(actor, "is_staff", False):
         raise NotAllowed(_("Only staff can resolve a dispute."), code="forbidden")
     note = _text(note, field="note", message=_("Say how the dispute was settled."))
     if refund_amount is not None:
         if reject:
             raise PaymentError({"refund_amount": _("A rejected dispute refunds nothing.")})
-        services._positive_amount(refund_amount, field="refund_amount")
+        if (
+            isinstance(refund_amount, bool)
+            or not isinstance(refund_amount, int)
+            or refund_amount <= 0
+        ):
+            raise PaymentError(
+                {"refund_amount": _("Enter a whole amount above zero, in minor units.")}
+            )
     with transaction.atomic():
         dispute = Dispute.objects.select_for_update().get(pk=dispute_id)
         if dispute.status != Dispute.Status.OPEN:
             raise InvalidTransition(_("This dispute is already closed."), code="closed")
         refund = None
         if refund_amount:
-            refund = services._refund_create(
+            # Sent to the provider after this transaction commits.
+            refund = services.payment_refund_reserve(
                 payment_id=dispute.payment_id,
                 amount=refund_amount,
                 reason=f"dispute {dispute.pk}: {note}"[:200],
@@ -133,12 +142,5 @@ def dispute_resolve(
             refund=refund,
         )
         transaction.on_commit(partial(_release_held), robust=True)
-    if refund is not None:
-        try:
-            services._refund_send(services._get(dispute.payment_id), refund)
-        except PaymentUnavailable:
-            log.warning("refund %s of dispute %s will be sent again", refund.pk, dispute.pk)
-        except PaymentRefused as exc:
-            log.warning("refund %s of dispute %s refused: %s", refund.pk, dispute.pk, exc)
     log.info("dispute %s closed by %s", dispute.pk, actor.pk)
     return Dispute.objects.select_related("refund").get(pk=dispute.pk)

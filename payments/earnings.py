@@ -412,8 +412,14 @@ class Day:
     gmv: int  # captured
     commission: int  # the platform's commission, less what refunds gave back
     delivery_fees: int  # delivery fees the platform kept, less what refunds gave back
+    provider_fees: int  # what the payment provider charged: the platform's cost
     refunds: int  # given back to customers
     payables: int  # owed to all vendors at the end of the day
+
+    @property
+    def net_revenue(self) -> int:
+        """The platform's: commission and delivery fees kept, less the provider's fees."""
+        return self.commission + self.delivery_fees - self.provider_fees
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -421,6 +427,8 @@ class Day:
             "gmv": self.gmv,
             "commission": self.commission,
             "delivery_fees": self.delivery_fees,
+            "provider_fees": self.provider_fees,
+            "net_revenue": self.net_revenue,
             "refunds": self.refunds,
             "payables": self.payables,
         }
@@ -436,6 +444,7 @@ def daily_totals(*, first: dt.date, last: dt.date, currency: str = "KRW") -> lis
     comm = account_code(ledger.COMMISSION_REVENUE, currency)
     fee = account_code(ledger.DELIVERY_FEE_REVENUE, currency)
     refunds = account_code(ledger.REFUNDS, currency)
+    provider_fees = account_code(ledger.PROVIDER_FEES, currency)
     payable = Q(account__vendor_id__isnull=False, account__currency=currency)
     entries = LedgerEntry.objects.filter(transaction__currency=currency)
 
@@ -456,6 +465,8 @@ def daily_totals(*, first: dt.date, last: dt.date, currency: str = "KRW") -> lis
             comm_d=Sum("amount", filter=Q(side=D, account__code=comm)),
             fee_c=Sum("amount", filter=Q(side=C, account__code=fee)),
             fee_d=Sum("amount", filter=Q(side=D, account__code=fee)),
+            pfee_d=Sum("amount", filter=Q(side=D, account__code=provider_fees)),
+            pfee_c=Sum("amount", filter=Q(side=C, account__code=provider_fees)),
             refunds=Sum("amount", filter=refund & Q(side=D, account__code=refunds)),
             payable_c=Sum("amount", filter=payable & Q(side=C)),
             payable_d=Sum("amount", filter=payable & Q(side=D)),
@@ -474,6 +485,7 @@ def daily_totals(*, first: dt.date, last: dt.date, currency: str = "KRW") -> lis
                 gmv=r.get("gmv", 0),
                 commission=r.get("comm_c", 0) - r.get("comm_d", 0),
                 delivery_fees=r.get("fee_c", 0) - r.get("fee_d", 0),
+                provider_fees=r.get("pfee_d", 0) - r.get("pfee_c", 0),
                 refunds=r.get("refunds", 0),
                 payables=owed,
             )
@@ -489,6 +501,7 @@ def range_totals(days: list[Day]) -> Day:
         gmv=sum(d.gmv for d in days),
         commission=sum(d.commission for d in days),
         delivery_fees=sum(d.delivery_fees for d in days),
+        provider_fees=sum(d.provider_fees for d in days),
         refunds=sum(d.refunds for d in days),
         payables=days[-1].payables,
     )

@@ -26,6 +26,11 @@ Postings:
     payout_paid  Dr payouts_in_transit           Cr provider_clearing
     payout_failed Dr payouts_in_transit          Cr vendor_payable  (back to the payable balance)
     provider_fee Dr provider_fees                Cr provider_clearing
+
+The provider's fee for a capture (its own figure, reported with the capture) is booked with the
+capture, once per payment (key provider_fee:<payment id>). The platform bears it: no vendor's
+payable balance moves, and a refund gives none of it back (the provider keeps it, as card
+acquirers do), so a payment refunded in full leaves provider_clearing short by its fee.
 """
 
 from __future__ import annotations
@@ -348,7 +353,8 @@ def ledger_record(
 
 
 def provider_fee_record(*, payment_id: int, amount: int, key: str) -> JournalTransaction | None:
-    """What the provider charged for a payment (from its records), once per key."""
+    """What the provider charged for a payment (from its records), once per key (payments.services
+    uses the payment's id: one fee per capture). Inside the transaction of the capture."""
     payment = Payment.objects.get(pk=payment_id)
     cur = payment.currency
     return post(

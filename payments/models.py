@@ -42,6 +42,11 @@ class Payment(models.Model):
     checkout_url = models.URLField(_("checkout page"), max_length=500, blank=True)
     amount_captured = models.BigIntegerField(_("amount captured"), default=0)
     amount_refunded = models.BigIntegerField(_("amount refunded"), default=0)
+    # The provider's fee for the capture, as it reported it with the capture (booked to the ledger's
+    # provider_fees in the same transaction); the platform bears it, refunds leave it as it is.
+    provider_fee = models.BigIntegerField(
+        _("provider fee"), default=0, help_text=_("Charged by the provider for the capture.")
+    )
     failure_code = models.CharField(_("failure code"), max_length=40, blank=True)
     failure_message = models.CharField(_("failure"), max_length=200, blank=True)
     card_brand = models.CharField(_("card brand"), max_length=20, blank=True)
@@ -74,6 +79,10 @@ class Payment(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0, amount_refunded__lte=F("amount_captured")),
                 name="payment_refunded_within_captured",
+            ),
+            models.CheckConstraint(
+                condition=Q(provider_fee__gte=0, provider_fee__lte=F("amount_captured")),
+                name="payment_provider_fee_within_captured",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=PaymentStatus.values), name="payment_status_valid"
@@ -718,6 +727,7 @@ class DiscrepancyKind(models.TextChoices):
     PAYOUT_MISMATCH = "payout_mismatch", _("Payout differs from the provider's")
     PAYOUT_MISSING = "payout_missing", _("Payout not found at the provider")
     PAYOUT_UNKNOWN = "payout_unknown", _("Provider payout unknown to the platform")
+    PROVIDER_FEE_MISMATCH = "provider_fee_mismatch", _("Provider fee differs from the ledger")
 
 
 class DiscrepancyStatus(models.TextChoices):

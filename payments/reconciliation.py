@@ -3,10 +3,11 @@ records. Every difference becomes a Discrepancy for staff to look into; nothing 
 
     (a) every journal transaction balances (and has two or more entries);
     (b) every payment: its captured amount equals its capture journal, its refunded amount its
-        refund journals;
+        refund journals, its provider fee its provider_fee journal;
     (c) the provider's intents and payouts created in a window (listed from its API, page by page)
         against our payments and payouts, and ours of that window the provider did not list
-        (asked for one by one before they are called missing);
+        (asked for one by one before they are called missing); the fee the provider charged for
+        each intent against the fee the ledger booked for its payment;
     (d) the clearing accounts (customer funds, refunds) net to zero.
 
 Each check is a generator of Findings, reading in bounded batches; reconciliation_run records
@@ -128,18 +129,79 @@ def _posted(kind: str) -> Coalesce:
     )
 
 
+def _fee_booked() -> Coalesce:
+    """What the payment's provider_fee journals put into provider_fees (debits less credits)."""
+    entries = LedgerEntry.objects.filter(
+        transaction__payment_id=OuterRef("pk"),
+        transaction__kind=JournalKind.PROVIDER_FEE,
+        account__code__startswith=ledger.PROVIDER_FEES,
+    )
+    return Coalesce(
+        Subquery(
+            entries.order_by()
+            .values("transaction__payment_id")
+            .annotate(
+                s=Coalesce(Sum("amount", filter=Q(side=D)), 0)
+                - Coalesce(Sum("amount", filter=Q(side=C)), 0)
+            )
+            .values("s")[:1]
+        ),
+        Value(0),
+    )
+
+
+def fees_booked(payment_ids: Iterable[int]) -> dict[int, int]:
+    """payment id → the provider fee the ledger booked for it (payments without one left out)."""
+    rows = (
+        LedgerEntry.objects.filter(
+            transaction__payment_id__in=list(payment_ids),
+            transaction__kind=JournalKind.PROVIDER_FEE,
+            account__code__startswith=ledger.PROVIDER_FEES,
+        )
+        .order_by()
+        .values("transaction__payment_id")
+        .annotate(
+            d=Coalesce(Sum("amount", filter=Q(side=D)), 0),
+            c=Coalesce(Sum("amount", filter=Q(side=C)), 0),
+        )
+    )
+    return {r["transaction__payment_id"]: r["d"] - r["c"] for r in rows}
+
+
+def _fee_finding(payment_id: int, said: str, fee: int, booked: int, detail: str = "") -> Finding:
+    return Finding(
+        K.PROVIDER_FEE_MISMATCH,
+        f"payment:{payment_id}",
+        f"{said} {fee}",
+        f"ledger {booked}",
+        detail,
+    )
+
+
 def payment_findings(*, batch: int = BATCH) -> Iterator[Finding]:
     after = 0
     while True:
         rows = list(
             Payment.objects.filter(pk__gt=after)
             .order_by("pk")
-            .annotate(captured=_posted(JournalKind.CAPTURE), refunded=_posted(JournalKind.REFUND))
-            .values_list("pk", "amount_captured", "captured", "amount_refunded", "refunded")[:batch]
+            .annotate(
+                captured=_posted(JournalKind.CAPTURE),
+                refunded=_posted(JournalKind.REFUND),
+                fee=_fee_booked(),
+            )
+            .values_list(
+                "pk",
+                "amount_captured",
+                "captured",
+                "amount_refunded",
+                "refunded",
+                "provider_fee",
+                "fee",
+            )[:batch]
         )
         if not rows:
             return
-        for pk, amount_captured, captured, amount_refunded, refunded in rows:
+        for pk, amount_captured, captured, amount_refunded, refunded, provider_fee, fee in rows:
             if amount_captured != captured:
                 yield Finding(
                     K.CAPTURE_MISMATCH,
@@ -154,6 +216,8 @@ def payment_findings(*, batch: int = BATCH) -> Iterator[Finding]:
                     f"refunded {amount_refunded}",
                     f"ledger {refunded}",
                 )
+            if provider_fee != fee:
+                yield _fee_finding(pk, "payment's fee", provider_fee, fee)
         after = rows[-1][0]
 
 
@@ -220,6 +284,14 @@ def _payout_compare(payout: Payout, pp: ProviderPayout) -> Finding | None:
     )
 
 
+def _fee_compare(payment: Payment, intent: ProviderIntent, booked: int) -> Finding | None:
+    """The provider's fee for the intent against the ledger's for the payment: a difference
+    (not booked, or another amount) is recorded, never booked here."""
+    if intent.fee == booked:
+        return None
+    return _fee_finding(payment.pk, "provider fee", intent.fee, booked, f"intent {intent.ref}")
+
+
 def _intent_findings(gateway, provider: str, start: datetime, end: datetime) -> Iterator[Finding]:
     seen: set[str] = set()
     for page in _batched(gateway.intents_list(created_from=start, created_to=end), 100):
@@ -229,6 +301,7 @@ def _intent_findings(gateway, provider: str, start: datetime, end: datetime) -> 
                 provider=provider, provider_ref__in=[i.ref for i in page]
             )
         }
+        fees = fees_booked(p.pk for p in ours.values())
         for intent in page:
             seen.add(intent.ref)
             payment = ours.get(intent.ref)
@@ -239,8 +312,11 @@ def _intent_findings(gateway, provider: str, start: datetime, end: datetime) -> 
                     "a payment",
                     _intent_says(intent)[:100],
                 )
-            elif finding := _intent_compare(payment, intent):
-                yield finding
+            else:
+                if finding := _intent_compare(payment, intent):
+                    yield finding
+                if finding := _fee_compare(payment, intent, fees.get(payment.pk, 0)):
+                    yield finding
     # Ours of the window the provider did not list: asked for one by one (a payment row is made a
     # moment before its intent, so one near the window's edge may be listed in the next window).
     mine = Payment.objects.filter(
@@ -260,6 +336,8 @@ def _intent_findings(gateway, provider: str, start: datetime, end: datetime) -> 
             )
             continue
         if finding := _intent_compare(payment, intent):
+            yield finding
+        if finding := _fee_compare(payment, intent, fees_booked([payment.pk]).get(payment.pk, 0)):
             yield finding
 
 

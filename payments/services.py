@@ -10,7 +10,12 @@ The public functions talk to the provider over HTTP, so they are not one transac
 transaction is held while a request is out (a slow provider must not hold locks, and on the
 embedded SQLite default the sandbox answering from this very process could not write). Call them
 outside your own transaction.atomic() block, e.g. after it commits. Each is safe to call again: the
-provider sees the same idempotency key and the guarded UPDATEs make the second call a no-op.
+provider sees the same idempotency key and the guarded UPDATEs make the second call a no-op. The
+one exception, payment_refund_reserve, is called inside the caller's transaction and sends its
+refund after that commits.
+
+A capture books the provider's fee (what its intent reports, ProviderIntent.fee) with the capture,
+in the same transaction and once per payment; the platform bears it and refunds leave it booked.
 """
 
 import logging
@@ -152,12 +157,25 @@ def _mark_failed(payment: Payment, intent: ProviderIntent) -> bool:
     )
 
 
-def _mark_captured(payment: Payment, amount: int) -> bool:
-    moved = _move(payment, P.CAPTURED, amount_captured=amount, captured_at=timezone.now())
+def _mark_captured(payment: Payment, intent: ProviderIntent) -> bool:
+    """AUTHORISED → CAPTURED as the provider's intent says, with its fee: the capture, the split
+    and the provider's fee are booked in this transaction, by the one call that made the move (the
+    fee's journal key is the payment's, so nothing books it twice). The fee is never more than
+    what was captured (the database holds to that)."""
+    amount, fee = intent.amount_captured, intent.fee
+    moved = _move(
+        payment,
+        P.CAPTURED,
+        amount_captured=amount,
+        provider_fee=fee,
+        captured_at=timezone.now(),
+    )
     if moved:
         ledger.ledger_record(
             payment_id=payment.pk, kind="capture", amount=amount, currency=payment.currency
         )
+        if fee:
+            ledger.provider_fee_record(payment_id=payment.pk, amount=fee, key=str(payment.pk))
     return moved
 
 
@@ -241,7 +259,7 @@ def _apply(*, payment_id: int, intent: ProviderIntent) -> Payment:
     if intent.status in (IntentStatus.AUTHORISED, IntentStatus.CAPTURED, IntentStatus.VOIDED):
         _mark_authorised(payment, intent)
     if intent.status == IntentStatus.CAPTURED:
-        _mark_captured(payment, intent.amount_captured)
+        _mark_captured(payment, intent)
     if intent.status == IntentStatus.VOIDED:
         _mark_voided(payment)
     for pr in intent.refunds:
@@ -479,6 +497,14 @@ def _refund_create(
         )
 
 
+def _refund_args(amount, commission) -> None:
+    _positive_amount(amount)
+    if commission is not None and (
+        isinstance(commission, bool) or not isinstance(commission, int) or commission < 0
+    ):
+        raise PaymentError({"commission": _("Enter a whole amount of zero or more.")})
+
+
 def payment_refund(
     *, payment_id: int, amount: int, reason: str, commission: int | None = None
 ) -> Refund:
@@ -488,16 +514,46 @@ def payment_refund(
     and payment_sync sends it again with the same key. `commission`: the platform's commission
     this refund gives back when the caller knows it exactly (refunded order lines); otherwise the
     ledger gives back the commission pro rata."""
-    _positive_amount(amount)
-    if commission is not None and (
-        isinstance(commission, bool) or not isinstance(commission, int) or commission < 0
-    ):
-        raise PaymentError({"commission": _("Enter a whole amount of zero or more.")})
+    _refund_args(amount, commission)
     refund = _refund_create(
         payment_id=payment_id, amount=amount, reason=reason, commission=commission
     )
     assert refund is not None  # an amount was given
     return _refund_send(_get(payment_id), refund)
+
+
+def _refund_send_after_commit(*, refund_id: int) -> None:
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    try:
+        _refund_send(refund.payment, refund)
+    except PaymentUnavailable:
+        log.warning("refund %s not answered: payment_sync sends it again", refund_id)
+    except PaymentRefused as exc:
+        log.warning("refund %s refused by the provider: %s", refund_id, exc.messages[0])
+
+
+def payment_refund_reserve(
+    *, payment_id: int, amount: int, reason: str, commission: int | None = None
+) -> Refund:
+    """Reserve a refund of `amount` of a captured payment inside the caller's database transaction
+    (e.g. with the resolution of a dispute), and send it to the provider once that transaction has
+    committed: the refund exists exactly when the caller's change does, and no HTTP request is out
+    while the caller holds its locks. Must be called inside transaction.atomic(). Returns the
+    refund, PENDING; re-read it after the commit for the provider's answer (SUCCEEDED, or FAILED
+    when the provider refused it; a provider that does not answer leaves it PENDING for
+    payment_sync to send again with the same key; both are logged, and neither undoes the
+    caller's change). Raises at once, inside the transaction: PaymentError for a bad amount or
+    reason or more than is left, InvalidTransition for a payment that is not captured.
+    `commission` as for payment_refund."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("payment_refund_reserve runs inside the caller's transaction")
+    _refund_args(amount, commission)
+    refund = _refund_create(
+        payment_id=payment_id, amount=amount, reason=reason, commission=commission
+    )
+    assert refund is not None  # an amount was given
+    transaction.on_commit(partial(_refund_send_after_commit, refund_id=refund.pk), robust=True)
+    return refund
 
 
 def payment_return_all(*, payment_id: int, reason: str) -> Payment:

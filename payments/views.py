@@ -320,8 +320,9 @@ def _admin_context(request: HttpRequest, title: str) -> dict:
 @staff_only
 @require_GET
 def money_dashboard(request: HttpRequest) -> HttpResponse:
-    """Per day: gross merchandise value, commission, refunds and what is owed to vendors, from the
-    ledger, with a bar chart and the range's totals."""
+    """Per day: gross merchandise value, commission, delivery fees kept, the provider's fees, the
+    platform's net revenue, refunds and what is owed to vendors, from the ledger, with a bar chart
+    and the range's totals."""
     form = DashboardRangeForm(request.GET or DashboardRangeForm.defaults())
     days: list[earnings.Day] = []
     currency = "KRW"
@@ -337,7 +338,7 @@ def money_dashboard(request: HttpRequest) -> HttpResponse:
         "currency": currency,
         "chart": _chart(days) if days else None,
     }
-    return render(request, "admin/payments/money_dashboard.html", context)
+    return render(request, "payments/money_dashboard.html", context)
 
 
 ADJUSTMENT_TOKEN = re.compile(r"^[0-9a-f]{32}$")

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from o2o.geo import cell_of
@@ -14,14 +14,14 @@ class Vendor(models.Model):
         PENDING = "pending", _("Awaiting approval")
         APPROVED = "approved", _("Approved")
         SUSPENDED = "suspended", _("Suspended")
-        REJECTED = "rejected", _("Rejected")
+        REJECTED = "rejected", pgettext_lazy("vendor application", "Rejected")
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vendor"
     )
     name = models.CharField(_("cart name"), max_length=80)
     slug = models.SlugField(unique=True, max_length=90, allow_unicode=False)
-    bio = models.TextField(_("about"), blank=True, max_length=1000)
+    bio = models.TextField(pgettext_lazy("vendor profile", "about"), blank=True, max_length=1000)
     photo = models.ImageField(_("photo"), upload_to="vendors/", blank=True)
     phone = models.CharField(_("phone"), max_length=20, blank=True)
     status = models.CharField(

@@ -65,6 +65,9 @@ class ProviderIntent:
     currency: str
     amount_captured: int = 0
     amount_refunded: int = 0
+    # What the provider charged for the capture (minor units, its own figure; 0 until captured).
+    # The platform bears it: booked as provider_fees when the capture is applied, never refunded.
+    fee: int = 0
     checkout_url: str = ""
     failure_code: str = ""
     failure_message: str = ""

@@ -69,6 +69,9 @@ def _parse_refund(data: dict) -> ProviderRefund:
 
 def _parse_intent(data: dict) -> ProviderIntent:
     card = data.get("payment_method") or {}
+    fee = int(data.get("fee") or 0)
+    if not 0 <= fee <= int(data.get("amount_captured") or 0):
+        raise ValueError(f"a fee of {fee} for what was captured")
     return ProviderIntent(
         ref=data["id"],
         status=STATUSES[data["status"]],
@@ -76,6 +79,7 @@ def _parse_intent(data: dict) -> ProviderIntent:
         currency=data["currency"],
         amount_captured=int(data.get("amount_captured") or 0),
         amount_refunded=int(data.get("amount_refunded") or 0),
+        fee=fee,
         checkout_url=data.get("checkout_url") or "",
         failure_code=data.get("failure_code") or "",
         failure_message=data.get("failure_message") or "",

@@ -28,6 +28,7 @@ class SandboxIntentAdmin(ReadOnlyAdmin):
         "status",
         "amount_captured",
         "amount_refunded",
+        "fee",
         "created_at",
     )
     list_filter = ("status",)

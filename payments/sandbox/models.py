@@ -54,6 +54,9 @@ class SandboxIntent(models.Model):
     )
     amount_captured = models.BigIntegerField(_("amount captured"), default=0)
     amount_refunded = models.BigIntegerField(_("amount refunded"), default=0)
+    # What the sandbox charges the merchant for the capture (services.capture_fee), fixed when it
+    # is captured and kept when the money is refunded, as card acquirers do.
+    fee = models.BigIntegerField(_("fee"), default=0)
     failure_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=200, blank=True)
     card_brand = models.CharField(max_length=20, blank=True)
@@ -79,6 +82,10 @@ class SandboxIntent(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0, amount_refunded__lte=F("amount_captured")),
                 name="sandbox_intent_refunded_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(fee__gte=0, fee__lte=F("amount_captured")),
+                name="sandbox_intent_fee_range",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=IntentStatus.values),

@@ -25,6 +25,7 @@ def intent_data(intent: SandboxIntent) -> dict:
         "currency": intent.currency,
         "amount_captured": intent.amount_captured,
         "amount_refunded": intent.amount_refunded,
+        "fee": intent.fee,
         "reference": intent.reference,
         "description": intent.description,
         "checkout_url": intent.checkout_url,

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from o2o.money import MINOR_UNITS
+from o2o.money import MINOR_UNITS, basis_points_of
 
 from .models import (
     SandboxEvent,
@@ -54,6 +54,22 @@ TEST_CARDS: dict[str, TestCard] = {
     "4000000000003220": TestCard("challenge"),
     "4000000000000077": TestCard("slow"),
 }
+
+
+def capture_fee(amount: int) -> int:
+    """What the sandbox charges the merchant for capturing `amount` (minor units):
+    settings.SANDBOX_FEE_BPS basis points of it (default 250, i.e. 2.5 %), rounded half-up, plus
+    settings.SANDBOX_FEE_FIXED (default 0, in the same minor units), never more than the amount.
+    Fixed on the intent when it is captured; a refund does not give any of it back (as card
+    acquirers do: the fee pays for the capture, which happened)."""
+    bps = getattr(settings, "SANDBOX_FEE_BPS", 250)
+    fixed = getattr(settings, "SANDBOX_FEE_FIXED", 0)
+    for name, value, top in (("SANDBOX_FEE_BPS", bps, 10_000), ("SANDBOX_FEE_FIXED", fixed, None)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ImproperlyConfigured(f"{name} is a whole number of zero or more")
+        if top is not None and value > top:
+            raise ImproperlyConfigured(f"{name} is at most {top}")
+    return min(amount, basis_points_of(amount, bps) + fixed)
 
 
 def _amount(value, *, field: str = "amount") -> int:
@@ -248,13 +264,17 @@ def challenge_resolve(*, intent_id: str, approve: bool) -> SandboxIntent:
 
 @transaction.atomic
 def intent_capture(*, intent_id: str, amount=None) -> SandboxIntent:
-    """Capture an authorised intent, in full or in part (once: the rest is released)."""
+    """Capture an authorised intent, in full or in part (once: the rest is released), and charge
+    its fee (capture_fee)."""
     intent = _get(intent_id)
     amount = intent.amount if amount is None else _amount(amount)
     if amount > intent.amount:
         raise SandboxError("invalid_request", "amount is more than was authorised.")
     changed = SandboxIntent.objects.filter(pk=intent_id, status=S.AUTHORISED).update(
-        status=S.CAPTURED, amount_captured=amount, updated_at=timezone.now()
+        status=S.CAPTURED,
+        amount_captured=amount,
+        fee=capture_fee(amount),
+        updated_at=timezone.now(),
     )
     if not changed:
         raise _refused(intent_id, "captured", "authorised")

@@ -12,7 +12,6 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 import o2o.tasks  # noqa: F401 - registers the task the schedule names
-
 from o2o.scheduler import InProcessScheduler, _interval_seconds
 
 from .test_settings_modes import BASE_DIR

@@ -94,7 +94,9 @@ def test_the_capture_at_handover_books_the_split_in_the_ledger(
     order_hand_over(order_id=order.pk, vendor=shop.vendor, code=order.handover_code)
     # Then the money is captured and split, to the won
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.CAPTURED
-    assert ledger.balance(ledger.PROVIDER_CLEARING) == 4_900
+    # (the provider keeps its fee, 2.5 % of ₩4,900 rounded half-up: the platform bears it)
+    assert ledger.balance(ledger.PROVIDER_FEES) == 123
+    assert ledger.balance(ledger.PROVIDER_CLEARING) == 4_900 - 123
     assert ledger.vendor_payable(shop.vendor.pk) == 4_410
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 490
     assert ledger.unbalanced_transactions() == []

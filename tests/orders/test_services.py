@@ -39,6 +39,7 @@ from orders.services import (
     order_ready,
     order_reject,
     order_staff_cancel,
+    order_vendor_cancel,
     orders_expire,
 )
 from tests.factories import (
@@ -502,6 +503,7 @@ ROLE = {
     "depart": Role.VENDOR,
     "ready": Role.VENDOR,
     "hand_over": Role.VENDOR,
+    "vendor_cancel": Role.VENDOR,
     "staff_cancel": Role.STAFF,
     "staff_expire": Role.STAFF,
 }
@@ -533,6 +535,8 @@ def act(action: str, order: Order, *, vendor=None, customer=None, code=RIGHT, st
             return order_accept(order_id=oid, vendor=vendor, eta_minutes=20)
         case "reject":
             return order_reject(order_id=oid, vendor=vendor, reason="재료가 떨어졌어요")
+        case "vendor_cancel":
+            return order_vendor_cancel(order_id=oid, vendor=vendor, reason="카트가 고장 났어요")
         case "cancel":
             return order_cancel(order_id=oid, customer=customer)
         case "depart":

@@ -15,6 +15,7 @@ import pytest
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -30,9 +31,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from orders.models import FINAL, Fulfilment, Order, OrderEvent, Status
+from orders.models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
 from orders.services import (
     EDGES,
+    SHORT_STATES,
     InvalidTransition,
     Receive,
     order_accept,
@@ -41,10 +43,12 @@ from orders.services import (
     order_depart,
     order_expire_now,
     order_hand_over,
+    order_line_short,
     order_payment_settled,
     order_ready,
     order_reject,
     order_staff_cancel,
+    order_vendor_cancel,
     orders_expire,
 )
 from tests.factories import CustomerProfileFactory, StaffFactory
@@ -60,6 +64,14 @@ from tests.orders.factories import (
     window,
 )
 from vendors.services import OutOfStock
+
+
+def short_in(vendor, product, statuses) -> int:
+    rows = OrderLine.objects.filter(
+        order__vendor=vendor, order__status__in=statuses, product=product
+    )
+    return rows.aggregate(n=Sum("short_quantity"))["n"] or 0
+
 
 INITIAL = (6, 4)
 GRAPH = {(source, to) for sources, to in EDGES.values() for source in sources}
@@ -173,6 +185,9 @@ class OrderWorld(RuleBasedStateMachine):
                 order_id=order_id, actor=self.staff, reason="고객센터"
             ),
             "staff_expire": lambda: order_expire_now(order_id=order_id, actor=self.staff),
+            "vendor_cancel": lambda: order_vendor_cancel(
+                order_id=order_id, vendor=vendor, reason="카트 고장"
+            ),
         }
         self._step(order_id, action, calls[action], allowed_actor=customer.pk == order.customer_id)
 
@@ -215,6 +230,35 @@ class OrderWorld(RuleBasedStateMachine):
         # The lockout after five wrong codes has its own test; this model is about the graph.
         token = Order.objects.values_list("checkout_token", flat=True).get(pk=order_id)
         cache.delete(f"orders:handover-tries:{token}")
+
+    @rule(order_id=orders, which=st.integers(0, 1), quantity=st.integers(1, 3))
+    def short(self, order_id, which, quantity):
+        """The vendor can't supply units of a line: allowed before the handover, within the
+        line, while something is left to hand over; the order's status never moves."""
+        order = Order.objects.get(pk=order_id)
+        line = order.lines.order_by("pk")[which % order.lines.count()]
+        before, short_before = order.status, line.short_quantity
+        left = sum(item.quantity - item.short_quantity for item in order.lines.all())
+        ok = (
+            order.status in SHORT_STATES
+            and quantity <= line.quantity - line.short_quantity
+            and left - quantity > 0
+        )
+        try:
+            order_line_short(
+                order_id=order_id,
+                line_id=line.pk,
+                vendor=self.vendor,
+                quantity=quantity,
+                reason="x",
+            )
+        except ValidationError:  # InvalidTransition included
+            assert not ok, (order.status, quantity, line.quantity, short_before, left)
+        else:
+            assert ok, (order.status, quantity, line.quantity, short_before, left)
+        line.refresh_from_db()
+        assert line.short_quantity == short_before + (quantity if ok else 0)
+        assert self._status(order_id) == before
 
     @rule(order_id=orders)
     def complete(self, order_id):
@@ -272,8 +316,11 @@ class OrderWorld(RuleBasedStateMachine):
         for product, initial in zip(self.products, INITIAL, strict=True):
             held = units_in(self.vendor, product, HOLDS_STOCK)
             gone = units_in(self.vendor, product, DELIVERED)
+            # Units the vendor could not supply never go back on the cart, whatever the ending.
+            ended = [s for s in Status.values if s not in HOLDS_STOCK + DELIVERED]
+            lost = short_in(self.vendor, product, ended)
             assert on_cart[product.pk] >= 0
-            assert on_cart[product.pk] + held + gone == initial, (on_cart, held, gone)
+            assert on_cart[product.pk] + held + gone + lost == initial, (on_cart, held, gone, lost)
 
     @invariant()
     def every_logged_change_is_an_edge_and_chains_to_the_status(self):

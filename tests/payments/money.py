@@ -15,9 +15,15 @@ from . import factories
 
 
 def captured(
-    *, vendor_id: int, amount: int = 10_000, commission: int = 1_000, platform_fee: int = 0
+    *,
+    vendor_id: int,
+    amount: int = 10_000,
+    commission: int = 1_000,
+    platform_fee: int = 0,
+    provider_fee: int = 0,
 ) -> Payment:
-    """A payment captured in full, its capture and split booked."""
+    """A payment captured in full, its capture, split and provider fee booked (as
+    payments.services does it: in one transaction, the fee once per payment)."""
     payment = factories.PaymentFactory(
         amount=amount,
         commission=commission,
@@ -27,9 +33,16 @@ def captured(
     )
     with transaction.atomic():
         Payment.objects.filter(pk=payment.pk).update(
-            status=Payment.Status.CAPTURED, amount_captured=amount, captured_at=timezone.now()
+            status=Payment.Status.CAPTURED,
+            amount_captured=amount,
+            provider_fee=provider_fee,
+            captured_at=timezone.now(),
         )
         ledger.ledger_record(payment_id=payment.pk, kind="capture", amount=amount, currency="KRW")
+        if provider_fee:
+            ledger.provider_fee_record(
+                payment_id=payment.pk, amount=provider_fee, key=str(payment.pk)
+            )
     payment.refresh_from_db()
     return payment
 

@@ -49,11 +49,11 @@ def test_only_staff_see_the_dashboard(client):
 
 
 def test_the_dashboard_totals_equal_the_ledger(client):
-    # Given two vendors' sales today, a partial refund, a delivery fee the platform keeps and an
-    # adjustment owed to a vendor
+    # Given two vendors' sales today (with the provider's fees), a partial refund, a delivery fee
+    # the platform keeps and an adjustment owed to a vendor
     vendor, other = a_vendor(), a_vendor()
-    first = captured(vendor, amount=10_001, commission=1_000)
-    captured(other, amount=12_000, commission=1_000, platform_fee=2_000)
+    first = captured(vendor, amount=10_001, commission=1_000, provider_fee=250)
+    captured(other, amount=12_000, commission=1_000, platform_fee=2_000, provider_fee=300)
     refunded(first, 3_333)
     adjusted(vendor, 700)
     client.force_login(StaffFactory())
@@ -66,10 +66,14 @@ def test_the_dashboard_totals_equal_the_ledger(client):
         "gmv": "₩22,001",
         "commission": f"₩{ledger.balance(ledger.COMMISSION_REVENUE):,}",
         "delivery_fees": f"₩{ledger.balance(ledger.DELIVERY_FEE_REVENUE):,}",
+        "provider_fees": f"₩{ledger.balance(ledger.PROVIDER_FEES):,}",
+        "net_revenue": "₩3,117",
         "refunds": "₩3,333",
         "payables": f"₩{owed:,}",
     }
     assert day["commission"] == "₩1,667" and day["delivery_fees"] == "₩2,000"
+    # The provider kept its fees on the refund: the platform's net is 1,667 + 2,000 − 550
+    assert day["provider_fees"] == "₩550"
     assert _row(html, "total") == day
     # Thirty days by default, the earlier ones empty
     assert html.count('<tr data-day="') == 31
@@ -98,7 +102,16 @@ def test_a_range_of_days(client):
     ).content.decode()
     # Nothing happened before today, and nothing was owed then
     assert _row(before, "total") == dict.fromkeys(
-        ("gmv", "commission", "delivery_fees", "refunds", "payables"), "₩0"
+        (
+            "gmv",
+            "commission",
+            "delivery_fees",
+            "provider_fees",
+            "net_revenue",
+            "refunds",
+            "payables",
+        ),
+        "₩0",
     )
 
 

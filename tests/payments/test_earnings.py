@@ -27,8 +27,17 @@ pytestmark = pytest.mark.django_db
 # --- the money world (shared with the statement and dashboard tests) -----------------------------
 
 
-def captured(vendor, *, amount: int, commission: int, platform_fee: int = 0, order_id=None):
-    """A payment of `amount` for one of the vendor's orders, captured and booked in the ledger."""
+def captured(
+    vendor,
+    *,
+    amount: int,
+    commission: int,
+    platform_fee: int = 0,
+    order_id=None,
+    provider_fee: int = 0,
+):
+    """A payment of `amount` for one of the vendor's orders, captured and booked in the ledger
+    (with the provider's fee, as payments.services books it)."""
     kwargs = {"order_id": order_id} if order_id is not None else {}
     payment = factories.PaymentFactory(
         amount=amount,
@@ -40,9 +49,16 @@ def captured(vendor, *, amount: int, commission: int, platform_fee: int = 0, ord
     )
     with transaction.atomic():
         Payment.objects.filter(pk=payment.pk).update(
-            status=Payment.Status.CAPTURED, amount_captured=amount, captured_at=timezone.now()
+            status=Payment.Status.CAPTURED,
+            amount_captured=amount,
+            provider_fee=provider_fee,
+            captured_at=timezone.now(),
         )
         ledger.ledger_record(payment_id=payment.pk, kind="capture", amount=amount, currency="KRW")
+        if provider_fee:
+            ledger.provider_fee_record(
+                payment_id=payment.pk, amount=provider_fee, key=str(payment.pk)
+            )
     payment.refresh_from_db()
     return payment
 

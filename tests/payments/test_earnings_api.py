@@ -33,11 +33,12 @@ def _as(user) -> APIClient:
 @pytest.fixture
 def money():
     vendor, other = a_vendor(), a_vendor()
-    first = captured(vendor, amount=10_001, commission=1_000)
+    # The provider charged fees for two captures: the platform's cost, not the vendors'
+    first = captured(vendor, amount=10_001, commission=1_000, provider_fee=250)
     second = captured(vendor, amount=4_800, commission=480)
     refunded(first, 3_333)
     adjusted(vendor, -500)
-    captured(other, amount=3_000, commission=300)
+    captured(other, amount=3_000, commission=300, provider_fee=75)
     settlement = settled(vendor)
     return {
         "vendor": vendor,
@@ -282,13 +283,18 @@ def test_daily_totals_equal_the_ledger(money):
     assert [d["day"] for d in body["days"]][-1] == today.isoformat()
     assert len(body["days"]) == 3
     day = body["days"][-1]
-    assert day["gmv"] == 10_001 + 4_800 + 3_000 == ledger.balance(ledger.PROVIDER_CLEARING) + 3_333
+    assert day["gmv"] == 10_001 + 4_800 + 3_000
+    assert day["gmv"] == ledger.balance(ledger.PROVIDER_CLEARING) + 3_333 + 250 + 75
     assert day["commission"] == ledger.balance(ledger.COMMISSION_REVENUE) == 1_000 - 333 + 480 + 300
+    assert day["delivery_fees"] == 0
+    assert day["provider_fees"] == ledger.balance(ledger.PROVIDER_FEES) == 250 + 75
+    assert day["net_revenue"] == day["commission"] - 325
     assert day["refunds"] == 3_333
     owed = sum(ledger.vendor_payable(v.pk) for v in (money["vendor"], money["other"]))
     assert day["payables"] == owed
     assert body["days"][0]["gmv"] == 0 and body["days"][0]["payables"] == 0
     assert body["totals"]["gmv"] == day["gmv"] and body["totals"]["payables"] == owed
+    assert (body["totals"]["provider_fees"], body["totals"]["net_revenue"]) == (325, 1_447 - 325)
 
 
 def test_the_schema_documents_the_money_endpoints():

@@ -11,6 +11,9 @@ checked after every step against a model kept by the test:
   did to the payable balance, and what is settled plus what is not yet equals what was earned plus
   what came back from failed payouts;
 - a released settlement has one payout of its net; a held one sends none;
+- the provider's fees (booked with each capture, kept on refunds) are the platform's cost: the
+  provider_fees account holds their sum, and provider clearing holds what was captured, less what
+  was refunded, the fees and the payouts paid;
 - the reconciliation's ledger checks find nothing.
 
 Driven at the ledger level (payment rows + ledger_record, as payments.services does it, and the
@@ -35,6 +38,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from o2o.money import basis_points_of
 from payments import disputes, ledger, payouts, reconciliation, settlement
 from payments.commission import commission_of
 from payments.errors import InvalidTransition
@@ -71,6 +75,7 @@ class Model:
         # payment id -> [vendor id, captured, commission, refunded]
         self.payments: dict[int, list[int]] = {}
         self.payouts: dict[int, str] = {}  # payout id -> status the test moved it to
+        self.fees: dict[int, int] = {}  # payment id -> the provider's fee for its capture
 
     @staticmethod
     def commission_left(captured_: int, commission: int, refunded_: int) -> int:
@@ -134,11 +139,16 @@ class MoneyMachine(RuleBasedStateMachine):
         vendor=st.integers(0, 1),
         amount=st.integers(1, 200_000),
         bps=st.integers(0, 3_000),
+        fee_bps=st.integers(0, 500),
     )
-    def place_and_capture(self, vendor: int, amount: int, bps: int) -> None:
+    def place_and_capture(self, vendor: int, amount: int, bps: int, fee_bps: int) -> None:
         commission = commission_of(amount, bps)
-        payment = captured(vendor_id=self.vendors[vendor], amount=amount, commission=commission)
+        fee = basis_points_of(amount, fee_bps)
+        payment = captured(
+            vendor_id=self.vendors[vendor], amount=amount, commission=commission, provider_fee=fee
+        )
         self.model.payments[payment.pk] = [self.vendors[vendor], amount, commission, 0]
+        self.model.fees[payment.pk] = fee
 
     @precondition(lambda self: any(a - r >= 2 for _v, a, _c, r in self.model.payments.values()))
     @rule(data=st.data(), share=st.integers(1, 99))
@@ -315,6 +325,15 @@ class MoneyMachine(RuleBasedStateMachine):
                 assert payout is None
             if s.status != S.CARRIED_FORWARD:
                 assert (s.line_count, s.net) == (s.lines_n, s.lines_net or 0)
+
+    @invariant()
+    def the_providers_fees_are_the_platforms_cost(self) -> None:
+        fees = sum(self.model.fees.values())
+        assert ledger.balance(ledger.PROVIDER_FEES) == fees
+        captured_ = sum(a for _v, a, _c, _r in self.model.payments.values())
+        refunded_ = sum(r for _v, _a, _c, r in self.model.payments.values())
+        paid = sum(self._amounts(P.PAID).values())
+        assert ledger.balance(ledger.PROVIDER_CLEARING) == captured_ - refunded_ - fees - paid
 
     @invariant()
     def reconciliation_finds_nothing(self) -> None:
