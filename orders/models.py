@@ -204,6 +204,13 @@ class OrderLine(models.Model):
         return self.quantity - self.short_quantity
 
     @property
+    def markable(self) -> int:
+        """How many more units of this line the vendor may mark as not supplied: what is left of
+        it, while something of the order stays to hand over (else the vendor cancels instead)."""
+        left = sum(line.quantity - line.short_quantity for line in self.order.lines.all())
+        return max(0, min(self.supplied_quantity, left - 1))
+
+    @property
     def short_amount(self) -> int:
         """What the customer does not pay for this line: its units not supplied."""
         return self.unit_price * self.short_quantity

@@ -47,7 +47,7 @@ from .forms import (
     RejectForm,
     add_service_error,
 )
-from .models import Fulfilment, Order, Status
+from .models import Fulfilment, Order, OrderEvent, Status
 from .services import (
     EDGES,
     InvalidTransition,
@@ -419,14 +419,21 @@ def _order_context(order: Order) -> dict:
         in (Status.FAILED, Status.REJECTED, Status.EXPIRED, Status.CANCELLED, Status.REFUNDED),
         "cancel_form": CancelForm(),
         "staff_reason": _staff_reason(order),
+        "vendor_reason": _ended_by(order, OrderEvent.Role.VENDOR),
+        "short_lines": [line for line in order.lines.all() if line.short_quantity],
     }
 
 
 def _staff_reason(order: Order) -> str | None:
     """Why staff ended the order (their reason is for the customer too); None if they did not."""
+    return _ended_by(order, OrderEvent.Role.STAFF)
+
+
+def _ended_by(order: Order, role: str) -> str | None:
+    """The reason of the last change when `role` made it; None if someone else did."""
     events = list(order.events.all())  # prefetched by the selector
     last = events[-1] if events else None
-    if last is None or last.role != last.Role.STAFF or last.to_status != order.status:
+    if last is None or last.role != role or last.to_status != order.status:
         return None
     return last.reason
 

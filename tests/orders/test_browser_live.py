@@ -303,3 +303,43 @@ def test_a_cancel_by_staff_reaches_the_customer_and_the_vendor_live(
     assert_accessible(inbox)
     shot(inbox, "orders-staff-cancelled-inbox")
     assert shop.stock()[shop.yakult.sku] == 10
+
+
+def test_a_line_the_vendor_cannot_supply_reaches_the_customer_live(
+    live_server, new_page, shot, assert_accessible
+):
+    # Given an accepted order of yakult × 2 and latte × 1, its customer's page and the inbox open
+    vendor = factories.VendorFactory(name="망원 야쿠르트 카트")
+    shop = open_shop(vendor)
+    buyer = factories.CustomerProfileFactory().user
+    for user in (vendor.user, buyer):
+        person(user)
+    order = placed(shop, buyer, quantity=2)
+    order_accept(order_id=order.pk, vendor=vendor, eta_minutes=10)
+    line = order.lines.get()
+    base = live_server.url
+    page = new_page(**PHONE, **KOREAN)
+    log_in(page, base, buyer.email)
+    page.goto(f"{base}/orders/{order.pk}/")
+    expect(page.locator("#live-state")).to_have_text("실시간")
+    expect(page.get_by_test_id("short-note")).to_have_count(0)
+    inbox = new_page(**PHONE, **KOREAN)
+    log_in(inbox, base, vendor.user.email)
+    inbox.goto(f"{base}/orders/vendor/")
+    card = inbox.locator(f"#order-{order.pk}")
+    # When the vendor says one yakult can't be supplied (it fell off the cart)
+    card.get_by_text("이 상품을 드릴 수 없나요?").click()
+    quantity = card.locator(f"#short-q-{line.pk}")
+    expect(quantity).to_have_attribute("max", "1")  # the other one is still to hand over
+    card.locator(f"#short-r-{line.pk}").fill("하나가 떨어져 깨졌어요")
+    assert_accessible(inbox)
+    shot(inbox, "orders-short-line-form")
+    card.get_by_role("button", name="공급 못 함으로 표시").click()
+    # Then the inbox confirms it and shows the line marked
+    expect(inbox.locator(".messages, [role=status]").first).to_contain_text(f"#{order.pk}")
+    expect(inbox.locator(f"#order-{order.pk}")).to_contain_text("1개 공급 못 함")
+    # And the customer's page says so without a reload, with what they won't pay
+    expect(page.get_by_test_id("short-note")).to_contain_text("하나가 떨어져 깨졌어요")
+    expect(page.get_by_test_id("short-note")).to_contain_text("₩1,200")
+    assert_accessible(page)
+    shot(page, "orders-short-line-customer")

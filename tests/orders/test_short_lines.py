@@ -352,3 +352,41 @@ def test_staff_refund_a_line_from_the_admin_with_a_reason(paid, shop, staff, cli
     # The line pages are read-only
     assert client.get(f"/admin/orders/orderline/{yakult.pk}/change/").status_code == 200
     assert client.get("/admin/orders/orderline/add/").status_code == 403
+
+
+def test_the_inbox_offers_only_what_can_be_marked(paid, shop):
+    yakult, latte = lines(paid)
+    # yakult × 2 and latte × 1: each line can be marked in full while the other is left
+    assert (yakult.markable, latte.markable) == (2, 1)
+    order_line_short(
+        order_id=paid.pk, line_id=yakult.pk, vendor=shop.vendor, quantity=2, reason="Broken"
+    )
+    yakult, latte = lines(paid)
+    # Now the latte is all that is left to hand over: nothing more can be marked, only cancelled
+    assert (yakult.markable, latte.markable) == (0, 0)
+    from django.test import Client
+
+    page = Client(headers={"accept-language": "en"})
+    page.force_login(shop.vendor.user)
+    inbox = page.get("/orders/vendor/").content.decode()
+    assert "Mark as not supplied" not in inbox
+    assert "Can&#x27;t supply the order" in inbox or "Can't supply the order" in inbox
+    assert "2 not supplied" in inbox
+
+
+def test_the_customer_sees_what_is_missing_in_the_live_part_of_the_page(paid, shop, client):
+    yakult, _latte = lines(paid)
+    order_line_short(
+        order_id=paid.pk, line_id=yakult.pk, vendor=shop.vendor, quantity=1, reason="Dropped it"
+    )
+    # The part the page fetches on each live message says what is missing and what is not paid
+    html = client.get(f"/orders/{paid.pk}/status/").content.decode()
+    assert 'data-testid="short-note"' in html
+    assert "The vendor can&#x27;t supply 1 × " in html or "The vendor can't supply 1 × " in html
+    assert "(₩1,200)" in html
+    # And a vendor who then cancels is named with their reason
+    order_vendor_cancel(order_id=paid.pk, vendor=shop.vendor, reason="Cart broke down")
+    html = client.get(f"/orders/{paid.pk}/status/").content.decode()
+    assert "The vendor had to cancel this order." in html
+    assert "Cart broke down" in html
+    assert 'data-testid="short-note"' not in html
