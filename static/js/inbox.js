@@ -59,10 +59,18 @@
   }
 
   // --- the list ---------------------------------------------------------------------------------
+  var submitting = false;
+  // A form sent from the list: the page is about to be replaced by the answer. Replacing the list
+  // now would take the form out of the document and could cancel the vendor's tap.
+  list.addEventListener("submit", function () { submitting = true; }, true);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { submitting = false; refresh(); }  // back from the answer (bfcache)
+  });
   function busy() {
     // Don't pull the list from under someone typing an ETA, a reason or a code.
     var el = document.activeElement;
-    return list.contains(el) && (el.tagName === "INPUT" || el.tagName === "TEXTAREA") ||
+    return submitting ||
+      list.contains(el) && (el.tagName === "INPUT" || el.tagName === "TEXTAREA") ||
       !!list.querySelector("details[open]");
   }
   function refresh() {

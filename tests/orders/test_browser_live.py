@@ -176,6 +176,7 @@ def test_order_paid_taken_and_handed_over_live(live_server, new_page, shot, asse
 
     # Left at the pickup point
     inbox.locator(f"#order-{order.pk}").get_by_role("button", name="픽업 장소에 맡겼어요").click()
+    expect(inbox.get_by_text(f"주문 #{order.pk}이 준비됐어요.")).to_be_visible()
     expect(page.get_by_test_id("status")).to_have_text("준비됨")
     shot(page, "orders-order-ready")
 
