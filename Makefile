@@ -44,9 +44,10 @@ format: install
 bench: install
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
-## messages: recompile the Korean/English translations after editing locale/*/LC_MESSAGES/django.po
+## messages: re-extract and compile the translations (main catalogue in locale/, payments' own in payments/locale/)
 messages: install
-	$(PY) manage.py makemessages -l ko -l en --ignore=.venv --ignore=var
+	$(PY) manage.py makemessages -l ko -l en --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=payments
+	cd payments && ../$(PY) ../manage.py makemessages -l ko -l en
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean:
