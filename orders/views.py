@@ -496,9 +496,10 @@ def _boundary(cell: str) -> list[list[float]]:
 @never_cache
 @require_GET
 def order_status(request: HttpRequest, order_id: int) -> HttpResponse:
-    """The changing part of the order page, fetched on each live message and on reconnect."""
+    """The changing parts of the order page, fetched on each live message and on reconnect: the
+    status, and the lines (a line the vendor could not supply changes what the customer pays)."""
     order = _own_order(request, order_id)
-    return render(request, "orders/_status.html", _order_context(order))
+    return render(request, "orders/_live.html", _order_context(order))
 
 
 @login_required

@@ -151,6 +151,13 @@
         // Keep focus where it was if the user is in the part being replaced.
         if (live.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
         live.innerHTML = html;
+        // The lines come along in a <template>: swap them in where the page shows them.
+        var fresh = live.querySelector("template[data-part=lines]");
+        var lines = $("order-lines");
+        if (fresh) {
+          if (lines) lines.replaceChildren(fresh.content);
+          fresh.remove();
+        }
         var box = live.firstElementChild;
         if (box && box.getAttribute("data-status") !== before) {
           announce.textContent = box.getAttribute("data-status-label");

@@ -342,5 +342,8 @@ def test_a_line_the_vendor_cannot_supply_reaches_the_customer_live(
     # And the customer's page says so without a reload, with what they won't pay
     expect(page.get_by_test_id("short-note")).to_contain_text("하나가 떨어져 깨졌어요")
     expect(page.get_by_test_id("short-note")).to_contain_text("₩1,200")
+    # And the table of what they ordered shows the missing unit and the new total, still no reload
+    expect(page.locator("#order-lines").get_by_test_id(f"short-{line.pk}")).to_have_text("−₩1,200")
+    expect(page.locator("#order-live template")).to_have_count(0)
     assert_accessible(page)
     shot(page, "orders-short-line-customer")

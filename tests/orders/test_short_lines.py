@@ -384,6 +384,10 @@ def test_the_customer_sees_what_is_missing_in_the_live_part_of_the_page(paid, sh
     assert 'data-testid="short-note"' in html
     assert "The vendor can&#x27;t supply 1 × " in html or "The vendor can't supply 1 × " in html
     assert "(₩1,200)" in html
+    # And it brings the lines along, with the short one and what the customer now pays
+    assert '<template data-part="lines">' in html
+    assert f'data-testid="short-{yakult.pk}">−₩1,200<' in html
+    assert 'data-testid="net-total">' in html
     # And a vendor who then cancels is named with their reason
     order_vendor_cancel(order_id=paid.pk, vendor=shop.vendor, reason="Cart broke down")
     html = client.get(f"/orders/{paid.pk}/status/").content.decode()
