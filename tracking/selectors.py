@@ -4,7 +4,7 @@ alone: no coordinate, and no value derived from one, finer than the cell."""
 import bisect
 import functools
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 import h3
 from django.conf import settings
@@ -111,9 +111,14 @@ def public_payload(
         "centre": [round(centre_lat, 6), round(centre_lng, 6)],
         "boundary": [list(corner) for corner in boundary],  # a copy: callers may change it
         "presence": presence,
-        "last_seen": last_seen.isoformat() if last_seen else None,
+        "last_seen": _aware(last_seen).isoformat() if last_seen else None,
         "products": sorted(products),
     }
+
+
+def _aware(moment: datetime) -> datetime:
+    """Raw SQL on SQLite hands back naive datetimes (stored in UTC); clients need the offset."""
+    return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
 def public_payloads(positions: list[VendorPosition]) -> list[dict]:

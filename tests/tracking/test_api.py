@@ -3,7 +3,7 @@ pages (map, on-shift web app, its manifest and service worker)."""
 
 import json
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import h3
 import pytest
@@ -374,3 +374,24 @@ def test_a_null_field_in_a_batch_is_refused_per_ping_not_for_the_whole_batch(api
     reasons = {r["ts"]: r["reason"] for r in body["results"]}
     assert reasons[bad["ts"]] == "bad_coordinates"
     assert reasons[good["ts"]] == ""
+
+
+def test_last_seen_always_carries_its_offset():
+    # Raw SQL on the embedded SQLite gives naive datetimes (UTC); PostgreSQL gives aware ones
+    from tracking.selectors import public_payload
+
+    cell = h3.latlng_to_cell(*MAPO, 9)
+    naive = timezone.now().replace(tzinfo=None, microsecond=0)
+    for moment in (naive, timezone.make_aware(naive, timezone.get_fixed_timezone(0))):
+        payload = public_payload(
+            slug="cart",
+            name="Cart",
+            cell=cell,
+            coarse=cell,
+            presence="moving",
+            last_seen=moment,
+            products=[],
+        )
+        seen = datetime.fromisoformat(payload["last_seen"])
+        assert seen.utcoffset() is not None
+        assert seen.replace(tzinfo=None) - seen.utcoffset() == naive
