@@ -188,6 +188,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "settlements-run": {"task": "payments.tasks.settlements_run", "schedule": 900.0},
     "payouts-sync": {"task": "payments.tasks.payouts_sync", "schedule": 600.0},
     "refunds-resend": {"task": "payments.tasks.refunds_resend", "schedule": 300.0},
+    "short-refunds-retry": {"task": "orders.tasks.orders_short_refunds_retry", "schedule": 600.0},
     # Ledger against payments and the provider's records, for the last finished day: nightly, at
     # RECONCILIATION_AT (local time, CELERY_TIMEZONE), after the day's settlement.
     "reconciliation-run": {

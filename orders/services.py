@@ -26,7 +26,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -592,6 +593,66 @@ def short_commission(line: OrderLine) -> int:
     return min(commission_of(line.short_amount, line.commission_bps), line.commission)
 
 
+# A short line's refund the provider refused is tried again by orders_short_refunds_retry, at
+# most this many times in all; then it waits for staff (the FAILED refunds are in the admin).
+SHORT_REFUND_ATTEMPTS = 5
+SHORT_REFUND_RETRY_DAYS = 30
+
+
+def _short_refunds(line_ref):
+    """The payment's refunds of a short line (`line_ref`: an OuterRef to the line's id)."""
+    from django.db.models import CharField
+    from django.db.models.functions import Cast, Concat
+
+    from payments.models import Refund
+
+    return Refund.objects.filter(
+        payment_id=OuterRef("order__payment_id"),
+        reason__startswith=Concat(
+            Value("line "), Cast(line_ref, output_field=CharField()), Value(" short:")
+        ),
+    )
+
+
+def orders_short_refund_due(*, limit: int = 100) -> list[int]:
+    """Completed orders (of the last SHORT_REFUND_RETRY_DAYS) with a line not supplied whose
+    refund was never made: refused by the provider fewer than SHORT_REFUND_ATTEMPTS times, or
+    never tried (the capture task stopped before it), on a payment that can still be refunded."""
+    from payments.models import Payment, Refund
+    from payments.services import REFUNDABLE_STATES
+
+    cutoff = timezone.now() - timedelta(days=SHORT_REFUND_RETRY_DAYS)
+    failed = (
+        _short_refunds(OuterRef("pk"))
+        .filter(status=Refund.Status.FAILED)
+        .order_by()
+        .values("payment_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    lines = (
+        OrderLine.objects.filter(
+            short_quantity__gt=0,
+            order__status=Status.COMPLETED,
+            order__completed_at__gte=cutoff,
+        )
+        .filter(
+            Exists(
+                Payment.objects.filter(
+                    pk=OuterRef("order__payment_id"), status__in=REFUNDABLE_STATES
+                )
+            )
+        )
+        .exclude(Exists(_short_refunds(OuterRef("pk")).exclude(status=Refund.Status.FAILED)))
+        .annotate(failed=Coalesce(Subquery(failed), 0))
+        .filter(failed__lt=SHORT_REFUND_ATTEMPTS)
+        .order_by("order_id")
+        .values_list("order_id", flat=True)
+        .distinct()
+    )
+    return list(lines[:limit])
+
+
 def order_short_lines_refund(*, order_id: int) -> list:
     """After the capture: give back each line's units not supplied, with exactly their commission,
     once (a Refund row of that line not FAILED means done; a short cache lock keeps two runs of
@@ -621,6 +682,15 @@ def order_short_lines_refund(*, order_id: int) -> list:
             )
             if done.exists():
                 continue
+            attempts = Refund.objects.filter(payment=payment, reason__startswith=prefix).count()
+            if attempts >= SHORT_REFUND_ATTEMPTS:
+                log.error(
+                    "order %s line %s: short refund refused %s times; left to staff",
+                    order_id,
+                    line.pk,
+                    attempts,
+                )
+                continue
             refunds.append(
                 payment_refund(
                     payment_id=payment.pk,
@@ -633,8 +703,8 @@ def order_short_lines_refund(*, order_id: int) -> list:
             # Recorded PENDING: it counts as done here, and payments' resend sends it again.
             log.warning("order %s line %s: short refund pending at the provider", order_id, line.pk)
         except PaymentError as exc:
-            # Refused (FAILED: the next run tries again) or more than is left (staff refunded
-            # the payment in full meanwhile): nothing to do here but say so.
+            # Refused (FAILED: orders_short_refunds_retry tries again) or more than is left
+            # (staff refunded the payment in full meanwhile): nothing to do here but say so.
             log.error("order %s line %s: short refund not made: %s", order_id, line.pk, exc)
         finally:
             cache.delete(lock)

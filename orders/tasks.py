@@ -69,3 +69,13 @@ def order_money_return(self, order_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def orders_expire() -> dict[str, int]:
     return services.orders_expire()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def orders_short_refunds_retry() -> int:
+    """Refund again the units not supplied whose refund the provider refused (or that a capture
+    run never got to): each line once, at most SHORT_REFUND_ATTEMPTS tries in all."""
+    order_ids = services.orders_short_refund_due()
+    for order_id in order_ids:
+        services.order_short_lines_refund(order_id=order_id)
+    return len(order_ids)

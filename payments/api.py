@@ -214,13 +214,12 @@ class RangeInSerializer(serializers.Serializer):
 
     def validate(self, data: dict) -> dict:
         last = data.get("to") or timezone.localdate()
+        if not earnings.EARLIEST_DAY <= last <= earnings.LATEST_DAY:
+            raise ValidationError({"to": earnings.day_range_error(last, last)})
         first = data.get("from") or last - dt.timedelta(days=29)
-        if first > last:
-            raise ValidationError({"from": _("The range starts after it ends.")})
-        if (last - first).days + 1 > earnings.MAX_DAYS:
-            raise ValidationError(
-                {"from": _("At most %(n)d days at a time.") % {"n": earnings.MAX_DAYS}}
-            )
+        error = earnings.day_range_error(first, last)
+        if error:
+            raise ValidationError({"from": error})
         return {"first": first, "last": last, "currency": data.get("currency")}
 
 

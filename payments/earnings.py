@@ -404,6 +404,24 @@ def order_vendor_id(*, order_id: int) -> int | None:
 # --- the platform's money per day (staff: the dashboard and the finance export) -----------------
 
 MAX_DAYS = 366
+# The days a range may name: wide enough for any real books, narrow enough that a day either
+# side of it (the day after `last`, 30 days before a default `first`) is still a date.
+EARLIEST_DAY = dt.date(2000, 1, 1)
+LATEST_DAY = dt.date(2999, 12, 31)
+
+
+def day_range_error(first: dt.date, last: dt.date) -> str | None:
+    """Why the range `first`..`last` (both included) can't be shown; None if it can."""
+    if not (EARLIEST_DAY <= first <= LATEST_DAY and EARLIEST_DAY <= last <= LATEST_DAY):
+        return _("Choose days between %(first)s and %(last)s.") % {
+            "first": EARLIEST_DAY.isoformat(),
+            "last": LATEST_DAY.isoformat(),
+        }
+    if first > last:
+        return _("The range starts after it ends.")
+    if (last - first).days + 1 > MAX_DAYS:
+        return _("At most %(n)d days at a time.") % {"n": MAX_DAYS}
+    return None
 
 
 @dataclass(frozen=True, slots=True)

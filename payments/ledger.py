@@ -280,16 +280,18 @@ def _refund(payment: Payment, refund: Refund) -> None:
     fee_back = _posted(payment.pk, fee_code, (JournalKind.REVERSAL,), D)
     comm_left, fee_left = comm_taken - comm_back, fee_taken - fee_back
     refunded_after = payment.amount_refunded  # this refund included
+    captured_left = payment.amount_captured - (refunded_after - amount)  # before this refund
     if refunded_after >= payment.amount_captured:
         commission, fee = comm_left, fee_left  # all of it back: the parts end at zero exactly
+    elif refund.commission_hint is not None:
+        # A line (refunded by staff, or not supplied): exactly its commission, and none of the
+        # delivery fee, which the customer does not get back with a line.
+        commission, fee = min(refund.commission_hint, comm_left), 0
     else:
-        if refund.commission_hint is not None:
-            commission = refund.commission_hint
-        else:
-            commission = pro_rata(comm_taken, refunded_after, payment.amount_captured) - comm_back
-        fee = pro_rata(fee_taken, refunded_after, payment.amount_captured) - fee_back
-        commission = max(0, min(commission, comm_left))
-        fee = max(0, min(fee, fee_left))
+        # An amount: the platform gives back its parts in proportion to what is still captured,
+        # so a refund after a line refund does not give that line's commission back again.
+        commission = pro_rata(comm_left, amount, captured_left)
+        fee = pro_rata(fee_left, amount, captured_left)
     # The vendor's part is what is left; never below zero.
     fee = min(fee, amount)
     commission = min(commission, amount - fee)

@@ -313,6 +313,13 @@ def _refund_send(payment: Payment, refund: Refund) -> Refund:
             status=R.FAILED, failure_code=exc.code[:40], failure_message=exc.message[:200]
         )
         raise PaymentRefused(exc.message, code=exc.code) from exc
+    if not pr.succeeded:
+        # Taken but not made yet (a card network can take days): it stays PENDING under the
+        # provider's reference, and payment_sync books it once the provider lists it as made.
+        Refund.objects.filter(pk=refund.pk, status=R.PENDING, provider_ref="").update(
+            provider_ref=pr.ref
+        )
+        return Refund.objects.get(pk=refund.pk)
     with transaction.atomic():
         _refund_succeeded(_get(payment.pk), refund_id=refund.pk, provider_ref=pr.ref)
     return Refund.objects.get(pk=refund.pk)

@@ -248,13 +248,12 @@ class DashboardRangeForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         last = data.get("end") or timezone.localdate()
+        if not earnings.EARLIEST_DAY <= last <= earnings.LATEST_DAY:
+            raise forms.ValidationError(earnings.day_range_error(last, last))
         first = data.get("start") or last - timedelta(days=29)
-        if first > last:
-            raise forms.ValidationError(_("The range starts after it ends."))
-        if (last - first).days + 1 > earnings.MAX_DAYS:
-            raise forms.ValidationError(
-                _("At most %(n)d days at a time.") % {"n": earnings.MAX_DAYS}
-            )
+        error = earnings.day_range_error(first, last)
+        if error:
+            raise forms.ValidationError(error)
         data["first"], data["last"] = first, last
         data["currency"] = data.get("currency") or "KRW"
         return data

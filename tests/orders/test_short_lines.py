@@ -281,6 +281,50 @@ def test_a_short_refund_the_provider_does_not_answer_is_pending_and_sent_again_o
     assert ledger.unbalanced_transactions() == []
 
 
+def test_a_short_refund_the_provider_refused_is_tried_again_until_it_is_made(
+    paid, shop, settings, monkeypatch
+):
+    from orders.services import SHORT_REFUND_ATTEMPTS, order_short_lines_refund
+    from orders.tasks import orders_short_refunds_retry
+    from payments import services as payment_services
+    from payments.gateways import _sandbox
+
+    yakult, latte = lines(paid)
+    # Given an order captured and completed while a yakult was marked short (refund not made yet)
+    order = hand_over(paid, shop.vendor)
+    assert order.status == Status.COMPLETED
+    OrderLine.objects.filter(pk=yakult.pk).update(short_quantity=1, short_reason="Dropped")
+    # When the provider refuses the refund (it does not know our key: 401 from the real sandbox)
+    refusing = _sandbox(settings.SANDBOX_BASE_URL, "sk_rotated", "whsec", 2.0, 5.0, 0, 300)
+    monkeypatch.setattr(payment_services, "_gateway", lambda payment: refusing)
+    assert order_short_lines_refund(order_id=order.pk) == []
+    assert Refund.objects.get().status == Refund.Status.FAILED
+    # And the scheduled retry runs while it still refuses: one more FAILED attempt, no money moved
+    assert orders_short_refunds_retry.apply().get() == 1
+    assert list(Refund.objects.values_list("status", flat=True)) == ["failed", "failed"]
+    assert Payment.objects.get(pk=order.payment_id).amount_refunded == 0
+    # When the provider takes our key again and the retry runs
+    monkeypatch.undo()
+    assert orders_short_refunds_retry.apply().get() == 1
+    # Then the yakult is refunded once, with exactly its commission; nothing is due any more
+    made = Refund.objects.exclude(status=Refund.Status.FAILED).get()
+    assert (made.status, made.amount) == (Refund.Status.SUCCEEDED, 1_200)
+    assert Payment.objects.get(pk=order.payment_id).amount_refunded == 1_200
+    assert ledger.balance(ledger.COMMISSION_REVENUE) == 490 - 120
+    assert orders_short_refunds_retry.apply().get() == 0
+    assert ledger.unbalanced_transactions() == []
+    # And a line the provider keeps refusing is tried SHORT_REFUND_ATTEMPTS times in all, then
+    # left to staff (its FAILED refunds are in the admin)
+    OrderLine.objects.filter(pk=latte.pk).update(short_quantity=1, short_reason="Sold out")
+    monkeypatch.setattr(payment_services, "_gateway", lambda payment: refusing)
+    for _attempt in range(SHORT_REFUND_ATTEMPTS):
+        assert orders_short_refunds_retry.apply().get() == 1
+    assert orders_short_refunds_retry.apply().get() == 0
+    tries = Refund.objects.filter(reason__startswith=f"line {latte.pk} short:")
+    assert [r.status for r in tries] == [Refund.Status.FAILED] * SHORT_REFUND_ATTEMPTS
+    assert Payment.objects.get(pk=order.payment_id).amount_refunded == 1_200
+
+
 def test_the_vendor_cancels_on_the_page_and_over_the_api_and_short_units_stay_off_the_cart(
     paid, shop, other_shop
 ):

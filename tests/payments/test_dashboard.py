@@ -122,6 +122,8 @@ def test_a_range_of_days(client):
         {"start": "not a date"},
         {"start": "2025-03-02", "end": "2025-03-01"},
         {"start": "2020-01-01", "end": "2025-01-01"},
+        {"start": "9999-12-30", "end": "9999-12-31"},  # the day after would not be a date
+        {"end": "0001-01-05"},  # nor the 30 days before
         {"currency": "XXX"},
     ],
 )

@@ -265,6 +265,8 @@ def test_bad_ranges_are_400_in_the_one_format(money):
         "from=yesterday",
         "from=2025-03-02&to=2025-03-01",
         "from=2020-01-01&to=2025-01-01",
+        "from=9999-12-30&to=9999-12-31",  # the day after `to` is no date
+        "to=0001-01-05",  # nor are the 30 days before it
         "currency=XXX",
     ):
         for url in ("/api/finance/journal.csv", "/api/finance/daily/"):

@@ -244,8 +244,8 @@ def test_partial_refunds_give_the_commission_back_pro_rata_and_end_at_zero():
     _refund(payment, 3_333)  # commission back: 333.27 → 333
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 667
     assert ledger.vendor_payable(payment.vendor_id) == 9_001 - 3_000
-    _refund(payment, 3_333)  # cumulative 666.53 → 667: 334 this time
-    assert ledger.balance(ledger.COMMISSION_REVENUE) == 333
+    _refund(payment, 3_333)  # of what is still captured: 667 × 3,333 / 6,668 = 333.4 → 333
+    assert ledger.balance(ledger.COMMISSION_REVENUE) == 334
     _refund(payment, 3_335)  # the rest: everything left, exactly
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 0
     assert ledger.vendor_payable(payment.vendor_id) == 0
@@ -258,6 +258,41 @@ def test_a_refunded_line_gives_back_exactly_its_commission():
     _refund(payment, 2_000, commission=400)  # a line of ₩2,000 at 20 %
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 900
     assert ledger.vendor_payable(payment.vendor_id) == 8_700 - 1_600
+
+
+def test_a_refunded_line_gives_back_none_of_the_delivery_fee_the_platform_keeps():
+    # Given ₩12,000 captured: lines of ₩6,000 (commission 600) and ₩4,000 (400), and a ₩2,000
+    # delivery fee the platform keeps
+    payment = _captured(amount=12_000, commission=1_000, platform_fee=2_000)
+    # When the first line is refunded (the delivery happened: its fee is not refunded)
+    _refund(payment, 6_000, commission=600)
+    # Then the platform gives back that line's commission and none of the fee; the rest of the
+    # refund comes from the vendor, who keeps its share of the other line
+    assert ledger.balance(ledger.COMMISSION_REVENUE) == 400
+    assert ledger.balance(ledger.DELIVERY_FEE_REVENUE) == 2_000
+    assert ledger.vendor_payable(payment.vendor_id) == 4_000 - 400
+    # And refunding the rest gives every part back exactly
+    _refund(payment, 6_000)
+    assert ledger.balance(ledger.COMMISSION_REVENUE) == 0
+    assert ledger.balance(ledger.DELIVERY_FEE_REVENUE) == 0
+    assert ledger.vendor_payable(payment.vendor_id) == 0
+    _assert_every_transaction_balances()
+
+
+def test_an_amount_refunded_after_a_line_takes_its_share_of_what_is_still_captured():
+    # Given ₩10,000 captured: a line of ₩5,000 at 0 % and one of ₩5,000 at 20 % (commission 1,000)
+    payment = _captured(amount=10_000, commission=1_000)
+    # And the 0 % line refunded with exactly its commission: none
+    _refund(payment, 5_000, commission=0)
+    assert ledger.balance(ledger.COMMISSION_REVENUE) == 1_000
+    assert ledger.vendor_payable(payment.vendor_id) == 4_000
+    # When ₩1,000 more is refunded (a dispute)
+    _refund(payment, 1_000)
+    # Then the commission given back is that amount's share of the ₩5,000 still captured (200),
+    # not of the whole payment, as if the first line had carried 20 % too (600)
+    assert ledger.balance(ledger.COMMISSION_REVENUE) == 800
+    assert ledger.vendor_payable(payment.vendor_id) == 3_200
+    _assert_every_transaction_balances()
 
 
 @settings(

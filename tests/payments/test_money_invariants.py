@@ -72,27 +72,25 @@ class Model:
     """What the books must say, kept by the test from the operations alone."""
 
     def __init__(self) -> None:
-        # payment id -> [vendor id, captured, commission, refunded]
+        # payment id -> [vendor id, captured, commission still held, refunded]
         self.payments: dict[int, list[int]] = {}
         self.payouts: dict[int, str] = {}  # payout id -> status the test moved it to
         self.fees: dict[int, int] = {}  # payment id -> the provider's fee for its capture
 
-    @staticmethod
-    def commission_left(captured_: int, commission: int, refunded_: int) -> int:
-        if refunded_ >= captured_:
-            return 0
-        return commission - pro_rata(commission, refunded_, captured_)
-
     def commission(self) -> int:
-        return sum(self.commission_left(a, c, r) for _v, a, c, r in self.payments.values())
+        """The commission the platform still holds: what each capture took, less what refunds
+        gave back (an amount gives back its share of what is still captured; the last refund
+        gives back the rest)."""
+        return sum(c for _v, _a, c, _r in self.payments.values())
 
     def earned(self, vendor_id: int) -> int:
         """Captured share minus the refunds' shares."""
-        total = 0
-        for v, a, c, r in self.payments.values():
-            if v == vendor_id:
-                total += (a - r) - self.commission_left(a, c, r)
-        return total
+        return sum((a - r) - c for v, a, c, r in self.payments.values() if v == vendor_id)
+
+    def refund(self, payment_id: int, amount: int) -> None:
+        v, a, c, r = self.payments[payment_id]
+        back = c if r + amount >= a else min(pro_rata(c, amount, a - r), amount)
+        self.payments[payment_id] = [v, a, c - back, r + amount]
 
 
 class MoneyMachine(RuleBasedStateMachine):
@@ -125,7 +123,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def _refund(self, payment_id: int, amount: int) -> None:
         refunded(payment_id, amount)
-        self.model.payments[payment_id][3] += amount
+        self.model.refund(payment_id, amount)
 
     def _new_payouts(self) -> None:
         for pk in Payout.objects.exclude(pk__in=list(self.model.payouts)).values_list(
@@ -354,8 +352,14 @@ def test_money_invariants_hold_after_any_sequence_of_operations():
 
 
 def test_the_model_gives_back_commission_as_the_ledger_rule_says():
-    # 10,001 with 1,000 commission, refunded 3,333 then 3,333: 333 then 334 back (test_ledger)
-    assert Model.commission_left(10_001, 1_000, 3_333) == 667
-    assert Model.commission_left(10_001, 1_000, 6_666) == 333
-    assert Model.commission_left(10_001, 1_000, 10_001) == 0
+    # 10,001 with 1,000 commission, refunded 3,333 then 3,333: 333 then 333 back (test_ledger)
+    model = Model()
+    model.payments[1] = [7, 10_001, 1_000, 0]
+    model.refund(1, 3_333)
+    assert model.commission() == 667
+    model.refund(1, 3_333)
+    assert model.commission() == 334
+    model.refund(1, 3_335)
+    assert model.commission() == 0
+    assert model.earned(7) == 0
     assert JournalKind.PAYOUT_FAILED == "payout_failed"

@@ -345,6 +345,49 @@ def test_refund_that_could_not_be_sent_is_sent_again_by_sync(sandbox, settings, 
     assert [c["kind"] for c in ledger_calls] == ["capture", "refund"]
 
 
+class PendingRefundAnswers(httpx.BaseTransport):
+    """The provider's answer to a new refund says "pending" (a card network that takes days),
+    whatever the sandbox did; every other answer passes through as it is."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path.endswith("/refunds"):
+            response.read()
+            body = {**json.loads(response.content), "status": "pending"}
+            return httpx.Response(response.status_code, json=body)
+        return response
+
+
+@over_http
+def test_a_refund_the_provider_has_not_made_yet_is_booked_when_it_is(
+    sandbox, settings, ledger_calls
+):
+    # Given a captured payment, and a provider that answers a refund with "pending"
+    payment = sandbox.authorised()
+    services.payment_capture(payment_id=payment.pk)
+    pending = _gateway(sandbox.url, settings, PendingRefundAnswers())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services, "_gateway", lambda payment: pending)
+        # When the platform refunds
+        refund = services.payment_refund(payment_id=payment.pk, amount=1_000, reason="cold")
+    # Then nothing is booked yet: the refund waits under the provider's reference
+    assert refund.status == Refund.Status.PENDING and refund.provider_ref.startswith("re_")
+    assert Payment.objects.get(pk=payment.pk).amount_refunded == 0
+    assert [c["kind"] for c in ledger_calls] == ["capture"]
+    # When the provider lists it as made and the payment is synced (twice)
+    services.payment_sync(payment_id=payment.pk)
+    services.payment_sync(payment_id=payment.pk)
+    # Then it is booked once, and was never sent twice
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert Payment.objects.get(pk=payment.pk).amount_refunded == 1_000
+    assert SandboxRefund.objects.count() == 1
+    assert [c["kind"] for c in ledger_calls] == ["capture", "refund"]
+
+
 @over_http
 def test_refunds_made_at_the_provider_are_recorded_and_win(sandbox, ledger_calls):
     # Given a captured payment, 700 of it refunded at the provider (its dashboard)
