@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
@@ -18,10 +18,16 @@ def customer_signup(
 ) -> CustomerProfile:
     """A new person signs up: a user that logs in by e-mail, with a customer profile."""
     email = User.objects.normalize_email(email or "").strip().lower()
+    taken = ValidationError({"email": _("An account with this e-mail address already exists.")})
     if User.objects.filter(email__iexact=email).exists():
-        raise ValidationError({"email": _("An account with this e-mail address already exists.")})
+        raise taken
     validate_password(password, User(email=email, name=name))
-    user = User.objects.create_user(email=email, password=password, name=name.strip())
+    try:
+        user = User.objects.create_user(email=email, password=password, name=name.strip())
+    except IntegrityError as exc:
+        # The e-mail (the user's only unique column) was taken after the check above, by a
+        # request not yet committed then: the other submit of a double tap on "sign up".
+        raise taken from exc
     return CustomerProfile.objects.create(user=user, phone=phone.strip())
 
 

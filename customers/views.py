@@ -7,6 +7,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from o2o.forms import add_service_error
+
 from .forms import SignupForm
 from .services import customer_signup
 
@@ -24,8 +26,10 @@ def signup(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
             )
         except ValidationError as exc:
-            field = "password1" if not hasattr(exc, "error_dict") else None
-            form.add_error(field, exc)
+            if hasattr(exc, "error_dict"):
+                add_service_error(form, exc)
+            else:  # validate_password's messages
+                form.add_error("password1", exc)
         else:
             login(request, profile.user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, _("Welcome! Your account is ready."))

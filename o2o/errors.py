@@ -13,3 +13,7 @@ class NotAllowed(DomainError):
 
 class Conflict(DomainError):
     """The state changed under the actor's feet (mapped to 409)."""
+
+
+class Forbidden(DomainError):
+    """The actor may see this but not do it (mapped to 403): say, staff without the permission."""

@@ -16,6 +16,16 @@ from .models import Order, OrderEvent, OrderLine
 from .services import order_expire_now, order_line_refund, order_staff_cancel
 
 
+def _order_number(search_term: str) -> int | None:
+    """The order number staff searched for ("1234" or "#1234"), if the search is one. ASCII digits
+    only: str.isdigit() is also true of "²" and "①", which int() can't read; and no more digits
+    than an id has (int() refuses thousands of them)."""
+    term = search_term.strip().lstrip("#")
+    if term.isascii() and term.isdigit() and len(term) <= 18:
+        return int(term)
+    return None
+
+
 class StaffCancelForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"),
@@ -128,10 +138,10 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = tuple(f for _title, spec in fieldsets for f in spec["fields"])
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().lstrip("#")
-        if term.isdigit():
+        number = _order_number(search_term)
+        if number is not None:
             return queryset.filter(
-                Q(pk=int(term)) | Q(customer__user__email__icontains=term)
+                Q(pk=number) | Q(customer__user__email__icontains=search_term.strip().lstrip("#"))
             ), False
         return super().get_search_results(request, queryset, search_term)
 
@@ -245,9 +255,9 @@ class OrderLineAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().lstrip("#")
-        if term.isdigit():
-            return queryset.filter(order_id=int(term)), False
+        number = _order_number(search_term)
+        if number is not None:
+            return queryset.filter(order_id=number), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description=_("line total"), ordering="line_total")
@@ -320,9 +330,9 @@ class OrderEventAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip().lstrip("#")
-        if term.isdigit():
-            return queryset.filter(order_id=int(term)), False
+        number = _order_number(search_term)
+        if number is not None:
+            return queryset.filter(order_id=number), False
         return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request) -> bool:

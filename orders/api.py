@@ -8,13 +8,13 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers.services import customer_profile_get_or_create
 from o2o.api import Pagination
-from o2o.errors import Conflict, NotAllowed
+from o2o.errors import Conflict, Forbidden, NotAllowed
 from payments.errors import PaymentUnavailable  # what orders.services lets through when slow
 from vendors.api import IsVendor
 from vendors.services import OutOfStock
@@ -83,6 +83,8 @@ class _OrderApi(APIView):
     def handle_exception(self, exc):
         if isinstance(exc, NotAllowed | Order.DoesNotExist):
             exc = NotFound(_("No such order."))
+        elif isinstance(exc, Forbidden):
+            exc = PermissionDenied(exc.messages[0])
         elif isinstance(exc, OutOfStock):
             exc = ConflictError(exc.messages[0], code="out_of_stock")
         elif isinstance(exc, Conflict):

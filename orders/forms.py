@@ -1,6 +1,6 @@
 """Forms of the order pages. They check the shape of what was sent; the rules (stock, service area,
 opening hours, the meeting distance) live in orders.services, whose errors the views put back on
-these forms with `add_service_error`."""
+these forms with `o2o.forms.add_service_error`."""
 
 from datetime import datetime, timedelta
 
@@ -30,16 +30,6 @@ COMPASS = {
     "W": pgettext_lazy("direction", "west"),
     "NW": pgettext_lazy("direction", "north-west"),
 }
-
-
-def add_service_error(form: forms.Form, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on the field it names where the form has that
-    field, above the form otherwise."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 # --- cart ---------------------------------------------------------------------------------------
@@ -93,12 +83,15 @@ def window_choices(now: datetime) -> list:
 def parse_window(value: str, now: datetime) -> tuple[datetime, datetime]:
     if value == ASAP:
         return now, now + timedelta(hours=1)
+    # Any time the format allows, not only the windows offered (a page drawn before the hour
+    # turned still sends its first window): orders.services checks the range, with its message.
+    # A start at the end of the calendar has no end, though: that is no window either.
     try:
         start = datetime.strptime(value, WINDOW_FORMAT)
-    except (TypeError, ValueError):
+        start = timezone.make_aware(start, timezone.get_current_timezone())
+        return start, start + timedelta(hours=1)
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError(_("Choose a time window.")) from None
-    start = timezone.make_aware(start, timezone.get_current_timezone())
-    return start, start + timedelta(hours=1)
 
 
 def _meet_label(cell: MeetCell) -> str:
@@ -198,7 +191,7 @@ class CheckoutForm(forms.Form):
                 ):
                     if data.get(name) in (None, ""):
                         self.add_error(name, message)
-            elif not address.isdigit():
+            elif not (address.isascii() and address.isdigit()):  # "²" is a digit to isdigit()
                 self.add_error("address", _("Choose one of your addresses."))
         return data
 

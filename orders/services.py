@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import CustomerProfile
-from o2o.errors import Conflict, NotAllowed
+from o2o.errors import Conflict, Forbidden, NotAllowed
 from o2o.geo import distance_m
 from payments.commission import commission_bps_for, commission_of
 from payments.errors import PaymentUnavailable  # re-exported for views and APIs
@@ -731,16 +731,17 @@ def order_cancel(*, order_id: int, customer: CustomerProfile, reason: str = "") 
 # --- staff ------------------------------------------------------------------------------------
 
 
-def _check_staff(actor) -> None:
-    """Staff actions need an active staff account, read fresh (it may have been revoked)."""
+def _check_staff(actor, perm: str) -> None:
+    """Staff actions need an active staff account with the permission the matching admin action
+    asks for (`perm`), read fresh: either may have been revoked since the actor logged in."""
     from django.contrib.auth import get_user_model
 
     pk = getattr(actor, "pk", None)
-    if (
-        pk is None
-        or not get_user_model().objects.filter(pk=pk, is_active=True, is_staff=True).exists()
-    ):
+    user = get_user_model().objects.filter(pk=pk, is_active=True, is_staff=True).first()
+    if pk is None or user is None:
         raise NotAllowed(_("Only staff can do this."))
+    if not user.has_perm(perm):
+        raise Forbidden(_("Your staff account may not change orders."))
 
 
 @transaction.atomic
@@ -748,7 +749,7 @@ def order_staff_cancel(*, order_id: int, actor, reason: str) -> Order:
     """Staff cancel an order that was not handed over yet (from any earlier state): the stock goes
     back on the cart and, after commit, the money is returned (void, or refund if captured) and
     the customer and the vendor are told, with the reason."""
-    _check_staff(actor)
+    _check_staff(actor, "orders.change_order")
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": _("Give a reason: the customer and the vendor see it.")})
@@ -765,7 +766,7 @@ def order_staff_cancel(*, order_id: int, actor, reason: str) -> Order:
 @transaction.atomic
 def order_expire_now(*, order_id: int, actor) -> Order:
     """Staff expire an order nobody accepted yet, without waiting for its deadline."""
-    _check_staff(actor)
+    _check_staff(actor, "orders.change_order")
     return _transition(
         order_id=order_id,
         action="staff_expire",
@@ -816,7 +817,7 @@ def order_line_refund(*, order_id: int, line_id: int, actor, reason: str):
     from payments.models import Payment, Refund
     from payments.services import CAPTURED_STATES, payment_refund
 
-    _check_staff(actor)
+    _check_staff(actor, "orders.change_orderline")
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": _("Say why the line is refunded.")})

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
+from o2o.forms import add_service_error
 from o2o.geo import cell_boundary, is_valid_cell
 
 # The one name of payments' used here: the error orders.services lets through when the provider
@@ -45,7 +46,6 @@ from .forms import (
     NoFieldsForm,
     ProblemForm,
     RejectForm,
-    add_service_error,
 )
 from .models import Fulfilment, Order, OrderEvent, Status
 from .services import (

@@ -259,7 +259,9 @@ class IsVendorOrStaff(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user.is_authenticated and (hasattr(user, "vendor") or user.is_staff))
+        return bool(user.is_authenticated and hasattr(user, "vendor")) or earnings.reads_the_books(
+            user
+        )
 
 
 class _MoneyApi(APIView):
@@ -283,7 +285,7 @@ class _MoneyApi(APIView):
             raise ValidationError({"vendor": _("A vendor is named by its number.")}) from exc
         if own is not None and own.pk == vendor_id:
             return own
-        if not self.request.user.is_staff:
+        if not earnings.reads_the_books(self.request.user):
             raise NotFound(_("No such vendor."))
         vendor = Vendor.objects.filter(pk=vendor_id).first()
         if vendor is None:
@@ -350,7 +352,7 @@ class EarningsOrderApi(_MoneyApi):
         own = self.own_vendor()
         vendor_id = own.pk if own is not None else None
         moves = earnings.order_movements(vendor_id=vendor_id, order_id=order_id) if own else []
-        if not moves and request.user.is_staff:
+        if not moves and earnings.reads_the_books(request.user):
             vendor_id = earnings.order_vendor_id(order_id=order_id)
             if vendor_id is not None:
                 moves = earnings.order_movements(vendor_id=vendor_id, order_id=order_id)
@@ -403,7 +405,7 @@ class StatementApi(_MoneyApi):
     )
     def get(self, request, settlement_id: int, format: str | None = None):  # noqa: A002 - DRF's name
         settlements = Settlement.objects.select_related("vendor")
-        if not request.user.is_staff:
+        if not earnings.reads_the_books(request.user):
             settlements = settlements.filter(vendor=self.own_vendor())
         settlement = settlements.filter(pk=settlement_id).first()
         if settlement is None:
@@ -434,8 +436,17 @@ class StatementApi(_MoneyApi):
 # --- finance exports (staff) ---------------------------------------------------------------------
 
 
+class CanReadTheBooks(permissions.BasePermission):
+    """Staff who may read the ledger (earnings.FINANCE_PERMISSION), as in the admin."""
+
+    message = _("Your staff account may not see the platform's money.")
+
+    def has_permission(self, request, view) -> bool:
+        return earnings.reads_the_books(request.user)
+
+
 class _FinanceApi(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [permissions.IsAuthenticated, CanReadTheBooks]
 
     def range(self) -> dict:
         body = RangeInSerializer(data=self.request.query_params)

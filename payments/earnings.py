@@ -403,6 +403,22 @@ def order_vendor_id(*, order_id: int) -> int | None:
 
 # --- the platform's money per day (staff: the dashboard and the finance export) -----------------
 
+# The platform's books (the money dashboard, finance exports) are for staff who may read the
+# ledger in the admin: a support seat without that permission sees none of them.
+FINANCE_PERMISSION = "payments.view_journaltransaction"
+
+
+def reads_the_books(user) -> bool:
+    """Active staff with FINANCE_PERMISSION: they may see any vendor's money and the platform's."""
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(FINANCE_PERMISSION)
+    )
+
+
 MAX_DAYS = 366
 # The days a range may name: wide enough for any real books, narrow enough that a day either
 # side of it (the day after `last`, 30 days before a default `first`) is still a date.

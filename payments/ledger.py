@@ -381,8 +381,9 @@ def _account_by_code(code: str) -> LedgerAccount:
     if acct is None:
         if code in _FIXED:
             return account(code)
-        if code.startswith("vendor_payable:") and code.split(":")[1].isdigit():
-            return vendor_payable_account(int(code.split(":")[1]))
+        vendor_id = code.split(":")[1] if code.startswith("vendor_payable:") else ""
+        if vendor_id.isascii() and vendor_id.isdigit():  # not "²", a digit int() can't read
+            return vendor_payable_account(int(vendor_id))
         raise LedgerError({"account": _("There is no ledger account %(code)s.") % {"code": code}})
     return acct
 

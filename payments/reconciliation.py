@@ -346,9 +346,10 @@ def _payout_findings(gateway, provider: str, start: datetime, end: datetime) -> 
     for page in _batched(gateway.payouts_list(created_from=start, created_to=end), 100):
         refs = [pp.ref for pp in page]
         keys = [pp.reference for pp in page]
+        ids = [k[7:] for k in keys if k.startswith("payout-")]
+        ids = [int(i) for i in ids if i.isascii() and i.isdigit()]  # not "²": int() can't read it
         ours = Payout.objects.filter(provider=provider).filter(
-            Q(provider_ref__in=refs)
-            | Q(pk__in=[int(k[7:]) for k in keys if k.startswith("payout-") and k[7:].isdigit()])
+            Q(provider_ref__in=refs) | Q(pk__in=ids)
         )
         by_ref = {p.provider_ref: p for p in ours if p.provider_ref}
         by_key = {p.idempotency_key: p for p in ours}

@@ -225,8 +225,9 @@ def _provider_refund_apply(payment: Payment, pr: ProviderRefund) -> None:
     if not pr.succeeded:
         return
     ours = Refund.objects.filter(payment=payment, provider_ref=pr.ref).first()
-    if ours is None and pr.reference.startswith("refund-") and pr.reference[7:].isdigit():
-        ours = Refund.objects.filter(payment=payment, pk=int(pr.reference[7:])).first()
+    refund_id = pr.reference[7:] if pr.reference.startswith("refund-") else ""
+    if ours is None and refund_id.isascii() and refund_id.isdigit():  # not "²": int() can't
+        ours = Refund.objects.filter(payment=payment, pk=int(refund_id)).first()
     if ours is None:
         # Refunded at the provider directly (its dashboard): recorded here as it happened there.
         try:

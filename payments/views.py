@@ -86,7 +86,7 @@ def _vendor_for(request: HttpRequest, vendor_id: int | None) -> Vendor:
         if own is None:
             raise PermissionDenied(_("Only vendors have earnings."))
         return own
-    if not request.user.is_staff:
+    if not earnings.reads_the_books(request.user):
         raise Http404(_("No such vendor."))
     try:
         return Vendor.objects.get(pk=vendor_id)
@@ -129,11 +129,11 @@ def earnings_of_vendor(request: HttpRequest, vendor_id: int) -> HttpResponse:
 def earnings_order(request: HttpRequest, order_id: int) -> HttpResponse:
     """One order's money, movement by movement, for its vendor (or staff)."""
     own = _own_vendor(request)
-    if own is None and not request.user.is_staff:
+    if own is None and not earnings.reads_the_books(request.user):
         raise PermissionDenied(_("Only vendors have earnings."))
     vendor = own
     movements = earnings.order_movements(vendor_id=own.pk, order_id=order_id) if own else []
-    if not movements and request.user.is_staff:
+    if not movements and earnings.reads_the_books(request.user):
         vendor_id = earnings.order_vendor_id(order_id=order_id)
         vendor = Vendor.objects.filter(pk=vendor_id).first() if vendor_id else None
         if vendor is not None:
@@ -171,7 +171,7 @@ def _int_or_404(value: str | None) -> int | None:
 def _settlement_for(request: HttpRequest, settlement_id: int) -> Settlement:
     """The settlement if it is the signed-in vendor's (or the user is staff); 404 otherwise."""
     settlements = Settlement.objects.select_related("vendor")
-    if not request.user.is_staff:
+    if not earnings.reads_the_books(request.user):
         own = _own_vendor(request)
         if own is None:
             raise Http404(_("No such statement."))
@@ -305,6 +305,8 @@ def staff_only(view):
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
         if not (request.user.is_active and request.user.is_staff):
             raise PermissionDenied(_("Staff only."))
+        if not earnings.reads_the_books(request.user):
+            raise PermissionDenied(_("Your staff account may not see the platform's money."))
         return view(request, *args, **kwargs)
 
     return wrapped

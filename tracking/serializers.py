@@ -33,6 +33,15 @@ class PingBatchOutSerializer(serializers.Serializer):
 class ShiftInSerializer(serializers.Serializer):
     on_shift = serializers.BooleanField()
 
+    def to_internal_value(self, data):
+        # DRF reads a boolean missing from a form (HTML checkboxes) as False: a form post that
+        # says nothing must not end the shift.
+        if not hasattr(data, "__contains__") or "on_shift" not in data:
+            raise serializers.ValidationError(
+                {"on_shift": [self.fields["on_shift"].error_messages["required"]]}
+            )
+        return super().to_internal_value(data)
+
 
 class NearbyQuerySerializer(serializers.Serializer):
     lat = serializers.FloatField(min_value=-90, max_value=90)

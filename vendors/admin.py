@@ -94,7 +94,7 @@ class VendorAdmin(admin.ModelAdmin):
         # A vendor is created by applying (vendors.services.vendor_apply), not in admin.
         return False
 
-    @admin.action(description=_("Approve selected vendors"))
+    @admin.action(description=_("Approve selected vendors"), permissions=["change"])
     def approve(self, request, queryset):
         _run_status_action(
             self,
@@ -104,7 +104,7 @@ class VendorAdmin(admin.ModelAdmin):
             lambda n: ngettext("%d vendor approved.", "%d vendors approved.", n) % n,
         )
 
-    @admin.action(description=_("Suspend selected vendors"))
+    @admin.action(description=_("Suspend selected vendors"), permissions=["change"])
     def suspend(self, request, queryset):
         _run_status_action(
             self,
@@ -114,7 +114,7 @@ class VendorAdmin(admin.ModelAdmin):
             lambda n: ngettext("%d vendor suspended.", "%d vendors suspended.", n) % n,
         )
 
-    @admin.action(description=_("Reject selected applications"))
+    @admin.action(description=_("Reject selected applications"), permissions=["change"])
     def reject(self, request, queryset):
         _run_status_action(
             self,

@@ -6,7 +6,7 @@ from functools import partial
 import h3
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
@@ -42,8 +42,9 @@ def vendor_apply(
 ) -> Vendor:
     """A signed-up person applies to sell. The vendor starts PENDING and can't sell until staff
     approve. The service area defaults to the home base's cell and its neighbours."""
+    already = ValidationError(_("You have already applied to sell."))
     if Vendor.objects.filter(user=user).exists():
-        raise ValidationError(_("You have already applied to sell."))
+        raise already
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": _("Enter the name of your cart.")})
@@ -61,8 +62,22 @@ def vendor_apply(
         home_lat=home_lat,
         home_lng=home_lng,
     )
-    vendor.full_clean(exclude=["home_cell"])
-    vendor.save()
+    # The check above and these unique checks can pass while the other submit of a double tap on
+    # "apply" has inserted its vendor but not yet committed: the user's vendor shows up here (once
+    # customer_profile_get_or_create waited for that commit) or the INSERT fails on the index.
+    try:
+        vendor.full_clean(exclude=["home_cell"])
+    except ValidationError as exc:
+        if "user" in exc.error_dict or "slug" in exc.error_dict:  # the slug ends in the user id
+            raise already from exc
+        raise
+    try:
+        with transaction.atomic():  # a savepoint, so that the check below can still query
+            vendor.save()
+    except IntegrityError as exc:
+        if Vendor.objects.filter(user=user).exists():
+            raise already from exc
+        raise
     home = h3.latlng_to_cell(home_lat, home_lng, settings.SERVICE_AREA_RES)
     vendor_service_area_set(vendor=vendor, cells=list(h3.grid_disk(home, service_rings)))
     return vendor

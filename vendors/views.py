@@ -8,6 +8,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from o2o.errors import Conflict
+from o2o.forms import add_service_error
 
 from . import selectors
 from .forms import StockFormSet, VendorApplyForm
@@ -40,7 +41,10 @@ def vendor_apply_view(request: HttpRequest) -> HttpResponse:
         try:
             vendor_apply(user=request.user, **form.cleaned_data)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            if Vendor.objects.filter(user=request.user).exists():
+                # The other submit of a double tap got there first: go where it went.
+                return redirect("vendors:dashboard")
+            add_service_error(form, exc)
         else:
             messages.success(
                 request, _("Thank you! We will review your application and tell you by e-mail.")

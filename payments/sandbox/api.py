@@ -3,6 +3,7 @@ every POST honours an Idempotency-Key. Errors: {"error": {"code": "...", "messag
 
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import services
 from .idempotency import error, idempotent
 from .objects import intent_data, payout_data, refund_data
-from .services import SandboxError
+from .services import NUL, SandboxError
 
 MAX_LIST = 100
 
@@ -51,6 +52,11 @@ def endpoint(*methods: str) -> Callable:
                 response = error("method_not_allowed", f"{request.method} is not allowed.", 405)
                 response["Allow"] = ", ".join(methods)
                 return response
+            if NUL in request.path:
+                # An id with a NUL names nothing: the view answers 404. Not through idempotency,
+                # which would store the path (PostgreSQL refuses NUL in text) for an answer it
+                # would not remember anyway.
+                return guarded(request, *args, **kwargs)
             return inner(request, *args, **kwargs)
 
         return outer
@@ -69,11 +75,12 @@ def _body(request: HttpRequest) -> dict:
 
 
 def _time(value: str, name: str = "since") -> datetime:
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), tz=UTC)
     try:
+        # ASCII digits only: str.isdigit() is also true for "²", which int() can't read.
+        if re.fullmatch(r"[0-9]+", value):
+            return datetime.fromtimestamp(int(value), tz=UTC)  # too big: OverflowError, OSError
         parsed = parse_datetime(value)
-    except ValueError:
+    except (OverflowError, OSError, ValueError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise SandboxError("invalid_request", f"{name} must be unix seconds or an ISO 8601 time.")

@@ -52,7 +52,8 @@ class CardForm(forms.Form):
 
     def clean_number(self) -> str:
         digits = re.sub(r"[\s-]", "", self.cleaned_data["number"])
-        if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        # ASCII digits only: str.isdigit() is also true for "²", which int() can't read.
+        if not re.fullmatch(r"[0-9]{12,19}", digits):
             raise forms.ValidationError(_("Enter the card number: 12 to 19 digits."))
         if not luhn_ok(digits):
             raise forms.ValidationError(_("This card number is not valid. Check the digits."))

@@ -26,6 +26,9 @@ from .objects import intent_data, refund_data
 
 S = SandboxIntent.Status
 MAX_AMOUNT = 10**12
+# PostgreSQL refuses a NUL character in text (an error, a 500, if one got there): no id or text
+# stored has one, so input with one is refused before it reaches a query.
+NUL = "\x00"
 
 
 class SandboxError(Exception):
@@ -72,6 +75,12 @@ def capture_fee(amount: int) -> int:
     return min(amount, basis_points_of(amount, bps) + fixed)
 
 
+def _currency(value) -> str:
+    if not isinstance(value, str) or value not in MINOR_UNITS:
+        raise SandboxError("invalid_request", "currency must be an ISO 4217 code we know.")
+    return value
+
+
 def _amount(value, *, field: str = "amount") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SandboxError("invalid_request", f"{field} must be an integer in minor units.")
@@ -83,7 +92,7 @@ def _amount(value, *, field: str = "amount") -> int:
 def _url(value, *, field: str, required: bool) -> str:
     if value in (None, "") and not required:
         return ""
-    if not isinstance(value, str) or len(value) > 500:
+    if not isinstance(value, str) or len(value) > 500 or NUL in value:
         raise SandboxError("invalid_request", f"{field} must be an http(s) URL.")
     try:
         URLValidator(schemes=["http", "https"])(value)
@@ -97,12 +106,20 @@ def _text(value, *, field: str, max_length: int) -> str:
         return ""
     if not isinstance(value, str) or len(value) > max_length:
         raise SandboxError("invalid_request", f"{field} must be text of {max_length} or fewer.")
+    return _without_nul(value, field=field)
+
+
+def _without_nul(value: str, *, field: str) -> str:
+    if NUL in value:
+        raise SandboxError("invalid_request", f"{field} must not contain NUL characters.")
     return value
 
 
 def _get(intent_id: str, *, lock: bool = False) -> SandboxIntent:
     qs = SandboxIntent.objects.select_for_update() if lock else SandboxIntent.objects
     try:
+        if NUL in intent_id:  # no intent's id has one
+            raise SandboxIntent.DoesNotExist
         return qs.get(pk=intent_id)
     except SandboxIntent.DoesNotExist as exc:
         raise SandboxError("not_found", "No such intent.", 404) from exc
@@ -149,8 +166,7 @@ def intent_create(
     checkout_base: str,
 ) -> SandboxIntent:
     """A new intent waiting for the card. `checkout_base` is the scheme and host of the card page."""
-    if currency not in MINOR_UNITS:
-        raise SandboxError("invalid_request", "currency must be an ISO 4217 code we know.")
+    currency = _currency(currency)
     intent = SandboxIntent(
         amount=_amount(amount),
         currency=currency,
@@ -179,7 +195,9 @@ def _page(qs, *, cursor: str | None, limit: int) -> tuple[list, bool]:
     last row of the previous page): stable however many rows are added meanwhile."""
     qs = qs.order_by("created_at", "id")
     if cursor:
-        after = qs.model.objects.filter(pk=cursor).values_list("created_at", flat=True).first()
+        after = None
+        if NUL not in cursor:  # no object's id has one
+            after = qs.model.objects.filter(pk=cursor).values_list("created_at", flat=True).first()
         if after is None:
             raise SandboxError("invalid_request", "cursor names no object of this list.")
         qs = qs.filter(Q(created_at__gt=after) | Q(created_at=after, id__gt=cursor))
@@ -208,7 +226,7 @@ def intents_list(
     oldest first, a page at a time."""
     qs = SandboxIntent.objects.prefetch_related("refunds")
     if reference:
-        qs = qs.filter(reference=reference)
+        qs = qs.filter(reference=_without_nul(reference, field="reference"))
     qs = _created_between(qs, created_from or since, created_to)
     return _page(qs, cursor=cursor, limit=limit)
 
@@ -358,8 +376,7 @@ def _destination(value) -> tuple[str, str, str]:
 @transaction.atomic
 def payout_create(*, amount, currency, destination, reference=None) -> SandboxPayout:
     """Send money to a bank account: paid or failed at once, or pending, by the test account."""
-    if currency not in MINOR_UNITS:
-        raise SandboxError("invalid_request", "currency must be an ISO 4217 code we know.")
+    currency = _currency(currency)
     bank, number, holder = _destination(destination)
     account = PAYOUT_TEST_ACCOUNTS.get(number.replace("-", ""), TestAccount("paid"))
     return SandboxPayout.objects.create(
@@ -377,6 +394,8 @@ def payout_create(*, amount, currency, destination, reference=None) -> SandboxPa
 
 def payout_fetch(*, payout_id: str) -> SandboxPayout:
     try:
+        if NUL in payout_id:  # no payout's id has one
+            raise SandboxPayout.DoesNotExist
         return SandboxPayout.objects.get(pk=payout_id)
     except SandboxPayout.DoesNotExist as exc:
         raise SandboxError("not_found", "No such payout.", 404) from exc
@@ -392,7 +411,7 @@ def payouts_list(
 ) -> tuple[list[SandboxPayout], bool]:
     qs = SandboxPayout.objects.all()
     if reference:
-        qs = qs.filter(reference=reference)
+        qs = qs.filter(reference=_without_nul(reference, field="reference"))
     qs = _created_between(qs, created_from, created_to)
     return _page(qs, cursor=cursor, limit=limit)
 

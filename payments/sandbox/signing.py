@@ -7,9 +7,13 @@ newer than the tolerance is refused, so a captured delivery can't be replayed la
 
 import hashlib
 import hmac
+import re
 import time
 
 HEADER = "Sandbox-Signature"
+# t: ASCII digits only (str.isdigit() is also true for "²" and "①", which int() can't read), and
+# few enough that the tolerance check's float arithmetic can't overflow; that check does the rest.
+TIMESTAMP = re.compile(r"[0-9]{1,15}")
 
 
 class SignatureError(ValueError):
@@ -38,7 +42,7 @@ def verify(
     candidates: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and TIMESTAMP.fullmatch(value):
             timestamp = int(value)
         elif name == "v1" and value:
             candidates.append(value)
@@ -48,6 +52,7 @@ def verify(
     if abs(now - timestamp) > tolerance:
         raise SignatureError("the signature timestamp is outside the tolerance")
     expected = compute(secret=secret, timestamp=timestamp, body=body)
-    if not any(hmac.compare_digest(expected, c) for c in candidates):
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    if not any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates):
         raise SignatureError("the signature does not match")
     return timestamp

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from . import services
 from .forms import CardForm
 from .models import SandboxIntent
-from .services import TEST_CARDS, SandboxError
+from .services import NUL, TEST_CARDS, SandboxError
 
 S = SandboxIntent.Status
 
@@ -28,6 +28,8 @@ def render(request: HttpRequest, template: str, context: dict, status: int = 200
 
 def _intent(intent_id: str) -> SandboxIntent:
     try:
+        if NUL in intent_id:  # no intent's id has one (and PostgreSQL can't be asked about it)
+            raise SandboxIntent.DoesNotExist
         return SandboxIntent.objects.get(pk=intent_id)
     except SandboxIntent.DoesNotExist as exc:
         raise Http404 from exc

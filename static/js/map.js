@@ -69,7 +69,11 @@
     link.href = v.url;
     link.textContent = v.name;
     poly.bindPopup(link);
-    poly.bindTooltip(v.name);
+    // An element, never a string: Leaflet writes a string tooltip as HTML, and a cart's name is
+    // whatever its vendor typed.
+    var tip = document.createElement("span");
+    tip.textContent = v.name;
+    poly.bindTooltip(tip);
     poly.addTo(map);
     var path = poly.getElement();  // what the tests (and the curious) can read: no exact spot
     if (path) { path.setAttribute("data-vendor", v.id); path.setAttribute("data-cell", v.cell); }

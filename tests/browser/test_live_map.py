@@ -161,7 +161,9 @@ def test_customer_watches_a_cart_appear_move_and_leave(
 ):
     # Given an approved vendor with stock, about to start a round at two points 50 m apart that
     # lie in neighbouring public cells
-    vendor = factories.VendorFactory(name="망원 야쿠르트 카트", slug="mangwon-yakult")
+    # (its name, typed by the vendor, holds markup: it must show as text and never run)
+    name = '망원 야쿠르트 카트 <img src=x onerror="window.pwned=1">'
+    vendor = factories.VendorFactory(name=name, slug="mangwon-yakult")
     factories.StockFactory(vendor=vendor, quantity=12)
     # The server runs on the production settings, which don't know the test suite's MD5 hasher.
     vendor.user.password = PBKDF2PasswordHasher().encode(factories.PASSWORD, "live-map-salt")
@@ -215,6 +217,10 @@ def test_customer_watches_a_cart_appear_move_and_leave(
     expect(status).to_have_text("실시간 · 주변 카트 1대")
     expect(page.locator("#list-count")).to_have_text("(1)")
     expect(page.locator("#list-empty")).to_be_hidden()
+    hexagon.hover()
+    expect(page.locator(".leaflet-tooltip")).to_have_text(name)
+    assert page.locator("#map img[src=x], #vendor-list img[src=x]").count() == 0
+    assert page.evaluate("window.pwned") is None
     assert_accessible(page)
     shot(page, "live-map-02-customer-sees-cart")
 

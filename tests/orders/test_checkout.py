@@ -225,6 +225,29 @@ def test_a_window_in_the_past_is_refused(ready, shop):
     ]
 
 
+@pytest.mark.django_db
+def test_a_window_at_the_end_of_the_calendar_is_a_window_error(ready, shop):
+    # Given a window whose hour would end after 9999-12-31 (a hand-made post: no page offers it)
+    stock = shop.stock()
+    # When the buyer checks out with it
+    response = submit(
+        ready, fulfilment="pickup", pickup_point=shop.point.pk, window="9999-12-31T23:30"
+    )
+    # Then it is the window's error on the page (not a 500), and nothing is ordered
+    assert refused(response, shop, stock, "window") == ["Choose a time window."]
+
+
+@pytest.mark.parametrize("address", ["²", "①", "١"])  # digits to str.isdigit(), not to int()
+@pytest.mark.django_db
+def test_an_address_of_unicode_digits_is_an_address_error(ready, shop, address):
+    # Given an address choice that is a digit only outside ASCII
+    stock = shop.stock()
+    # When the buyer checks out to it
+    response = submit(ready, fulfilment="delivery", address=address)
+    # Then it is the address's error (not a 500), and nothing is ordered
+    assert refused(response, shop, stock, "address") == ["Choose one of your addresses."]
+
+
 # --- the basket, refused -------------------------------------------------------------------------
 
 

@@ -154,6 +154,35 @@ def test_only_active_staff_may_cancel_or_expire(shop, buyer, stranger):
 
 
 @pytest.mark.django_db
+def test_staff_need_the_admin_actions_permission_to_cancel_or_expire(shop, buyer):
+    # Given a staff seat without any permission (read-only support), and one who may change orders
+    from django.contrib.auth.models import Permission
+
+    seat = StaffFactory(is_superuser=False)
+    clerk = StaffFactory(is_superuser=False)
+    clerk.user_permissions.add(Permission.objects.get(codename="change_order"))
+    order = in_state(shop, buyer, Status.PLACED)
+    api = APIClient()
+    api.force_authenticate(seat)
+    # When the seat cancels or expires the order over the staff API, or refunds a line
+    for url, body in (
+        (f"/api/staff/orders/{order.pk}/cancel/", {"reason": REASON}),
+        (f"/api/staff/orders/{order.pk}/expire/", {}),
+        (f"/api/staff/orders/{order.pk}/lines/{order.lines.get().pk}/refund/", {"reason": REASON}),
+    ):
+        response = api.post(url, body, format="json")
+        # Then it is refused as the admin refuses it (403, saying why), and nothing changed
+        assert response.status_code == 403, (url, response.content)
+        assert response.json()["error"]["message"] == "Your staff account may not change orders."
+    assert Order.objects.get(pk=order.pk).status == Status.PLACED
+    # And the clerk with the permission may
+    api.force_authenticate(clerk)
+    response = api.post(f"/api/staff/orders/{order.pk}/expire/", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert Order.objects.get(pk=order.pk).status == Status.EXPIRED
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("reason", ["", "   ", None])
 def test_a_staff_cancel_needs_a_reason(shop, buyer, staff, reason):
     order = in_state(shop, buyer, Status.ACCEPTED)

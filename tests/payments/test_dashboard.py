@@ -263,12 +263,40 @@ def test_only_staff_allowed_to_adjust_the_ledger_can(client):
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     client.force_login(vendor.user)
     assert client.get(ADJUST).status_code == 403
-    # Staff without the permission see the dashboard but not the form
+    # Staff who may read the ledger see the dashboard but not the form
     clerk = UserFactory(is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_journaltransaction"))
     client.force_login(clerk)
     assert client.get(DASHBOARD).status_code == 200
     assert client.get(ADJUST).status_code == 403
     assert client.post(ADJUST, {}).status_code == 403
     clerk.user_permissions.add(Permission.objects.get(codename="add_journaltransaction"))
+    clerk = type(clerk).objects.get(pk=clerk.pk)
     client.force_login(clerk)
     assert client.get(ADJUST).status_code == 200
+
+
+def test_staff_without_the_ledger_permission_see_none_of_the_platforms_money(client):
+    # Given a staff seat without permissions (support), and a vendor with money
+    from rest_framework.test import APIClient
+
+    seat = StaffFactory(is_superuser=False)
+    vendor = a_vendor()
+    captured(vendor, amount=10_000, commission=1_000)
+    client.force_login(seat)
+    api = APIClient()
+    api.force_authenticate(seat)
+    # Then the dashboard, the finance exports and any vendor's money are closed to it
+    assert client.get(DASHBOARD).status_code == 403
+    assert api.get("/api/finance/daily/").status_code == 403
+    assert api.get("/api/finance/journal.csv").status_code == 403
+    assert api.get(f"/api/earnings/?vendor={vendor.pk}").status_code == 403
+    assert client.get(f"/payments/earnings/?vendor={vendor.pk}").status_code in (403, 404)
+    # And with the permission to view the ledger, they are open
+    seat.user_permissions.add(Permission.objects.get(codename="view_journaltransaction"))
+    seat = type(seat).objects.get(pk=seat.pk)  # permissions are cached per user object
+    client.force_login(seat)
+    api.force_authenticate(seat)
+    assert client.get(DASHBOARD).status_code == 200
+    assert api.get("/api/finance/daily/").status_code == 200
+    assert api.get(f"/api/earnings/?vendor={vendor.pk}").status_code == 200

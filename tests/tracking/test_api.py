@@ -395,3 +395,21 @@ def test_last_seen_always_carries_its_offset():
         seen = datetime.fromisoformat(payload["last_seen"])
         assert seen.utcoffset() is not None
         assert seen.replace(tzinfo=None) - seen.utcoffset() == naive
+
+
+@pytest.mark.parametrize("fmt", ["multipart", "urlencoded"])
+def test_a_shift_form_that_says_nothing_is_400_and_leaves_the_shift_alone(api, fmt):
+    # Given a vendor on shift
+    vendor = _on_map(*MAPO)
+    api.force_authenticate(vendor.user)
+    # When a form without on_shift is posted (DRF would read the missing boolean as False)
+    if fmt == "multipart":
+        response = api.post(SHIFT, {}, format="multipart")
+    else:
+        response = api.generic("POST", SHIFT, "", content_type="application/x-www-form-urlencoded")
+    # Then it is refused, saying what is missing, and the vendor is still on shift
+    error = _error(response, 400)
+    assert "on_shift" in error["fields"]
+    assert VendorPosition.objects.get(vendor=vendor).on_shift is True
+    # And a form that says it is on shift works
+    assert api.post(SHIFT, {"on_shift": "true"}, format="multipart").status_code == 200

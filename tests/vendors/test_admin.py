@@ -222,3 +222,29 @@ def test_stock_is_read_only_in_the_admin(superuser_client):
     assert response.status_code == 403
     stock.refresh_from_db()
     assert stock.quantity == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("action", "start"),
+    [
+        ("approve", Vendor.Status.PENDING),
+        ("suspend", Vendor.Status.APPROVED),
+        ("reject", Vendor.Status.PENDING),
+    ],
+)
+def test_staff_who_may_only_view_vendors_cannot_change_their_status(action, start):
+    # Given a staff seat that may view vendors and nothing more
+    from django.contrib.auth.models import Permission
+
+    viewer = factories.StaffFactory(is_superuser=False)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_vendor"))
+    target = factories.VendorFactory(status=start)
+    client = Client()
+    client.force_login(viewer)
+    # Then the list offers no status action, and posting one changes nothing
+    page = client.get("/admin/vendors/vendor/")
+    assert page.status_code == 200
+    assert f'value="{action}"' not in page.content.decode()
+    client.post("/admin/vendors/vendor/", {"action": action, ACTION_CHECKBOX_NAME: [target.pk]})
+    assert Vendor.objects.get(pk=target.pk).status == start
