@@ -41,3 +41,6 @@ def test_healthz_is_503_when_redis_is_down(client):
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["cache"]["ok"] is False
     assert body["checks"]["channel_layer"]["ok"] is False
+    # And the public page names the kind of failure, never the address it could not reach
+    assert body["checks"]["cache"]["error"] == "ConnectionError"
+    assert "127.0.0.1" not in response.content.decode()
