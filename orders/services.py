@@ -189,6 +189,7 @@ def _receive_fields(
         valid = isinstance(cell, str) and h3.is_valid_cell(cell) if cell else False
         if not valid or h3.get_resolution(cell) != settings.PUBLIC_CELL_RES:
             raise ValidationError({"meet_cell": _("Choose a meeting point on the map.")})
+        cell = h3.int_to_str(h3.str_to_int(cell))  # the one spelling: "89AB…" or "８９…" too
         try:
             rings = h3.grid_distance(cell, pos.public_cell)
         except h3.H3BaseException:  # no grid path (far apart, across a pentagon): too far

@@ -470,6 +470,20 @@ def test_a_refused_placement_saves_nothing_and_keeps_the_stock(w, setup, expect)
         assert expect in exc.message_dict
 
 
+@pytest.mark.parametrize(
+    "spell",
+    [str.upper, lambda c: "".join(chr(ord(x) + 0xFEE0) if x.isdigit() else x for x in c)],
+    ids=["upper-case", "full-width-digits"],
+)
+def test_a_meeting_cell_is_stored_in_its_one_spelling(w, spell):
+    # Given the vendor's public cell, written another way h3 still reads
+    cell = VendorPosition.objects.get(vendor=w.vendor).public_cell
+    # When the customer places a meet order there
+    order = order_place(**_args(w, **_meet(w, spell(cell))))
+    # Then the order keeps h3's own spelling, the one every other part of the system compares
+    assert order.meet_cell == cell
+
+
 def test_meet_needs_the_vendor_on_the_map(w):
     # Given a vendor on shift who has not sent a ping yet (no public position)
     vendor = vendor_on_shift(public=False)
