@@ -246,6 +246,15 @@ class MapHub:
             kind = "upsert"
         elif kind == "map.remove":
             vendor_id, coarse = message["id"], message["coarse"]
+            if message.get("at"):
+                # As of its time: a remove older than an upsert already seen is stale (the vendor
+                # came back), and an upsert older than this remove will be dropped above.
+                at = datetime.fromisoformat(message["at"])
+                newest = self.newest.get(vendor_id)
+                if newest is not None and at < newest:
+                    self.out_of_order += 1
+                    return
+                self.newest[vendor_id] = at
             text = _dumps({"type": "remove", "id": vendor_id, "coarse": coarse})
             kind = "remove"
         else:

@@ -5,6 +5,8 @@ Group names: `map.<coarse cell>` (ASCII). Messages carry the vendor's public pay
 
 import logging
 
+from django.utils import timezone
+
 from o2o.realtime import broadcaster
 from vendors.models import Vendor
 
@@ -15,11 +17,18 @@ def group_for(coarse_cell: str) -> str:
     return f"map.{coarse_cell}"
 
 
+def _remove(vendor: str, coarse: str, at: str | None) -> dict:
+    """Take the vendor off the map in `coarse`, as of `at` (server time, ISO 8601): broadcasts
+    are sent concurrently, and the hub drops an upsert older than a remove it has seen (the last
+    ping's upsert landing after the shift's end would put the vendor back for good)."""
+    return {"type": "map.remove", "id": vendor, "coarse": coarse, "at": at}
+
+
 def publish_payload(*, payload: dict, old_coarse: str = "") -> None:
     """The vendor is on the map with this payload; tell its old area too if it left it."""
     if old_coarse and old_coarse != payload["coarse"]:
         broadcaster.send(
-            group_for(old_coarse), {"type": "map.remove", "id": payload["id"], "coarse": old_coarse}
+            group_for(old_coarse), _remove(payload["id"], old_coarse, payload["last_seen"])
         )
     broadcaster.send(group_for(payload["coarse"]), {"type": "map.upsert", "vendor": payload})
 
@@ -37,7 +46,7 @@ def publish_vendor(*, vendor_id: int, old_coarse: str = "") -> None:
         if gone_from:
             slug = Vendor.objects.filter(pk=vendor_id).values_list("slug", flat=True).first()
             broadcaster.send(
-                group_for(gone_from), {"type": "map.remove", "id": slug, "coarse": gone_from}
+                group_for(gone_from), _remove(slug, gone_from, timezone.now().isoformat())
             )
     except Exception:  # noqa: BLE001 - the map is best-effort; the write already committed
         log.exception("map broadcast for vendor %s failed", vendor_id)

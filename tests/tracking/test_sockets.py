@@ -256,6 +256,58 @@ def test_going_off_shift_removes_the_vendor_from_map_clients(on_shift):
     run(main)
 
 
+@with_db
+def test_the_last_pings_upsert_landing_after_the_shift_ended_does_not_bring_the_vendor_back(
+    on_shift,
+):
+    ping_ago(on_shift, *MAPO, 10)
+    last_ping, coarse = selectors.vendor_public_state(vendor_id=on_shift.pk)
+
+    async def main():
+        client, snapshot = await watch(WIDE)
+        assert [v["id"] for v in snapshot["vendors"]] == [on_shift.slug]
+        # when the vendor goes off shift: the map is told to remove them
+        await database_sync_to_async(services.shift_end)(vendor=on_shift, actor=on_shift.user)
+        assert await events(client) == [{"type": "remove", "id": on_shift.slug, "coarse": coarse}]
+        # and the upsert of their last ping lands only after it (broadcasts run concurrently)
+        await get_channel_layer().group_send(
+            group_for(coarse), {"type": "map.upsert", "vendor": last_ping}
+        )
+        # then nothing puts them back on the map (they send no more pings to take them off)
+        assert await client.receive_nothing(2 * settings.MAP_FLUSH_MS / 1000 + 0.3)
+        await hang_up(client)
+
+    run(main)
+
+
+def test_a_remove_older_than_the_vendors_return_is_dropped():
+    # Given a hub that has seen a vendor come back to a cell at t=10
+    cell = h3.latlng_to_cell(*MAPO, settings.PUBLIC_CELL_RES)
+    coarse = _coarse(*MAPO)
+    hub = hub_module.MapHub(layer=None)
+    sub = Subscription(hub, send_text=None)
+    sub.due = 0.0  # a send is already scheduled: messages only queue
+    hub.followers = {coarse: {sub}}
+    start = timezone.now()
+    back = selectors.public_payload(
+        slug="cart",
+        name="Cart",
+        cell=cell,
+        coarse=coarse,
+        presence="moving",
+        last_seen=start + timedelta(seconds=10),
+        products=[],
+    )
+    hub.on_message({"type": "map.upsert", "vendor": back})
+    # When the remove of their leaving it at t=5 lands late
+    left = (start + timedelta(seconds=5)).isoformat()
+    hub.on_message({"type": "map.remove", "id": "cart", "coarse": coarse, "at": left})
+    # Then the socket still shows them there
+    events = json.loads(sub.take_batch())["events"]
+    assert [e["type"] for e in events] == ["upsert"]
+    assert hub.out_of_order == 1
+
+
 # --- The map hub: one subscription per process, batches per socket -----------------------------
 
 
