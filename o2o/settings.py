@@ -320,6 +320,8 @@ PING_HISTORY_DAYS = env.int("PING_HISTORY_DAYS", default=7)
 # no ping for STALE_AFTER_S is "stale", for OFFLINE_AFTER_S "offline"; a heartbeat re-broadcasts
 # an unchanged vendor every HEARTBEAT_S so map clients know it is still there.
 STATIONARY_RADIUS_M = env.float("STATIONARY_RADIUS_M", default=30.0)
+# ... plus the fix's own accuracy, up to this much: a still phone's fixes wander that far.
+STATIONARY_JITTER_M = env.float("STATIONARY_JITTER_M", default=50.0)
 STATIONARY_AFTER_S = env.int("STATIONARY_AFTER_S", default=120)
 STALE_AFTER_S = env.int("STALE_AFTER_S", default=120)
 OFFLINE_AFTER_S = env.int("OFFLINE_AFTER_S", default=600)

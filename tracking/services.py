@@ -111,11 +111,14 @@ class PingIn:
     source: str = "ws"
 
 
-def _presence_after_ping(pos, lat: float, lng: float, at: datetime) -> str:
+def _presence_after_ping(pos, lat: float, lng: float, accuracy_m: float, at: datetime) -> str:
     if pos.anchor_lat is None or pos.anchor_at is None:
         pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
         return Presence.MOVING
-    if distance_m(pos.anchor_lat, pos.anchor_lng, lat, lng) > settings.STATIONARY_RADIUS_M:
+    # A fix wanders within its error circle while the phone stands still: that much is forgiven
+    # (up to STATIONARY_JITTER_M), as the speed check forgives it.
+    jitter = min(accuracy_m, settings.STATIONARY_JITTER_M)
+    if distance_m(pos.anchor_lat, pos.anchor_lng, lat, lng) > settings.STATIONARY_RADIUS_M + jitter:
         pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
         return Presence.MOVING
     if (at - pos.anchor_at).total_seconds() >= settings.STATIONARY_AFTER_S:
@@ -341,7 +344,7 @@ def _move(pos: _Position, lat, lng, accuracy, recorded_at, now, cell) -> _Publis
     """Move the (in-memory, locked) latest position; what to tell the map, if anything."""
     before = (pos.public_cell, pos.presence)
     old_coarse = pos.coarse_cell
-    presence = _presence_after_ping(pos, lat, lng, recorded_at)
+    presence = _presence_after_ping(pos, lat, lng, accuracy, recorded_at)
     coarse = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
     heartbeat_due = pos.last_broadcast_at is None or (now - pos.last_broadcast_at) >= timedelta(
         seconds=settings.HEARTBEAT_S
@@ -442,14 +445,16 @@ def _record_batch(
             lat, lng, accuracy = float(p.lat), float(p.lng), float(p.accuracy_m)
             recorded_at = p.recorded_at
             newest = pos.recorded_at is None or recorded_at > pos.recorded_at
-            if pos.recorded_at is not None and newest:
-                gap = (recorded_at - pos.recorded_at).total_seconds()
+            if pos.recorded_at is not None and recorded_at != pos.recorded_at:
+                gap = abs((recorded_at - pos.recorded_at).total_seconds())
                 moved_m = distance_m(pos.lat, pos.lng, lat, lng)
                 # Accuracy is forgiven: a jump within the two fixes' error circles is not speed.
                 slack = accuracy + (pos.accuracy_m or 0)
-                if gap < settings.PING_MIN_INTERVAL_S:
+                if newest and gap < settings.PING_MIN_INTERVAL_S:
                     reason = Reject.RATE_LIMITED
                 elif max(moved_m - slack, 0) / gap > settings.PING_MAX_SPEED_MPS:
+                    # Late fixes too, against the latest: a cart can't have been 300 km away
+                    # 30 s before it was here.
                     reason = Reject.TOO_FAST
         if reason:
             rejects[(p.vendor_id, day, reason)] += 1

@@ -223,6 +223,34 @@ def test_late_ping_goes_to_history_only(on_shift):
     ]
 
 
+def test_a_late_ping_from_an_impossible_place_is_refused(on_shift):
+    # Given the latest fixes in Mapo at t=0 and t=60
+    assert ping(on_shift, *MAPO, at(0)).accepted
+    assert ping(on_shift, *MAPO, at(60)).accepted
+    # When a ping stamped t=30 arrives late from Busan, 325 km away
+    busan = (35.1796, 129.0756)
+    late = ping(on_shift, *busan, at(30), now=at(61))
+    # Then it is refused as too fast (325 km in 30 s), and the history does not keep it
+    assert (late.accepted, late.reason) == (False, Reject.TOO_FAST)
+    assert not Ping.objects.filter(vendor=on_shift, lat=busan[0]).exists()
+    # And a late ping a cart could have made is still kept
+    assert ping(on_shift, *EAST_500M, at(20), now=at(62)).accepted
+
+
+def test_a_vendor_standing_still_with_gps_jitter_is_standing_still(on_shift):
+    # Given a vendor at one spot for 5 minutes, the fixes wandering ±40 m around it (accuracy
+    # 50 m, well within what is accepted), one every 10 s
+    north, south = (MAPO[0] + 40 / 111_320, MAPO[1]), (MAPO[0] - 40 / 111_320, MAPO[1])
+    for i in range(31):
+        where = (MAPO, north, south)[i % 3]
+        assert ping(on_shift, *where, at(i * 10), accuracy=50.0).accepted
+    # Then they are shown standing still, not moving
+    assert _position(on_shift).presence == Presence.STATIONARY
+    # And walking on, 500 m further, makes them moving again
+    assert ping(on_shift, *EAST_500M, at(330), accuracy=10.0).accepted
+    assert _position(on_shift).presence == Presence.MOVING
+
+
 def test_reject_counters_add_up_per_reason_and_local_day(on_shift):
     # given one accepted ping
     assert ping(on_shift, *MAPO, at(0)).accepted
