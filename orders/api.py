@@ -40,6 +40,7 @@ from .serializers import (
 )
 from .services import (
     LineIn,
+    PricesChanged,
     Receive,
     order_accept,
     order_cancel,
@@ -87,6 +88,8 @@ class _OrderApi(APIView):
             exc = PermissionDenied(exc.messages[0])
         elif isinstance(exc, OutOfStock):
             exc = ConflictError(exc.messages[0], code="out_of_stock")
+        elif isinstance(exc, PricesChanged):
+            exc = ConflictError(exc.messages[0], code="prices_changed")
         elif isinstance(exc, Conflict):
             exc = ConflictError(exc.messages[0])
         elif isinstance(exc, PaymentUnavailable):
@@ -129,13 +132,23 @@ class OrdersApi(_OrderApi):
 
     @extend_schema(
         request=OrderPlaceInSerializer,
-        responses={201: OrderPlaceOutSerializer, **ERRORS, 503: OpenApiResponse()},
+        responses={
+            201: OrderPlaceOutSerializer,
+            **ERRORS,
+            409: OpenApiResponse(
+                description="Nothing placed: `out_of_stock` (not that many left on the cart), "
+                "or `prices_changed` (the total differs from `expected_total`)."
+            ),
+            503: OpenApiResponse(),
+        },
         tags=["orders"],
     )
     def post(self, request):
         """Place an order (stock is reserved) and start its payment: send the customer to
         `checkout_url`. Sending the same `checkout_token` again gives back the same order, so a
-        503 (the provider did not answer; the order is kept) is retried with the same body."""
+        503 (the provider did not answer; the order is kept) is retried with the same body.
+        With `expected_total` (the total the customer was shown) a changed price or delivery fee
+        is a 409 `prices_changed`, nothing placed, instead of an order at the new total."""
         body = OrderPlaceInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -154,6 +167,7 @@ class OrdersApi(_OrderApi):
             ),
             checkout_token=data["checkout_token"],
             note=data.get("note", ""),
+            expected_total=data.get("expected_total"),
         )
         url = order_payment_start(
             order_id=order.pk,

@@ -117,6 +117,11 @@ class CheckoutForm(forms.Form):
     """How to receive the order, when, and a note. Only the fields of the chosen way count."""
 
     checkout_token = forms.UUIDField(widget=forms.HiddenInput)
+    # What the page showed (minor units), so a price or fee changed since is not charged silently:
+    # the items, and the delivery fee (which counts only for delivery). The template writes them
+    # from the amounts the page shows, on every rendering; a page without them is not checked.
+    expected_subtotal = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    expected_delivery_fee = forms.IntegerField(required=False, widget=forms.HiddenInput)
     fulfilment = forms.ChoiceField(
         label=_("How do you want to receive it?"),
         choices=[
@@ -194,6 +199,17 @@ class CheckoutForm(forms.Form):
             elif not (address.isascii() and address.isdigit()):  # "²" is a digit to isdigit()
                 self.add_error("address", _("Choose one of your addresses."))
         return data
+
+    @property
+    def expected_total(self) -> int | None:
+        """The total the customer saw for the way chosen: items, plus the fee for delivery."""
+        data = self.cleaned_data
+        subtotal, fee = data.get("expected_subtotal"), data.get("expected_delivery_fee")
+        if subtotal is None:
+            return None
+        if data.get("fulfilment") != Fulfilment.DELIVERY:
+            return subtotal
+        return None if fee is None else subtotal + fee
 
     @property
     def wants_new_address(self) -> bool:

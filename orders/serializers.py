@@ -175,6 +175,15 @@ class OrderPlaceInSerializer(serializers.Serializer):
     checkout_token = serializers.UUIDField(
         help_text="A fresh UUID per checkout: sending the same one again returns the same order."
     )
+    expected_total = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="Optional. The total the customer was shown and agreed to, in minor units: "
+        "the items at the prices shown plus the delivery fee for delivery. When the total at "
+        "current prices differs, nothing is placed and the answer is 409 `prices_changed` (its "
+        "message gives the new total): show the new prices and ask again. Not checked when a "
+        "checkout_token already placed an order (that order is returned).",
+    )
 
     def validate_fulfilment(self, fulfilment: str) -> str:
         if fulfilment == Fulfilment.AT_CART:

@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 from customers.models import CustomerProfile
 from o2o.errors import Conflict, Forbidden, NotAllowed
 from o2o.geo import distance_m
+from o2o.money import format_money
 from payments.commission import commission_bps_for, commission_of
 from payments.errors import PaymentUnavailable  # re-exported for views and APIs
 from tracking.models import VendorPosition
@@ -45,10 +46,31 @@ from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
 log = logging.getLogger(__name__)
 Role = OrderEvent.Role
 HANDOVER_MAX_TRIES = 5
+HANDOVER_LOCK_SECONDS = 15 * 60  # counted from the first try
 
 
 class InvalidTransition(Conflict):
     """The order is not in a state that allows this (someone else acted first, or too late)."""
+
+
+class PricesChanged(Conflict):
+    """The total is no longer the one the customer saw and agreed to (a price or the delivery fee
+    changed since the checkout page was drawn): nothing is placed. `total` is the new total."""
+
+    total: int | None = None
+
+    @classmethod
+    def of(cls, *, total: int, currency: str) -> "PricesChanged":
+        exc = cls(
+            _(
+                "The prices changed since you opened this page: the total is now %(total)s. "
+                "Check your order and send it again."
+            )
+            % {"total": format_money(total, currency)},
+            code="prices_changed",
+        )
+        exc.total = total
+        return exc
 
 
 # The graph: for each action, the states it may start from and the state it leads to.
@@ -217,10 +239,14 @@ def order_place(
     checkout_token: uuid.UUID,
     note: str = "",
     now: datetime | None = None,
+    expected_total: int | None = None,
 ) -> Order:
     """Create the order and reserve its stock, all or nothing. Idempotent on checkout_token: the
     same checkout submitted twice gives back the first order. Payment starts after commit
-    (order_payment_start), outside this transaction: no network call holds database locks."""
+    (order_payment_start), outside this transaction: no network call holds database locks.
+
+    `expected_total` is the total (items and delivery fee, in minor units) the customer was shown;
+    when given and the total at current prices differs, PricesChanged and nothing is placed."""
     now = now or timezone.now()
     existing = Order.objects.filter(checkout_token=checkout_token).first()
     if existing is not None:
@@ -242,6 +268,8 @@ def order_place(
     extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
     subtotal = sum(products[pid].price * q for pid, q in items.items())
     delivery_fee = extra.pop("delivery_fee", 0)
+    if expected_total is not None and expected_total != subtotal + delivery_fee:
+        raise PricesChanged.of(total=subtotal + delivery_fee, currency=settings.CURRENCY)
     # The commission plans in force now, snapshotted per line (a category may have its own).
     vendor_bps, category_bps = commission_bps_for(
         vendor_id=vendor.pk, category_ids={p.category_id for p in products.values()}, at=now
@@ -493,18 +521,20 @@ def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
     if order is None:
         raise InvalidTransition(_("This order can no longer be changed that way."))
     # A 4-digit code is only safe with few tries: after HANDOVER_MAX_TRIES wrong ones the order
-    # is locked for a while (counted in the cache, so every server process sees it).
+    # is locked for a while (counted in the cache, so every server process sees it). Each try is
+    # counted atomically BEFORE the code is compared: parallel guesses each get their own number,
+    # so no more than HANDOVER_MAX_TRIES are ever compared in one window.
     tries_key = f"orders:handover-tries:{order.checkout_token}"  # unique across databases
-    if cache.get(tries_key, 0) >= HANDOVER_MAX_TRIES:
+    if _handover_try(tries_key) > HANDOVER_MAX_TRIES:
         raise ValidationError(
             {"code": _("Too many wrong codes. Wait 15 minutes or ask support to help.")}
         )
     # Bytes: compare_digest raises TypeError on non-ASCII str (a full-width digit, a typo).
     typed = str(code or "").strip().encode()
     if not secrets.compare_digest(typed, order.handover_code.encode()):
-        cache.add(tries_key, 0, timeout=15 * 60)
-        cache.incr(tries_key)
         raise ValidationError({"code": _("That code is not right. Ask the customer to show it.")})
+    # The right code: the tries before it were typos, and whoever knows it needs no guessing.
+    cache.delete(tries_key)
     return _transition(
         order_id=order_id,
         action="hand_over",
@@ -514,6 +544,23 @@ def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
         handed_over_at=timezone.now(),
         expires_at=None,
     )
+
+
+def _handover_try(key: str) -> int:
+    """Count one handover try; the how-many-th it is in the current window. Atomic in Redis and
+    in LocMemCache alike: `add` starts the window only if there is none, `incr` counts."""
+    for _attempt in range(3):
+        cache.add(key, 0, timeout=HANDOVER_LOCK_SECONDS)
+        try:
+            n = cache.incr(key)
+        except ValueError:  # the window ended between add and incr: start a new one
+            continue
+        if n == 1:
+            # Redis INCR on a key that expired after Django's exists() check creates it without
+            # a timeout; the first try of a window (re)sets it, so no count outlives its window.
+            cache.touch(key, HANDOVER_LOCK_SECONDS)
+        return n
+    return HANDOVER_MAX_TRIES + 1  # the cache keeps losing the key: refuse rather than compare
 
 
 @transaction.atomic

@@ -256,6 +256,7 @@ def _place(*, form: CheckoutForm, customer: CustomerProfile, cart: Cart) -> Orde
                 receive=receive,
                 checkout_token=data["checkout_token"],
                 note=data.get("note") or "",
+                expected_total=form.expected_total,
             )
         except OutOfStock:
             raise

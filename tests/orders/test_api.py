@@ -12,6 +12,8 @@ from orders.models import Order, Status
 from orders.services import order_accept, order_depart
 from tests.factories import AddressFactory
 from tests.orders.conftest import FAR, place, placed
+from tests.orders.test_payment_journey import sandbox  # noqa: F401 - the provider, over HTTP
+from vendors.models import Product
 
 ORDERS = "/api/orders/"
 VENDOR_ORDERS = "/api/vendor/orders/"
@@ -116,6 +118,8 @@ def test_anonymous_gets_401_everywhere(api, shop, buyer):
         ({"checkout_token": "not-a-uuid"}, "checkout_token"),
         ({"window_start": "yesterday"}, "window_start"),
         ({"vendor": None}, "vendor"),
+        ({"expected_total": -1}, "expected_total"),
+        ({"expected_total": "a lot"}, "expected_total"),
     ],
 )
 @pytest.mark.django_db
@@ -172,6 +176,76 @@ def test_placing_more_than_the_cart_has_is_409_out_of_stock(api, shop, buyer):
     err = error(api.post(ORDERS, data, format="json"), 409, "out_of_stock")
     assert err["message"] == f"Only 5 of {shop.latte.name_ko} left on the cart."
     assert Order.objects.count() == 0 and shop.stock() == stock
+
+
+@pytest.mark.django_db
+def test_a_total_other_than_the_one_shown_is_409_prices_changed_and_saves_nothing(api, shop, buyer):
+    # Given the app showed 2 yakult at ₩1,200 (₩2,400), and the vendor raised it to ₩9,000 since
+    stock = shop.stock()
+    Product.objects.filter(pk=shop.yakult.pk).update(price=9000)
+    api.force_authenticate(buyer)
+    # When the app places the order with the total it showed
+    response = api.post(ORDERS, body(shop, expected_total=2400), format="json")
+    # Then it is refused with the new total, and nothing is ordered nor reserved
+    err = error(response, 409, "prices_changed")
+    assert err["message"] == (
+        "The prices changed since you opened this page: the total is now ₩18,000. "
+        "Check your order and send it again."
+    )
+    assert Order.objects.count() == 0 and shop.stock() == stock
+    # And in Korean for an app that asks for Korean (the default)
+    korean = APIClient()
+    korean.force_authenticate(buyer)
+    err = error(korean.post(ORDERS, body(shop, expected_total=2400), format="json"), 409)
+    assert err == {
+        "code": "prices_changed",
+        "message": "이 페이지를 연 뒤로 가격이 바뀌었어요. 지금 합계는 ₩18,000이에요. "
+        "주문 내용을 확인하고 다시 보내 주세요.",
+    }
+
+
+@pytest.mark.django_db
+def test_the_expected_total_counts_the_delivery_fee(api, shop, buyer):
+    # Given a delivery of ₩2,400 of yakult; the vendor's fee is ₩1,000
+    stock = shop.stock()
+    address_id = buyer.customer.addresses.values_list("pk", flat=True).get()
+    delivery = {"fulfilment": "delivery", "address_id": address_id}
+    api.force_authenticate(buyer)
+    # When the app sends the items' total alone, then the total with the fee is the news
+    response = api.post(ORDERS, body(shop, **delivery, expected_total=2400), format="json")
+    err = error(response, 409, "prices_changed")
+    assert err["message"] == (
+        "The prices changed since you opened this page: the total is now ₩3,400. "
+        "Check your order and send it again."
+    )
+    assert Order.objects.count() == 0 and shop.stock() == stock
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_expected_total_is_optional_and_a_placed_checkout_is_returned_whatever_it_says(
+    sandbox,  # noqa: F811
+    shop,
+    buyer,
+):
+    api = APIClient(HTTP_ACCEPT_LANGUAGE="en", SERVER_NAME="localhost")
+    api.force_authenticate(buyer)
+    # Given an order placed with the total shown (₩2,400 of yakult, picked up)
+    first_body = body(shop, expected_total=2400)
+    first = api.post(ORDERS, first_body, format="json")
+    assert first.status_code == 201, first.content
+    assert first.json()["order"]["total"] == 2400
+    # When the price changes and the same checkout is sent again (a retry after a timeout)
+    Product.objects.filter(pk=shop.yakult.pk).update(price=9000)
+    again = api.post(ORDERS, first_body, format="json")
+    # Then it is that same order, not a prices_changed
+    assert again.status_code == 201, again.content
+    assert again.json() == first.json()
+    # When another checkout is sent without an expected total (an app from before it existed)
+    later = api.post(ORDERS, body(shop), format="json")
+    # Then it is placed at the prices of now, as before
+    assert later.status_code == 201, later.content
+    assert later.json()["order"]["total"] == 18000
+    assert sorted(Order.objects.values_list("total", flat=True)) == [2400, 18000]
 
 
 @pytest.mark.django_db
@@ -305,3 +379,10 @@ def test_the_schema_documents_the_order_endpoints(api):
     assert detail["vendor_nearby"]["nullable"] is True
     accept = schema["paths"]["/api/vendor/orders/{order_id}/accept/"]["post"]
     assert "409" in accept["responses"]
+    place_in = schema["components"]["schemas"]["OrderPlaceInRequest"]
+    assert "expected_total" not in place_in["required"]
+    assert "prices_changed" in place_in["properties"]["expected_total"]["description"]
+    assert (
+        "prices_changed"
+        in schema["paths"]["/api/orders/"]["post"]["responses"]["409"]["description"]
+    )

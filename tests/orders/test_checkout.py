@@ -2,6 +2,8 @@
 about where there is one), never a 500, and leaves nothing behind: no order, no address, the stock
 as it was. Running out of stock sends the customer back to the basket with the message."""
 
+import re
+
 import h3
 import pytest
 from django.conf import settings
@@ -12,7 +14,7 @@ from orders.models import Order
 from tests.factories import AddressFactory, OpeningHoursFactory, PickupPointFactory
 from tests.orders.conftest import FAR, messages_of, put_cart
 from tracking.models import VendorPosition
-from vendors.models import PickupPoint, Product, Stock
+from vendors.models import PickupPoint, Product, Stock, Vendor
 
 CHECKOUT = "/orders/checkout/"
 
@@ -25,11 +27,20 @@ def ready(client, shop, buyer):
     return client
 
 
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def hidden(page) -> dict[str, str]:
+    """The hidden fields of a rendered page, which a browser sends back with the form."""
+    return dict(HIDDEN.findall(page.content.decode()))
+
+
 def submit(client, **fields):
-    """Open checkout (as a browser would, for its token) and send it with `fields`."""
+    """Open checkout (as a browser would, for its token and the amounts it shows) and send it
+    with `fields`."""
     page = client.get(CHECKOUT)
     assert page.status_code == 200
-    data = {"checkout_token": page.context["form"].initial["checkout_token"], "window": "asap"}
+    data = {**hidden(page), "window": "asap"}
     data.update({k: v for k, v in fields.items() if v is not None})
     return client.post(CHECKOUT, data)
 
@@ -306,3 +317,118 @@ def test_more_than_the_cart_has_now_goes_back_to_the_basket_with_the_message(rea
     assert messages_of(response) == [f"{shop.latte.name_ko} is sold out."]
     assert Order.objects.count() == 0
     assert shop.stock() == stock
+
+
+# --- the prices the page showed ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_page_carries_the_amounts_it_shows(ready, shop):
+    # When the buyer opens checkout with 2 yakult at ₩1,200 and 1 latte at ₩2,500
+    page = ready.get(CHECKOUT)
+    # Then the items total the page shows and the delivery fee go back with the form, hidden
+    assert page.context["subtotal"] == 4900
+    fields = hidden(page)
+    assert (fields["expected_subtotal"], fields["expected_delivery_fee"]) == ("4900", "1000")
+
+
+@pytest.mark.parametrize("new_price", [9000, 1000])  # raised, and lowered: both are news
+@pytest.mark.django_db
+def test_a_price_changed_after_the_page_was_drawn_is_not_charged_silently(ready, shop, new_price):
+    # Given the buyer on the checkout page: 2 yakult at ₩1,200 and 1 latte at ₩2,500 = ₩4,900
+    page = ready.get(CHECKOUT)
+    assert page.context["subtotal"] == 4900
+    stock = shop.stock()
+    # When the vendor changes the yakult's price before the buyer presses "Go to payment"
+    Product.objects.filter(pk=shop.yakult.pk).update(price=new_price)
+    data = {**hidden(page), "window": "asap", "fulfilment": "pickup", "pickup_point": shop.point.pk}
+    response = ready.post(CHECKOUT, data)
+    # Then nothing is ordered nor reserved, and the page says so with the new total
+    new_total = 2 * new_price + 2500
+    assert refused(response, shop, stock) == [
+        f"The prices changed since you opened this page: the total is now ₩{new_total:,}. "
+        "Check your order and send it again."
+    ]
+    # And the page shows the new prices, and carries them for the next submit
+    assert response.context["subtotal"] == new_total
+    assert hidden(response)["expected_subtotal"] == str(new_total)
+    assert f"₩{new_total:,}" in response.content.decode()
+    # When the buyer sends the page they now see (same checkout)
+    again = ready.post(CHECKOUT, {**data, **hidden(response)})
+    # Then the order is placed at the total they saw
+    assert again.status_code == 302
+    assert list(Order.objects.values_list("subtotal", "total")) == [(new_total, new_total)]
+
+
+@pytest.mark.django_db
+def test_a_delivery_fee_changed_after_the_page_was_drawn_is_not_charged_silently(
+    ready, shop, buyer
+):
+    # Given the buyer on the checkout page, the delivery fee ₩1,000 (₩4,900 of items)
+    page = ready.get(CHECKOUT)
+    stock = shop.stock()
+    address = buyer.customer.addresses.get()
+    # When the vendor raises the fee to ₩3,000 before the buyer sends the page, for delivery
+    Vendor.objects.filter(pk=shop.vendor.pk).update(delivery_fee=3000)
+    data = {**hidden(page), "window": "asap", "fulfilment": "delivery", "address": address.pk}
+    response = ready.post(CHECKOUT, data)
+    # Then nothing is ordered, and the new total (items and fee) is given
+    assert refused(response, shop, stock) == [
+        "The prices changed since you opened this page: the total is now ₩7,900. "
+        "Check your order and send it again."
+    ]
+    assert hidden(response)["expected_delivery_fee"] == "3000"
+    # When the buyer sends the page they now see
+    again = ready.post(CHECKOUT, {**data, **hidden(response)})
+    # Then the order is placed with the fee they saw
+    assert again.status_code == 302
+    assert list(Order.objects.values_list("subtotal", "delivery_fee", "total")) == [
+        (4900, 3000, 7900)
+    ]
+
+
+@pytest.mark.django_db
+def test_the_delivery_fee_counts_only_for_delivery(ready, shop):
+    # Given the buyer on the checkout page; the vendor changes the delivery fee meanwhile
+    page = ready.get(CHECKOUT)
+    Vendor.objects.filter(pk=shop.vendor.pk).update(delivery_fee=3000)
+    # When the buyer picks the order up at a point (no fee)
+    data = {**hidden(page), "window": "asap", "fulfilment": "pickup", "pickup_point": shop.point.pk}
+    response = ready.post(CHECKOUT, data)
+    # Then it is placed at the items' total the page showed
+    assert response.status_code == 302
+    assert list(Order.objects.values_list("total", flat=True)) == [4900]
+
+
+@pytest.mark.django_db
+def test_a_placed_checkout_sent_again_after_a_price_change_is_still_that_order(ready, shop):
+    # Given an order placed from the checkout page at ₩4,900
+    page = ready.get(CHECKOUT)
+    data = {**hidden(page), "window": "asap", "fulfilment": "pickup", "pickup_point": shop.point.pk}
+    first = ready.post(CHECKOUT, data)
+    assert first.status_code == 302
+    order = Order.objects.get()
+    stock = shop.stock()
+    # When the price changes and the same form is sent again (a double tap, a reload)
+    Product.objects.filter(pk=shop.yakult.pk).update(price=9000)
+    again = ready.post(CHECKOUT, data)
+    # Then it goes where the first did, for the same order: no error, no second order
+    assert (again.status_code, again["Location"]) == (302, first["Location"])
+    assert list(Order.objects.values_list("pk", "total")) == [(order.pk, 4900)]
+    assert shop.stock() == stock
+
+
+@pytest.mark.django_db
+def test_a_page_drawn_before_the_check_existed_is_placed_at_current_prices(ready, shop):
+    # Given a checkout page sent without the amounts (drawn before they were added to it)
+    page = ready.get(CHECKOUT)
+    Product.objects.filter(pk=shop.yakult.pk).update(price=9000)
+    data = {
+        "checkout_token": hidden(page)["checkout_token"],
+        "window": "asap",
+        "fulfilment": "pickup",
+        "pickup_point": shop.point.pk,
+    }
+    # When it is sent, then it is placed as before: at the prices of now
+    assert ready.post(CHECKOUT, data).status_code == 302
+    assert list(Order.objects.values_list("total", flat=True)) == [20500]

@@ -8,11 +8,21 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from orders import services
 from orders.models import Order, OrderEvent, OrderLine, Status
-from orders.services import InvalidTransition, order_accept, order_cancel, orders_expire
+from orders.services import (
+    HANDOVER_MAX_TRIES,
+    InvalidTransition,
+    order_accept,
+    order_cancel,
+    order_hand_over,
+    orders_expire,
+)
 from tests.factories import CustomerProfileFactory
 from tests.orders.factories import place, place_paid, stock_of, stock_up, vendor_on_shift
 from vendors.services import OutOfStock
@@ -189,3 +199,71 @@ def test_the_same_checkout_submitted_twice_at_once_places_one_order():
         assert results[0].pk == results[1].pk
     assert Order.objects.count() == 10
     assert stock_of(vendor, product) == 0
+
+
+class _LinedUpCache:
+    """The cache, but each thread's first call returns only once every thread has made its own:
+    parallel requests arriving together all reach the try counter before any of them goes on."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties)
+        self.arrived = threading.local()
+
+    def __getattr__(self, name):
+        real = getattr(cache, name)
+        if not callable(real):
+            return real
+
+        def call(*args, **kwargs):
+            value = real(*args, **kwargs)
+            if not getattr(self.arrived, "yes", False):
+                self.arrived.yes = True
+                self.barrier.wait(timeout=JOIN_TIMEOUT)
+            return value
+
+        return call
+
+
+WRONG_CODE = "That code is not right. Ask the customer to show it."
+LOCKED = "Too many wrong codes. Wait 15 minutes or ask support to help."
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("django.core.cache.backends.locmem.LocMemCache", id="locmem"),
+    ],
+)
+def test_parallel_wrong_handover_codes_get_no_more_than_the_allowed_tries(
+    settings, monkeypatch, backend
+):
+    # Given an accepted order with its 4-digit handover code, the tries counted in Redis (the
+    # real stack) or in LocMemCache (the embedded demo)
+    if backend != "redis":
+        settings.CACHES = {"default": {"BACKEND": backend}}
+    vendor = vendor_on_shift()
+    (product,) = stock_up(vendor, 5)
+    order = place_paid(customer=CustomerProfileFactory(), vendor=vendor, items=[(product, 1)])
+    order_accept(order_id=order.pk, vendor=vendor, eta_minutes=10)
+    guesses = 12
+    wrong = [f"{(int(order.handover_code) + i) % 10_000:04d}" for i in range(1, guesses + 1)]
+    monkeypatch.setattr(services, "cache", _LinedUpCache(guesses))
+
+    def guess(code):
+        with translation.override("en"):
+            return order_hand_over(order_id=order.pk, vendor=vendor, code=code)
+
+    # When 12 wrong codes are tried at the same moment
+    results = race(*[(lambda code=code: guess(code)) for code in wrong])
+    # Then exactly HANDOVER_MAX_TRIES of them were compared with the code, the others refused
+    assert all(isinstance(r, ValidationError) for r in results), results
+    said = Counter(r.message_dict["code"][0] for r in results)
+    assert said == {WRONG_CODE: HANDOVER_MAX_TRIES, LOCKED: guesses - HANDOVER_MAX_TRIES}
+    # And the order has not moved, and is locked: even the right code waits now
+    monkeypatch.setattr(services, "cache", cache)
+    with pytest.raises(ValidationError) as refused:
+        guess(order.handover_code)
+    assert refused.value.message_dict == {"code": [LOCKED]}
+    order.refresh_from_db()
+    assert order.status == Status.ACCEPTED

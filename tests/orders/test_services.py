@@ -13,9 +13,10 @@ import h3
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.test import override_settings
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from customers.models import CustomerProfile
 from o2o.accounts.models import User
@@ -23,6 +24,7 @@ from o2o.errors import NotAllowed
 from orders.models import Fulfilment, Order, OrderEvent, OrderLine, Status
 from orders.services import (
     EDGES,
+    HANDOVER_MAX_TRIES,
     RELEASES_STOCK,
     InvalidTransition,
     LineIn,
@@ -884,3 +886,61 @@ def test_five_wrong_handover_codes_lock_the_order_for_a_while(w):
     assert "code" in refused.value.message_dict
     order.refresh_from_db()
     assert order.status == Status.EN_ROUTE
+
+
+HANDOVER_CACHES = [
+    pytest.param("redis", marks=pytest.mark.redis),  # the real stack
+    pytest.param("django.core.cache.backends.locmem.LocMemCache", id="locmem"),  # the demo
+]
+
+
+@pytest.fixture(params=HANDOVER_CACHES)
+def tries_cache(request, settings):
+    """The cache the handover tries are counted in: Redis, or the embedded demo's LocMemCache."""
+    if request.param != "redis":
+        settings.CACHES = {"default": {"BACKEND": request.param}}
+    return request.param
+
+
+def _tries(order: Order):
+    return cache.get(f"orders:handover-tries:{order.checkout_token}")
+
+
+@pytest.mark.parametrize("wrong_before", range(HANDOVER_MAX_TRIES))
+def test_the_right_code_works_on_any_allowed_try_and_clears_the_count(w, tries_cache, wrong_before):
+    # Given an order on its way, and the vendor's typos so far
+    order = order_in(w, Status.EN_ROUTE, expired=False)
+    for _ in range(wrong_before):
+        with pytest.raises(ValidationError):
+            order_hand_over(order_id=order.pk, vendor=w.vendor, code="0000")
+    assert _tries(order) == (wrong_before or None)
+    # When the right code is typed on try 1..HANDOVER_MAX_TRIES
+    moved = order_hand_over(order_id=order.pk, vendor=w.vendor, code=order.handover_code)
+    # Then the order is handed over, and no count of tries is left behind
+    assert moved.status == Status.HANDED_OVER
+    assert _tries(order) is None
+
+
+def test_tries_past_the_limit_are_refused_without_looking_at_the_code(w, tries_cache):
+    # Given an order on its way, and HANDOVER_MAX_TRIES wrong codes typed
+    order = order_in(w, Status.EN_ROUTE, expired=False)
+    with translation.override("en"):
+        for _ in range(HANDOVER_MAX_TRIES):
+            with pytest.raises(ValidationError) as wrong:
+                order_hand_over(order_id=order.pk, vendor=w.vendor, code="0000")
+            assert wrong.value.message_dict == {
+                "code": ["That code is not right. Ask the customer to show it."]
+            }
+        # When more are tried, the right one too
+        for code in ("0000", order.handover_code):
+            with pytest.raises(ValidationError) as locked:
+                order_hand_over(order_id=order.pk, vendor=w.vendor, code=code)
+            # Then each is refused as too many, the order stays where it was
+            assert locked.value.message_dict == {
+                "code": ["Too many wrong codes. Wait 15 minutes or ask support to help."]
+            }
+    assert Order.objects.get(pk=order.pk).status == Status.EN_ROUTE
+    # And when the window is over (the count gone), the right code works again
+    cache.delete(f"orders:handover-tries:{order.checkout_token}")
+    moved = order_hand_over(order_id=order.pk, vendor=w.vendor, code=order.handover_code)
+    assert moved.status == Status.HANDED_OVER

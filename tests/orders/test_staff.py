@@ -173,7 +173,9 @@ def test_staff_need_the_admin_actions_permission_to_cancel_or_expire(shop, buyer
         response = api.post(url, body, format="json")
         # Then it is refused as the admin refuses it (403, saying why), and nothing changed
         assert response.status_code == 403, (url, response.content)
-        assert response.json()["error"]["message"] == "이 직원 계정에는 주문을 변경할 권한이 없어요."
+        assert (
+            response.json()["error"]["message"] == "이 직원 계정에는 주문을 변경할 권한이 없어요."
+        )
     assert Order.objects.get(pk=order.pk).status == Status.PLACED
     # And the clerk with the permission may
     api.force_authenticate(clerk)
