@@ -11,7 +11,7 @@ COPY . .
 RUN DJANGO_ENV=production ALLOWED_HOSTS=build DATABASE_URL=postgres://build@localhost/build \
     SECRET_KEY=build-only-key-build-only-key-build-only-key-build-only \
     python manage.py collectstatic --noinput
-RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+RUN useradd --create-home app && mkdir -p /app/var/media && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "o2o.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*", "--workers", "2", "--ws-per-message-deflate", "false"]
+CMD ["uvicorn", "o2o.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--workers", "2", "--ws-per-message-deflate", "false"]

@@ -40,7 +40,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## bench: every benchmark in quick mode (the real stack: DATABASE_URL and REDIS_URL)
+## bench: every benchmark in quick mode (the real stack: PostgreSQL and Redis on 127.0.0.1; each makes its own database)
 bench: install
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 

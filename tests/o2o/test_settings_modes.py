@@ -132,3 +132,22 @@ def test_production_with_real_secrets_passes_the_deploy_check():
     # Then it finds nothing
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_collects_static_files_with_hashed_names(tmp_path):
+    # Given production settings, as the Dockerfile builds the image
+    env = {
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": _real_key(),
+        "ALLOWED_HOSTS": "build",
+        "DATABASE_URL": REAL_DB,
+        "STATIC_ROOT": str(tmp_path),
+    }
+    # When static files are collected with the manifest storage (every reference must resolve:
+    # a missing file named in a CSS url() or a source map comment stops the build)
+    result = _run(["manage.py", "collectstatic", "--noinput"], **env)
+    # Then it succeeds, and the map's Leaflet is there under a hashed, compressed name
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())
+    assert manifest["paths"]["vendor/leaflet/leaflet.js"].startswith("vendor/leaflet/leaflet.")
+    assert (tmp_path / (manifest["paths"]["js/map.js"] + ".gz")).exists()
