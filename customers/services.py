@@ -48,6 +48,10 @@ def address_create(
     postal_code: str = "",
     is_default: bool = False,
 ) -> Address:
+    # Lock the customer first: two addresses saved at once (a double tap, two tabs) would both be
+    # "the first" and both try to be the default, and the slower would break the one-default
+    # index. The lock makes the second wait and then see the first.
+    list(CustomerProfile.objects.select_for_update().filter(pk=customer.pk).values_list("pk"))
     validate_lat_lng(lat, lng)
     if not line1.strip():
         raise ValidationError({"line1": _("Enter the address.")})

@@ -64,6 +64,7 @@ class Cart:
         self.vendor_id: int | None = raw.get("vendor_id") if isinstance(raw, dict) else None
         lines = raw.get("lines", {}) if isinstance(raw, dict) else {}
         self._lines: dict[int, int] = {}
+        self._vendor: Vendor | None = None  # read once per request, see vendor()
         for key, quantity in lines.items() if isinstance(lines, dict) else ():
             try:
                 self._lines[int(key)] = int(quantity)
@@ -88,14 +89,24 @@ class Cart:
     def vendor(self) -> Vendor | None:
         if self.vendor_id is None:
             return None
-        return Vendor.objects.filter(pk=self.vendor_id).first()
+        if self._vendor is None or self._vendor.pk != self.vendor_id:
+            self._vendor = Vendor.objects.filter(pk=self.vendor_id).first()
+        return self._vendor
 
     def lines(self) -> list[CartLine]:
-        """Each line with what is on the vendor's cart now; two queries, whatever the size."""
+        """Each line with what is on the vendor's cart now; three queries, whatever the size.
+
+        A vendor who can't sell now (suspended) has nothing available; a basket whose vendor is
+        gone (deleted in the admin, or a stale or tampered session) is emptied.
+        """
         if not self._lines:
             return []
+        vendor = self.vendor()
+        if vendor is None:
+            self.clear()
+            return []
         products = Product.objects.select_related("category").in_bulk(list(self._lines))
-        available = _available(self.vendor_id, self._lines)
+        available = _available(vendor.pk, self._lines) if vendor.can_sell else {}
         return [
             CartLine(
                 product=products[pid],
@@ -117,7 +128,7 @@ class Cart:
         Raises OtherVendorInCart when the cart holds another vendor's products (unless `replace`),
         and ValidationError when the vendor can't sell it or has fewer than asked for.
         """
-        if self._lines and self.vendor_id != vendor.pk and not replace:
+        if self._lines and self.vendor_id != vendor.pk and not replace and self.vendor():
             raise OtherVendorInCart(self.vendor_id)
         if not vendor.can_sell:
             raise ValidationError(_("This vendor is not selling now."))
@@ -139,6 +150,11 @@ class Cart:
             self.remove(product_id=product_id)
             return
         wanted = _check_quantity(quantity)
+        if wanted > self._lines[product_id]:
+            # Lowering is always allowed (it only helps); raising needs a vendor selling now.
+            vendor = self.vendor()
+            if vendor is None or not vendor.can_sell:
+                raise ValidationError(_("This vendor is not selling now."))
         self._check_stock(vendor_id=self.vendor_id, product_id=product_id, wanted=wanted)
         self._lines[product_id] = wanted
         self._save()
@@ -156,7 +172,9 @@ class Cart:
         quantities given; the ids of the products that could not be added at all."""
         wanted = dict(lines)
         if self._lines and self.vendor_id != vendor.pk:
-            raise OtherVendorInCart(self.vendor_id)
+            if self.vendor() is not None:
+                raise OtherVendorInCart(self.vendor_id)
+            self._lines = {}  # that vendor is gone: nothing of theirs can be ordered
         active = set(
             Product.objects.filter(pk__in=list(wanted), is_active=True).values_list("pk", flat=True)
         )

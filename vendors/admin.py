@@ -1,11 +1,17 @@
+import logging
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from . import services
 from .models import Category, OpeningHours, PickupPoint, Product, ServiceCell, Stock, Vendor
+
+log = logging.getLogger(__name__)
 
 
 class StockInline(admin.TabularInline):
@@ -31,15 +37,35 @@ class ServiceCellInline(admin.TabularInline):
         return False
 
 
+class VendorActionForm(ActionForm):
+    """The admin list's action bar, with the reason the vendor will see on their dashboard."""
+
+    reason = forms.CharField(
+        label=_("Reason shown to the vendor"),
+        required=False,
+        max_length=200,
+        strip=True,
+    )
+
+
 def _run_status_action(modeladmin, request, queryset, service, done_message):
+    # The reason is shown to the vendor: only what staff typed for them, never who acted. Who acted
+    # goes to the object's admin history (LogEntry) and the log, seen by staff only.
+    reason = (request.POST.get("reason") or "").strip()[:200]
     done = 0
     for vendor in queryset.order_by("pk"):
         try:
-            service(vendor_id=vendor.pk, reason=f"by {request.user.email}")
+            moved = service(vendor_id=vendor.pk, reason=reason)
         except ValidationError as exc:
             modeladmin.message_user(request, f"{vendor}: {exc.messages[0]}", messages.WARNING)
         else:
             done += 1
+            modeladmin.log_change(
+                request,
+                moved,
+                gettext("Status changed to %(status)s.") % {"status": moved.get_status_display()},
+            )
+            log.info("vendor %s moved to %s by user %s", moved.pk, moved.status, request.user.pk)
     if done:
         modeladmin.message_user(request, done_message(done), messages.SUCCESS)
 
@@ -76,6 +102,7 @@ class VendorAdmin(admin.ModelAdmin):
     )
     inlines = [StockInline, ServiceCellInline]
     actions = ["approve", "suspend", "reject"]
+    action_form = VendorActionForm
     date_hierarchy = "created_at"
 
     def get_queryset(self, request):

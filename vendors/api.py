@@ -1,5 +1,7 @@
 """Vendor and product API: public reads, and a vendor's own cart stock."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import NotFound
@@ -42,7 +44,7 @@ class VendorDetailApi(generics.RetrieveAPIView):
         try:
             return selectors.vendor_public_detail(slug=self.kwargs["slug"])
         except Vendor.DoesNotExist as exc:
-            raise NotFound("No such vendor.") from exc
+            raise NotFound(_("No such vendor.")) from exc
 
 
 class ProductListApi(generics.ListAPIView):
@@ -56,7 +58,7 @@ class ProductListApi(generics.ListAPIView):
 
 
 class IsVendor(permissions.BasePermission):
-    message = "Only vendors have a cart to stock."
+    message = gettext_lazy("Only vendors have a cart to stock. Apply to sell first.")
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user.is_authenticated and hasattr(request.user, "vendor"))

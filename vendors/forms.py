@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .services import MAX_STOCK
@@ -23,18 +24,29 @@ class StockForm(forms.Form):
 
     product_id = forms.IntegerField(widget=forms.HiddenInput)
     expected = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    # MAX_STOCK is checked in clean(), on changed rows only: released reservations can put a row
+    # above it, and sending that row back unchanged must not block saving the others.
     quantity = forms.IntegerField(
         label=_("Quantity"),
         min_value=0,
-        max_value=MAX_STOCK,
         error_messages={
             "invalid": _("Enter a whole number."),
             "min_value": _("Quantity can't be negative."),
-            "max_value": _("Quantity can't be more than %(limit_value)s."),
             "required": _("Enter a quantity (0 if none)."),
         },
         widget=forms.NumberInput(attrs={"inputmode": "numeric", "min": 0, "max": MAX_STOCK}),
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        quantity, expected = cleaned.get("quantity"), cleaned.get("expected")
+        if quantity is not None and quantity > MAX_STOCK and quantity != expected:
+            self.add_error(
+                "quantity",
+                gettext("Quantity can't be more than %(limit_value)s.")
+                % {"limit_value": MAX_STOCK},
+            )
+        return cleaned
 
 
 StockFormSet = forms.formset_factory(StockForm, extra=0, max_num=1000, validate_max=True)

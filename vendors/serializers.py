@@ -56,9 +56,9 @@ class VendorDetailSerializer(VendorListSerializer):
 class StockChangeInSerializer(serializers.Serializer):
     product_id = serializers.IntegerField()
     quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
+    # No maximum: released reservations can put a row above MAX_STOCK (see stock_set).
     expected = serializers.IntegerField(
         min_value=0,
-        max_value=MAX_STOCK,
         required=False,
         help_text="The quantity you last saw; the change is refused (409) if it moved since.",
     )

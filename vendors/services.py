@@ -151,12 +151,12 @@ class StockChange:
     expected: int | None = None
 
 
-def _check_quantity(quantity) -> int:
+def _check_quantity(quantity, *, limit: bool = True) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         raise ValidationError({"quantity": _("Quantity must be a whole number.")})
     if quantity < 0:
         raise ValidationError({"quantity": _("Quantity can't be negative.")})
-    if quantity > MAX_STOCK:
+    if limit and quantity > MAX_STOCK:
         raise ValidationError(
             {"quantity": _("Quantity can't be more than %(max)s.") % {"max": MAX_STOCK}}
         )
@@ -180,7 +180,9 @@ def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stoc
     for change in changes:
         _check_quantity(change.quantity)
         if change.expected is not None:
-            _check_quantity(change.expected)
+            # What the vendor saw has no maximum: released reservations (stock_release) can put a
+            # row above MAX_STOCK, and the vendor must still be able to lower it.
+            _check_quantity(change.expected, limit=False)
         if change.product_id in seen:
             raise ValidationError(_("Each product may appear only once."))
         seen.add(change.product_id)
@@ -254,7 +256,8 @@ def stock_reserve(*, vendor_id: int, items: dict[int, int]) -> None:
                 .values_list("quantity", flat=True)
                 .first()
             ) or 0
-            name = Product.objects.filter(pk=product_id).values_list("name_ko", flat=True).first()
+            product = Product.objects.filter(pk=product_id).only("name_ko", "name_en").first()
+            name = product.name if product else f"#{product_id}"
             raise OutOfStock(
                 product_id,
                 _("Only %(left)s of %(name)s left on the cart.") % {"left": left, "name": name}

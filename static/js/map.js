@@ -73,7 +73,7 @@
     // whatever its vendor typed.
     var tip = document.createElement("span");
     tip.textContent = v.name;
-    poly.bindTooltip(tip);
+    poly.bindTooltip(tip, { direction: "top" });
     poly.addTo(map);
     var path = poly.getElement();  // what the tests (and the curious) can read: no exact spot
     if (path) { path.setAttribute("data-vendor", v.id); path.setAttribute("data-cell", v.cell); }

@@ -161,6 +161,8 @@
         var box = live.firstElementChild;
         if (box && box.getAttribute("data-status") !== before) {
           announce.textContent = box.getAttribute("data-status-label");
+          // A message about the step before ("Paid! The vendor will confirm soon") is old news.
+          if (before) document.querySelectorAll(".messages .msg").forEach(function (m) { m.remove(); });
         }
         drawVendor();
         schedulePoll();

@@ -1,9 +1,12 @@
 """Customer signup (the service) and the address book."""
 
+import threading
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from customers.models import Address, CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create, customer_signup
@@ -126,3 +129,53 @@ def test_the_database_refuses_coordinates_out_of_range():
     address = AddressFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         Address.objects.filter(pk=address.pk).update(lat=95.0)
+
+
+# --- Two addresses at once --------------------------------------------------------------------
+
+
+def _first_in_flight(work, hold: float = 1.0) -> threading.Thread:
+    """Run `work` in a transaction on another connection, and commit `hold` seconds after it is
+    done (the caller joins the thread)."""
+    started, failed = threading.Event(), []
+
+    def run():
+        try:
+            with transaction.atomic():
+                work()
+                started.set()
+                time.sleep(hold)
+        except Exception as exc:  # noqa: BLE001 - reported to the test below
+            failed.append(exc)
+            started.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert started.wait(10)
+    assert not failed, failed
+    return thread
+
+
+def _add(customer, label: str) -> Address:
+    return address_create(
+        customer=customer, label=label, line1="서울 마포구 망원로 50", lat=MAPO[0], lng=MAPO[1]
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_first_addresses_saved_at_once_give_one_default():
+    # Given a customer with no address, whose first address is being saved (not yet committed)
+    customer = CustomerProfileFactory()
+    thread = _first_in_flight(lambda: _add(customer, "Home"))
+    try:
+        # When a second address is saved meanwhile (a double tap, two tabs)
+        office = _add(customer, "Office")
+    finally:
+        thread.join()
+    # Then it waited for the first and was saved after it, not as the default
+    assert office.is_default is False
+    addresses = Address.objects.filter(customer=customer).order_by("pk")
+    assert [(a.label, a.is_default) for a in addresses] == [("Home", True), ("Office", False)]

@@ -7,7 +7,7 @@ from django.conf import settings
 from tests.factories import PASSWORD
 from tests.orders.conftest import messages_of, put_cart
 from vendors.models import Vendor
-from vendors.services import StockChange, stock_set
+from vendors.services import StockChange, stock_set, vendor_suspend
 
 ADD = "/orders/cart/add/"
 CART = "/orders/cart/"
@@ -217,3 +217,80 @@ def test_nav_shows_how_many_products_are_in_the_basket(client, shop):
     put_cart(client, shop.vendor, {shop.yakult.pk: 2, shop.latte.pk: 1})
     html = client.get(CART).content.decode()
     assert '<span class="nav-count">2</span>' in html
+
+
+# --- A vendor who can't sell now, or is gone ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_suspended_vendors_products_are_not_shown_as_on_sale_in_the_basket(client, shop):
+    # Given a basket filled while the vendor was approved
+    add(client, shop, shop.yakult, 2)
+    # When staff suspend the vendor and the customer opens the basket
+    vendor_suspend(vendor_id=shop.vendor.pk)
+    page = client.get(CART)
+    # Then the line is there but not on sale, and the page says the vendor is not selling now
+    assert page.status_code == 200
+    assert [(line.product.pk, line.quantity, line.available) for line in page.context["lines"]] == [
+        (shop.yakult.pk, 2, 0)
+    ]
+    assert [line.on_sale for line in page.context["lines"]] == [False]
+    html = page.content.decode()
+    assert f'data-testid="problem-{shop.yakult.pk}"' in html
+    assert '<p class="note" role="alert" data-testid="vendor-not-selling">' in html
+    assert "This vendor is not selling now." in html
+    # And it offers neither checkout nor a link to the vendor's page (a 404 now)
+    assert 'href="/orders/checkout/"' not in html
+    assert f'href="/vendors/{shop.vendor.slug}/"' not in html
+
+
+@pytest.mark.django_db
+def test_a_basket_line_of_a_suspended_vendor_cannot_be_raised_but_can_be_lowered(client, shop):
+    # Given 2 yakult in the basket, and the vendor suspended since
+    add(client, shop, shop.yakult, 2)
+    Vendor.objects.filter(pk=shop.vendor.pk).update(status=Vendor.Status.SUSPENDED)
+    # When the customer raises the line to 5
+    response = client.post(
+        "/orders/cart/update/", {"product": shop.yakult.pk, "quantity": 5}, follow=True
+    )
+    # Then it is refused, and the line stays at 2
+    assert messages_of(response) == ["This vendor is not selling now."]
+    assert basket(client)["lines"] == {str(shop.yakult.pk): 2}
+    # When they lower it to 1
+    response = client.post(
+        "/orders/cart/update/", {"product": shop.yakult.pk, "quantity": 1}, follow=True
+    )
+    # Then that is allowed
+    assert messages_of(response) == ["Your basket is updated."]
+    assert basket(client)["lines"] == {str(shop.yakult.pk): 1}
+
+
+@pytest.mark.django_db
+def test_a_basket_whose_vendor_is_gone_is_emptied(client, shop):
+    # Given a session basket naming a vendor that no longer exists (deleted in the admin, or a
+    # stale or tampered session) with a product that still does
+    put_cart(client, shop.vendor, {shop.yakult.pk: 1})
+    session = client.session
+    session["cart"]["vendor_id"] = 987654321
+    session.save()
+    # When the customer opens the basket
+    page = client.get(CART)
+    # Then the page opens, empty, and the session basket is emptied too
+    assert page.status_code == 200
+    assert page.context["lines"] == []
+    assert "Your basket is empty." in page.content.decode()
+    assert basket(client) == {"vendor_id": None, "lines": {}}
+
+
+@pytest.mark.django_db
+def test_adding_over_a_basket_whose_vendor_is_gone_does_not_ask(client, shop):
+    # Given a session basket naming a vendor that no longer exists
+    put_cart(client, shop.vendor, {shop.latte.pk: 1})
+    session = client.session
+    session["cart"]["vendor_id"] = 987654321
+    session.save()
+    # When the customer adds a product from a vendor who sells
+    response = add(client, shop, shop.yakult, 2)
+    # Then it is added without asking to empty the basket, and the old line is gone
+    assert messages_of(response) == ["Added to your basket."]
+    assert basket(client) == {"vendor_id": shop.vendor.pk, "lines": {str(shop.yakult.pk): 2}}

@@ -311,10 +311,11 @@ def test_more_than_the_cart_has_now_goes_back_to_the_basket_with_the_message(rea
     Stock.objects.filter(product=shop.latte).update(quantity=0)
     stock = shop.stock()
     response = submit(ready, fulfilment="pickup", pickup_point=shop.point.pk)
-    # Then the customer is back at the basket, told what ran out, and nothing is reserved
+    # Then the customer is back at the basket, told what ran out (named in the page's language,
+    # English here), and nothing is reserved
     assert response.status_code == 302
     assert response["Location"] == "/orders/cart/"
-    assert messages_of(response) == [f"{shop.latte.name_ko} is sold out."]
+    assert messages_of(response) == [f"{shop.latte.name_en} is sold out."]
     assert Order.objects.count() == 0
     assert shop.stock() == stock
 

@@ -6,8 +6,10 @@ from datetime import timedelta
 import pytest
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -166,6 +168,14 @@ def _statuses(*vendors: Vendor) -> list[str]:
     return [Vendor.objects.get(pk=v.pk).status for v in vendors]
 
 
+def _history(vendor: Vendor) -> list[tuple[int, str]]:
+    """The vendor's admin history (seen by staff only): who did what, oldest first."""
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Vendor), object_id=str(vendor.pk)
+    ).order_by("pk")
+    return [(e.user_id, e.get_change_message()) for e in entries]
+
+
 @pytest.mark.django_db
 def test_approve_action_approves_pending_and_skips_what_it_cannot(superuser_client, staff):
     # Given a pending application, a suspended vendor and a rejected one
@@ -175,10 +185,14 @@ def test_approve_action_approves_pending_and_skips_what_it_cannot(superuser_clie
     assert superuser_client.get(f"/vendors/{pending.slug}/").status_code == 404
     # When staff approve all three from the list
     response = _act(superuser_client, "approve", pending, suspended, rejected)
-    # Then the first two are approved, with who did it, and the rejected one is left with a warning
+    # Then the first two are approved and the rejected one is left with a warning
     assert response.status_code == 200
     assert _statuses(pending, suspended, rejected) == [S.APPROVED, S.APPROVED, S.REJECTED]
-    assert Vendor.objects.get(pk=pending.pk).status_reason == f"by {staff.email}"
+    # And no reason was typed, so the vendor is shown none; who did it is in the admin history
+    assert Vendor.objects.get(pk=pending.pk).status_reason == ""
+    assert _history(pending) == [(staff.pk, "Status changed to Approved.")]
+    assert _history(suspended) == [(staff.pk, "Status changed to Approved.")]
+    assert _history(rejected) == []
     texts = [str(m) for m in get_messages(response.wsgi_request)]
     assert any("2 vendors approved" in t for t in texts), texts
     assert any(rejected.name in t for t in texts), texts
@@ -248,3 +262,48 @@ def test_staff_who_may_only_view_vendors_cannot_change_their_status(action, star
     assert f'value="{action}"' not in page.content.decode()
     client.post("/admin/vendors/vendor/", {"action": action, ACTION_CHECKBOX_NAME: [target.pk]})
     assert Vendor.objects.get(pk=target.pk).status == start
+
+
+# --- The reason a vendor sees ------------------------------------------------------------------
+
+
+def _dashboard(vendor: Vendor, language: str = "ko") -> str:
+    client = Client(headers={"accept-language": language})
+    client.force_login(vendor.user)
+    response = client.get("/vendors/me/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_suspended_vendor_does_not_see_who_suspended_them(superuser_client, staff, vendor):
+    # Given staff suspending an approved vendor from the admin list without typing a reason
+    _act(superuser_client, "suspend", vendor)
+    # When the vendor opens their dashboard (in Korean, the default)
+    html = _dashboard(vendor)
+    # Then they read that they are suspended, and nothing of the staff member
+    assert Vendor.objects.get(pk=vendor.pk).status == S.SUSPENDED
+    assert Vendor.objects.get(pk=vendor.pk).status_reason == ""
+    assert "계정이 이용 정지되어" in html
+    assert staff.email not in html
+    # And staff still see who did it, in the vendor's admin history
+    assert _history(vendor) == [(staff.pk, "Status changed to Suspended.")]
+
+
+@pytest.mark.django_db
+def test_the_reason_staff_type_for_the_vendor_is_shown_on_the_dashboard(superuser_client, vendor):
+    # Given staff suspending a vendor with a reason typed in the action bar
+    superuser_client.post(
+        "/admin/vendors/vendor/",
+        {
+            "action": "suspend",
+            ACTION_CHECKBOX_NAME: [vendor.pk],
+            "reason": "  Missed the health check.  ",
+        },
+    )
+    # When the vendor opens their dashboard
+    html = _dashboard(vendor, "en")
+    # Then they read the status sentence and that reason, trimmed
+    assert Vendor.objects.get(pk=vendor.pk).status_reason == "Missed the health check."
+    assert "Your account is suspended" in html
+    assert '<p class="muted">Missed the health check.</p>' in html

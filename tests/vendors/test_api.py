@@ -14,6 +14,7 @@ from tests.factories import (
     VendorFactory,
 )
 from vendors.models import Stock, Vendor
+from vendors.services import MAX_STOCK
 
 User = get_user_model()
 STOCK = "/api/vendors/me/stock/"
@@ -443,3 +444,55 @@ def test_docs_page_loads_without_any_cdn(client):
     assert assets
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+# --- Refusals in the client's language ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("ko", "해당 판매자를 찾을 수 없어요."), ("en", "No such vendor.")],
+)
+@pytest.mark.parametrize("status", ["missing", Vendor.Status.SUSPENDED])
+@pytest.mark.django_db
+def test_the_unknown_vendor_404_speaks_the_clients_language(api, status, language, message):
+    # Given a slug with no vendor, or a suspended vendor's slug
+    slug = "no-such-cart" if status == "missing" else VendorFactory(status=status).slug
+    # When a client asks for it in Korean or English
+    response = api.get(f"/api/vendors/{slug}/", HTTP_ACCEPT_LANGUAGE=language)
+    # Then the 404 says so in that language
+    assert _error(response, 404, "not_found")["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("ko", "재고 관리는 판매자만 할 수 있어요. 먼저 판매자 신청을 해 주세요."),
+        ("en", "Only vendors have a cart to stock. Apply to sell first."),
+    ],
+)
+@pytest.mark.django_db
+def test_a_customer_on_the_stock_api_is_refused_in_their_language(api, customer, language, message):
+    # Given a signed-in customer who is not a vendor
+    api.force_authenticate(customer)
+    # When they ask for the stock API in Korean or English
+    response = api.get(STOCK, HTTP_ACCEPT_LANGUAGE=language)
+    # Then the 403 says so in that language
+    assert _error(response, 403, "permission_denied")["message"] == message
+
+
+@pytest.mark.django_db
+def test_patch_can_lower_stock_that_released_units_pushed_above_the_maximum(api, carts):
+    # Given a row above MAX_STOCK (a cancelled order's units went back onto a full cart)
+    a, b, shared, *_ = carts
+    Stock.objects.filter(vendor=a, product=shared).update(quantity=MAX_STOCK + 1)
+    api.force_authenticate(a.user)
+    # When the vendor lowers it, sending the quantity they saw
+    response = api.patch(
+        STOCK,
+        {"changes": [{"product_id": shared.pk, "quantity": 500, "expected": MAX_STOCK + 1}]},
+        format="json",
+    )
+    # Then it is saved
+    assert response.status_code == 200, response.content
+    assert _quantities(a)[shared.pk] == 500

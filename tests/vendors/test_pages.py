@@ -13,7 +13,7 @@ from tests.factories import (
     VendorFactory,
 )
 from vendors.models import ServiceCell, Stock, Vendor
-from vendors.services import stock_adjust
+from vendors.services import MAX_STOCK, stock_adjust
 
 S = Vendor.Status
 
@@ -411,3 +411,54 @@ def test_a_pending_vendor_can_already_stock_the_cart(client):
     response = client.post("/vendors/me/stock/", _post_data(page, {product.pk: 12}))
     assert response.status_code == 302
     assert _quantities(vendor) == {product.pk: 12}
+
+
+@pytest.mark.django_db
+def test_a_vendor_can_lower_stock_that_released_units_pushed_above_the_maximum(client, cart):
+    # Given a row above MAX_STOCK (a cancelled order's units went back onto a full cart)
+    vendor, a, b, c = cart
+    Stock.objects.filter(vendor=vendor, product=a).update(quantity=MAX_STOCK + 1)
+    client.force_login(vendor.user)
+    page = client.get("/vendors/me/stock/")
+    # When the vendor lowers it to 500 and saves
+    response = client.post("/vendors/me/stock/", _post_data(page, {a.pk: 500}))
+    # Then it is saved
+    assert response.status_code == 302
+    assert response["Location"] == "/vendors/me/stock/"
+    assert _quantities(vendor) == {a.pk: 500, b.pk: 8}
+
+
+@pytest.mark.django_db
+def test_a_row_left_above_the_maximum_does_not_block_saving_the_others(client, cart):
+    # Given a row above MAX_STOCK
+    vendor, a, b, c = cart
+    Stock.objects.filter(vendor=vendor, product=a).update(quantity=MAX_STOCK + 1)
+    client.force_login(vendor.user)
+    page = client.get("/vendors/me/stock/")
+    # When the vendor changes another row and sends that one back as it was
+    response = client.post("/vendors/me/stock/", _post_data(page, {b.pk: 2}))
+    # Then the change is saved and the untouched row stays as it was
+    assert response.status_code == 302
+    assert _quantities(vendor) == {a.pk: MAX_STOCK + 1, b.pk: 2}
+
+
+@pytest.mark.django_db
+def test_raising_a_row_above_the_maximum_is_still_refused(client, cart):
+    # Given a row above MAX_STOCK
+    vendor, a, b, c = cart
+    Stock.objects.filter(vendor=vendor, product=a).update(quantity=MAX_STOCK + 1)
+    client.force_login(vendor.user)
+    page = client.get("/vendors/me/stock/")
+    # When the vendor changes it to another quantity above MAX_STOCK
+    response = client.post("/vendors/me/stock/", _post_data(page, {a.pk: MAX_STOCK + 2}))
+    # Then the page comes back with the limit on that row, and nothing was saved
+    assert response.status_code == 200
+    errors = {
+        int(f.data[f"{f.prefix}-product_id"]): f.errors.get_json_data()
+        for f in response.context["formset"]
+        if f.errors
+    }
+    assert errors == {
+        a.pk: {"quantity": [{"message": "Quantity can't be more than 10000.", "code": ""}]}
+    }
+    assert _quantities(vendor) == {a.pk: MAX_STOCK + 1, b.pk: 8}

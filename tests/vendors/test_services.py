@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import translation
 
 from o2o.errors import Conflict, NotAllowed
 from tests.factories import (
@@ -21,8 +22,12 @@ from tests.factories import (
 from vendors import selectors
 from vendors.models import ServiceCell, Stock, Vendor
 from vendors.services import (
+    MAX_STOCK,
+    OutOfStock,
     StockChange,
     stock_adjust,
+    stock_release,
+    stock_reserve,
     stock_set,
     vendor_apply,
     vendor_approve,
@@ -193,6 +198,81 @@ def test_stock_set_with_a_stale_expected_is_a_conflict_and_saves_nothing(vendor)
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.quantity, second.quantity) == (3, 7)
+
+
+@pytest.mark.django_db
+def test_a_vendor_can_lower_stock_that_a_cancelled_order_pushed_above_the_maximum(vendor):
+    # Given a full cart, an order taking 1, the vendor topping up to MAX_STOCK again, and then the
+    # order cancelled: its unit goes back, and the row holds MAX_STOCK + 1
+    product = ProductFactory()
+    stock_set(vendor=vendor, actor=vendor.user, changes=[StockChange(product.pk, MAX_STOCK)])
+    stock_reserve(vendor_id=vendor.pk, items={product.pk: 1})
+    stock_set(
+        vendor=vendor,
+        actor=vendor.user,
+        changes=[StockChange(product.pk, MAX_STOCK, expected=MAX_STOCK - 1)],
+    )
+    stock_release(vendor_id=vendor.pk, items={product.pk: 1})
+    assert Stock.objects.get(vendor=vendor, product=product).quantity == MAX_STOCK + 1
+    # When the vendor lowers it to 500, saying they saw MAX_STOCK + 1
+    stock_set(
+        vendor=vendor,
+        actor=vendor.user,
+        changes=[StockChange(product.pk, 500, expected=MAX_STOCK + 1)],
+    )
+    # Then it is saved
+    assert Stock.objects.get(vendor=vendor, product=product).quantity == 500
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected", "message"),
+    [
+        (MAX_STOCK + 1, MAX_STOCK + 1, "Quantity can't be more than 10000."),
+        (5, -1, "Quantity can't be negative."),
+        (5, 1.5, "Quantity must be a whole number."),
+    ],
+    ids=["new-above-max", "seen-negative", "seen-fraction"],
+)
+@pytest.mark.django_db
+def test_stock_set_keeps_the_maximum_on_the_new_quantity_only(vendor, quantity, expected, message):
+    # Given a row above MAX_STOCK
+    stock = StockFactory(vendor=vendor, quantity=MAX_STOCK + 1)
+    # When the vendor sends a new quantity above MAX_STOCK, or a bad seen quantity
+    with pytest.raises(ValidationError) as exc, translation.override("en"):
+        stock_set(
+            vendor=vendor,
+            actor=vendor.user,
+            changes=[StockChange(stock.product_id, quantity, expected=expected)],
+        )
+    # Then it is refused, saying why, and nothing changes
+    assert exc.value.messages == [message]
+    stock.refresh_from_db()
+    assert stock.quantity == MAX_STOCK + 1
+
+
+# --- stock_reserve ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "left", "message"),
+    [
+        ("en", 0, "Yakult is sold out."),
+        ("en", 2, "Only 2 of Yakult left on the cart."),
+        ("ko", 0, "발효유은(는) 품절이에요."),
+    ],
+    ids=["en-sold-out", "en-too-few", "ko-sold-out"],
+)
+@pytest.mark.django_db
+def test_out_of_stock_names_the_product_in_the_page_language(vendor, language, left, message):
+    # Given a product with Korean and English names, with `left` units on the cart
+    product = ProductFactory(name_ko="발효유", name_en="Yakult")
+    StockFactory(vendor=vendor, product=product, quantity=left)
+    # When a customer reserving 5 gets refused
+    with translation.override(language), pytest.raises(OutOfStock) as exc:
+        stock_reserve(vendor_id=vendor.pk, items={product.pk: 5})
+    # Then the message names the product in the page's language
+    assert exc.value.product_id == product.pk
+    assert exc.value.messages == [message]
 
 
 # --- The database keeps stock >= 0 ------------------------------------------------------------
