@@ -1,6 +1,9 @@
 """Shared API pieces: pagination and the one error format.
 
 Every API error looks like {"error": {"code": "...", "message": "...", "fields": {...}}}.
+Exceptions the handler below does not know (a bug, a database that does not answer) go on to
+Django's handler500, o2o.error_views.server_error, which answers in the same shape: a 500
+"server_error", or a 503 "unavailable" with Retry-After.
 """
 
 from django.core.exceptions import PermissionDenied

@@ -1,6 +1,6 @@
 """Every app's API under /api/."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
@@ -105,4 +105,5 @@ urlpatterns = [
         name="api-finance-journal",
     ),
     path("finance/daily/", payments_api.DailyTotalsApi.as_view(), name="api-finance-daily"),
+    path("partner/", include("partners.api_urls")),
 ]

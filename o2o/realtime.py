@@ -5,12 +5,15 @@ connection on every call (~5 ms). Instead one long-lived loop per process sends 
 (~0.8 ms, and the caller does not wait). With the in-memory layer (embedded demo) the messages must
 be delivered on the server's own loop, which the first websocket consumer registers.
 
-Broadcasts are best-effort: a failure is logged, never raised into the business write.
+Broadcasts are best-effort: a failure is logged, never raised into the business write nor to the
+caller. With Redis down every send fails: one warning says so, then one every LOG_EVERY_SECONDS
+with the count, and one when sends go through again.
 """
 
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Future
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -20,6 +23,7 @@ MAX_IN_FLIGHT = 2_000
 # Sends running at once on the loop: below redis-py's connection pool (100), so a burst waits
 # for a connection instead of failing with MaxConnectionsError.
 MAX_CONCURRENT_SENDS = 50
+LOG_EVERY_SECONDS = 30.0
 
 
 class Broadcaster:
@@ -30,6 +34,8 @@ class Broadcaster:
         self._in_flight = 0
         self._limiters: dict[int, asyncio.Semaphore] = {}
         self.dropped = 0
+        self.failed = 0  # since the last success: the failures of the current outage
+        self._logged_at = 0.0
 
     def register_server_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called from a consumer: the loop that in-memory channel messages must be sent on."""
@@ -59,6 +65,13 @@ class Broadcaster:
 
     def send(self, group: str, message: dict) -> Future | None:
         """Queue a group_send; returns its future (tests and benchmarks may wait on it)."""
+        try:
+            return self._send_soon(group, message)
+        except Exception as exc:  # noqa: BLE001 - a broadcast never fails its caller
+            self._failed(exc)
+            return None
+
+    def _send_soon(self, group: str, message: dict) -> Future | None:
         layer = get_channel_layer()
         if layer is None:
             return None
@@ -70,7 +83,14 @@ class Broadcaster:
                 self.dropped += 1
                 return None
             self._in_flight += 1
-        future = asyncio.run_coroutine_threadsafe(self._send(layer, group, message), loop)
+        coroutine = self._send(layer, group, message)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop closed meanwhile
+            coroutine.close()
+            with self._lock:
+                self._in_flight -= 1
+            raise
         future.add_done_callback(self._done)
         return future
 
@@ -86,9 +106,29 @@ class Broadcaster:
     def _done(self, future: Future) -> None:
         with self._lock:
             self._in_flight -= 1
-        exc = future.exception()
+        exc = None if future.cancelled() else future.exception()
         if exc is not None:
-            log.warning("broadcast failed: %s: %s", type(exc).__name__, exc)
+            self._failed(exc)
+        elif self.failed:
+            with self._lock:
+                failed, self.failed, self._logged_at = self.failed, 0, 0.0
+            if failed:
+                log.warning("broadcasts go through again (%d failed meanwhile)", failed)
+
+    def _failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.failed += 1
+            if self._logged_at and now - self._logged_at < LOG_EVERY_SECONDS:
+                return
+            self._logged_at = now
+            failed = self.failed
+        log.warning(
+            "broadcast failed: %s: %s (%d failed since the last success)",
+            type(exc).__name__,
+            exc,
+            failed,
+        )
 
 
 broadcaster = Broadcaster()

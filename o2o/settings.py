@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "orders",
     "payments",
     "payments.sandbox",
+    "partners",
 ]
 
 MIDDLEWARE = [
@@ -132,9 +133,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Falls through when Redis does not answer (o2o/cache.py): a miss, never a 500. Short
+            # timeouts, so a Redis that hangs costs a request at most half a second.
+            "BACKEND": "o2o.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_PREFIX", default="o2o"),
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT", default=0.25),
+                "socket_timeout": env.float("CACHE_SOCKET_TIMEOUT", default=0.5),
+            },
         }
     }
     CHANNEL_LAYERS = {
@@ -158,9 +165,36 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
+# At least once: a task is acknowledged only after it ran, and a worker that dies mid-task puts it
+# back on the queue (reject_on_worker_lost) instead of losing it. Every task is idempotent; the
+# money is moved by durable effects (o2o.effects), so even a lost message only delays the sweep.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# Redis redelivers an unacknowledged message after the visibility timeout: longer than the
+# longest task (the hard time limit), short enough that a lost worker's message comes back soon.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queues: money (captures, voids, refunds, payouts: one worker pool, prefetch 1), notifications
+# (e-mails, partner webhooks, live updates), bulk (settlement, reconciliation, purges). Effects
+# choose their queue by kind (o2o.effects); tasks by these routes.
+CELERY_TASK_DEFAULT_QUEUE = "bulk"
+CELERY_TASK_ROUTES = {
+    "payments.tasks.payout_send": {"queue": "money"},
+    "payments.tasks.refunds_resend": {"queue": "money"},
+    "payments.tasks.payouts_sync": {"queue": "money"},
+    "orders.tasks.*": {"queue": "money"},
+    "o2o.tasks.effects_sweep": {"queue": "money"},
+    "tracking.tasks.*": {"queue": "notifications"},
+    "payments.sandbox.tasks.*": {"queue": "notifications"},
+}
 CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # One schedule for both worlds: django-celery-beat reads it on the real stack, the in-process
@@ -175,6 +209,10 @@ except ValueError as exc:
         f"RECONCILIATION_AT must be HH:MM, not {RECONCILIATION_AT!r}"
     ) from exc
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Durable effects due (a lost kick, a retry's time come, a killed worker's lease run out),
+    # and orders and payments that disagree driven to the right state.
+    "effects-sweep": {"task": "o2o.tasks.effects_sweep", "schedule": 5.0},
+    "orders-converge": {"task": "orders.tasks.orders_converge", "schedule": 60.0},
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
     "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
@@ -348,6 +386,9 @@ if DELIVERY_FEE_TO not in ("vendor", "platform"):
     raise ImproperlyConfigured("DELIVERY_FEE_TO is 'vendor' or 'platform'")
 ORDER_ACCEPT_MINUTES = env.int("ORDER_ACCEPT_MINUTES", default=10)
 ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
+# Orders and payments that disagree for longer than this are not "in flight" but stuck: the
+# convergence sweep fixes them and reconciliation reports what it can't (seconds).
+CONVERGE_GRACE_SECONDS = env.int("CONVERGE_GRACE_SECONDS", default=120)
 PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor

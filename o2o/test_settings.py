@@ -36,6 +36,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 REDIS = bool(REDIS_URL)
 if POSTGRES:
+    # Django's backend, except that its flush may empty the ledger tables (payments 0005).
+    DATABASES["default"]["ENGINE"] = "tests.support.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("TEST_DATABASE_NAME", f"test_o2o_{os.getpid()}")

@@ -8,10 +8,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from customers.forms import EmailLoginForm
 from customers.views import signup
+from o2o.error_views import server_error
 from o2o.health import healthz
 
 admin.site.site_header = "O2O admin"
 admin.site.site_title = "O2O admin"
+# A database or service that does not answer is a 503; the API answers errors in its JSON shape.
+handler500 = server_error
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tracking:map"), name="home"),

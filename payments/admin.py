@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -413,8 +414,9 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Retry failed payouts (a new payout)"), permissions=["change"])
     def retry(self, request, queryset):
         def retry_one(p: Payout) -> None:
-            new = payouts.payout_retry(payout_id=p.pk, actor=request.user)
-            payout_send_later(new.pk)
+            with transaction.atomic():  # the new payout and the effect that sends it, together
+                new = payouts.payout_retry(payout_id=p.pk, actor=request.user)
+                payout_send_later(new.pk)
 
         _each(
             self,

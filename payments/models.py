@@ -107,12 +107,33 @@ class Payment(models.Model):
         return self.amount_captured - self.amount_refunded
 
 
+class RefundKind(models.TextChoices):
+    ORDER = "order", _("Whole order returned")
+    LINE = "line", _("Order line refunded")
+    SHORT = "short", _("Units not supplied")
+    DISPUTE = "dispute", _("Dispute resolved")
+    PROVIDER = "provider", _("Refunded at the provider")
+    OTHER = "other", _("Other")
+
+
 class Refund(models.Model):
     Status = RefundStatus
+    Kind = RefundKind
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.BigIntegerField(_("amount"))
     reason = models.CharField(_("reason"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.OTHER)
+    # The order line a LINE or SHORT refund gives back (a lazy reference: payments never
+    # imports orders).
+    order_line = models.ForeignKey(
+        "orders.OrderLine",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        verbose_name=_("order line"),
+    )
     # The commission this refund gives back, when the caller knows it exactly (a refunded line);
     # empty: pro rata of the payment's commission.
     commission_hint = models.BigIntegerField(null=True, blank=True)
@@ -138,6 +159,17 @@ class Refund(models.Model):
                 fields=["provider_ref"],
                 condition=~Q(provider_ref=""),
                 name="refund_provider_ref_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=("line", "short"), order_line__isnull=False)
+                | (~Q(kind__in=("line", "short")) & Q(order_line__isnull=True)),
+                name="refund_line_kinds_have_a_line",
+            ),
+            # One live (not failed) refund per line and kind: a double click can't refund twice.
+            models.UniqueConstraint(
+                fields=["order_line", "kind"],
+                condition=Q(order_line__isnull=False) & ~Q(status="failed"),
+                name="refund_one_live_per_line_kind",
             ),
         ]
 
@@ -728,6 +760,8 @@ class DiscrepancyKind(models.TextChoices):
     PAYOUT_MISSING = "payout_missing", _("Payout not found at the provider")
     PAYOUT_UNKNOWN = "payout_unknown", _("Provider payout unknown to the platform")
     PROVIDER_FEE_MISMATCH = "provider_fee_mismatch", _("Provider fee differs from the ledger")
+    ORDER_PAYMENT_MISMATCH = "order_payment", _("Order and payment disagree")
+    EFFECT_FAILED = "effect_failed", _("An effect could not be carried out")
 
 
 class DiscrepancyStatus(models.TextChoices):

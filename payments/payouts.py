@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from o2o.effects import event_emit
 from o2o.errors import NotAllowed
 
 from . import ledger
@@ -110,6 +111,17 @@ def payout_mark_paid(*, payout_id: int) -> bool:
             debit=ledger.account(ledger.PAYOUTS_IN_TRANSIT, currency=cur),
             credit=ledger.account(ledger.PROVIDER_CLEARING, currency=cur),
             memo=f"payout {payout.pk} paid",
+        )
+        event_emit(
+            type="payout.paid",
+            aggregate="payout",
+            aggregate_id=payout.pk,
+            data={
+                "payout_id": payout.pk,
+                "vendor_id": payout.vendor_id,
+                "amount": payout.amount,
+                "currency": payout.currency,
+            },
         )
     return bool(moved)
 

@@ -248,12 +248,32 @@ def _payment_says(p: Payment) -> str:
     return f"{p.status} captured {p.amount_captured} refunded {p.amount_refunded}"
 
 
+def in_flight(payment: Payment, *, now: datetime | None = None) -> bool:
+    """A capture, void or refund of this payment may be on its way (changed within the grace
+    window, or an effect about it or its order still pending): a difference with the provider is
+    not a finding yet; the next run (or the convergence sweep) sees it settled."""
+    from o2o.models import Effect
+
+    now = now or timezone.now()
+    if payment.updated_at >= now - timedelta(seconds=settings.CONVERGE_GRACE_SECONDS):
+        return True
+    refunds = list(payment.refunds.values_list("pk", flat=True))
+    keys = Q(key__startswith=f"payment:{payment.pk}:") | Q(
+        key__startswith=f"order:{payment.order_id}:"
+    )
+    if refunds:
+        keys |= Q(key__in=[f"refund:{pk}:send" for pk in refunds])
+    return Effect.objects.filter(keys, status=Effect.Status.PENDING).exists()
+
+
 def _intent_compare(payment: Payment, intent: ProviderIntent) -> Finding | None:
     agrees = payment.status in AGREES[intent.status] and (
         payment.amount_captured,
         payment.amount_refunded,
     ) == (intent.amount_captured, intent.amount_refunded)
     if agrees and payment.amount == intent.amount:
+        return None
+    if in_flight(payment):
         return None
     return Finding(
         K.INTENT_MISMATCH,

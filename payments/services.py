@@ -20,7 +20,6 @@ in the same transaction and once per payment; the platform bears it and refunds 
 
 import logging
 from collections.abc import Mapping
-from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from o2o.effects import effect_add, event_emit
 from o2o.money import MINOR_UNITS, format_money
 
 from . import ledger
@@ -52,7 +52,6 @@ from .gateways.base import (
     WebhookSignatureError,
 )
 from .models import Payment, Refund, WebhookEvent
-from .signals import payment_status_changed
 
 log = logging.getLogger(__name__)
 P = Payment.Status
@@ -106,18 +105,15 @@ def _status_label(status: str) -> str:
     return str(P(status).label)
 
 
-def _notify(*, payment_id: int, order_id: int, status: str) -> None:
-    results = payment_status_changed.send_robust(
-        sender=Payment, payment_id=payment_id, order_id=order_id, status=status
-    )
-    for receiver, result in results:
-        if isinstance(result, Exception):
-            log.error("payment_status_changed receiver %r failed", receiver, exc_info=result)
-
-
-def _changed(payment: Payment, status: str) -> None:
-    transaction.on_commit(
-        partial(_notify, payment_id=payment.pk, order_id=payment.order_id, status=str(status))
+def _changed(payment: Payment, status: str, *, refund_id: int | None = None) -> None:
+    """Tell the order (payments never imports orders) by a durable effect written in this
+    transaction: the order's reaction happens even if this process dies right after the commit."""
+    status = str(status)
+    key = f"payment:{payment.pk}:status:{status}" + (f":{refund_id}" if refund_id else "")
+    effect_add(
+        kind="payment.status_changed",
+        key=key,
+        payload={"payment_id": payment.pk, "order_id": payment.order_id, "status": status},
     )
 
 
@@ -217,7 +213,26 @@ def _refund_succeeded(payment: Payment, *, refund_id: int, provider_ref: str) ->
         currency=payment.currency,
         refund_id=refund_id,
     )
-    _changed(payment, Payment.objects.values_list("status", flat=True).get(pk=payment.pk))
+    _changed(
+        payment,
+        Payment.objects.values_list("status", flat=True).get(pk=payment.pk),
+        refund_id=refund_id,
+    )
+    refund = Refund.objects.get(pk=refund_id)
+    event_emit(
+        type="refund.succeeded",
+        aggregate="order",
+        aggregate_id=payment.order_id,
+        data={
+            "refund_id": refund.pk,
+            "order_id": payment.order_id,
+            "payment_id": payment.pk,
+            "amount": refund.amount,
+            "currency": payment.currency,
+            "kind": refund.kind,
+            "order_line_id": refund.order_line_id,
+        },
+    )
     return True
 
 
@@ -236,6 +251,7 @@ def _provider_refund_apply(payment: Payment, pr: ProviderRefund) -> None:
                     payment=payment,
                     amount=pr.amount,
                     reason=PROVIDER_REFUND_REASON,
+                    kind=Refund.Kind.PROVIDER,
                     provider_ref=pr.ref,
                 )
         except IntegrityError:  # a concurrent sync recorded it first
@@ -473,10 +489,17 @@ def payment_void(*, payment_id: int) -> Payment:
 
 
 def _refund_create(
-    *, payment_id: int, amount: int | None, reason: str, commission: int | None = None
+    *,
+    payment_id: int,
+    amount: int | None,
+    reason: str,
+    commission: int | None = None,
+    kind: str = Refund.Kind.OTHER,
+    order_line_id: int | None = None,
 ) -> Refund | None:
     """Reserve a refund of `amount` (None: all that is left) under a lock on the payment; None when
-    nothing is left to refund."""
+    nothing is left to refund. A refund of an order line (kind LINE or SHORT) is one per line and
+    kind (not counting failed ones): a second raises InvalidTransition."""
     reason = (reason or "").strip()
     if not reason:
         raise PaymentError({"reason": _("Say why the money is given back.")})
@@ -500,9 +523,26 @@ def _refund_create(
                     % {"left": format_money(left, payment.currency)}
                 }
             )
-        return Refund.objects.create(
-            payment=payment, amount=amount, reason=reason[:200], commission_hint=commission
-        )
+        if order_line_id is not None and (
+            payment.refunds.filter(order_line_id=order_line_id, kind=kind)
+            .exclude(status=R.FAILED)
+            .exists()
+        ):
+            raise InvalidTransition(_("This line was refunded already."), code="line_refunded")
+        try:
+            with transaction.atomic():
+                return Refund.objects.create(
+                    payment=payment,
+                    amount=amount,
+                    reason=reason[:200],
+                    commission_hint=commission,
+                    kind=kind,
+                    order_line_id=order_line_id,
+                )
+        except IntegrityError as exc:  # the same line's refund raced with this one
+            raise InvalidTransition(
+                _("This line was refunded already."), code="line_refunded"
+            ) from exc
 
 
 def _refund_args(amount, commission) -> None:
@@ -514,7 +554,13 @@ def _refund_args(amount, commission) -> None:
 
 
 def payment_refund(
-    *, payment_id: int, amount: int, reason: str, commission: int | None = None
+    *,
+    payment_id: int,
+    amount: int,
+    reason: str,
+    commission: int | None = None,
+    kind: str = Refund.Kind.OTHER,
+    order_line_id: int | None = None,
 ) -> Refund:
     """Give back `amount` of a captured payment (all that is left, or part of it): CAPTURED or
     PARTIALLY_REFUNDED → PARTIALLY_REFUNDED or REFUNDED. Each call is a new refund, sent with its
@@ -524,24 +570,25 @@ def payment_refund(
     ledger gives back the commission pro rata."""
     _refund_args(amount, commission)
     refund = _refund_create(
-        payment_id=payment_id, amount=amount, reason=reason, commission=commission
+        payment_id=payment_id,
+        amount=amount,
+        reason=reason,
+        commission=commission,
+        kind=kind,
+        order_line_id=order_line_id,
     )
     assert refund is not None  # an amount was given
     return _refund_send(_get(payment_id), refund)
 
 
-def _refund_send_after_commit(*, refund_id: int) -> None:
-    refund = Refund.objects.select_related("payment").get(pk=refund_id)
-    try:
-        _refund_send(refund.payment, refund)
-    except PaymentUnavailable:
-        log.warning("refund %s not answered: payment_sync sends it again", refund_id)
-    except PaymentRefused as exc:
-        log.warning("refund %s refused by the provider: %s", refund_id, exc.messages[0])
-
-
 def payment_refund_reserve(
-    *, payment_id: int, amount: int, reason: str, commission: int | None = None
+    *,
+    payment_id: int,
+    amount: int,
+    reason: str,
+    commission: int | None = None,
+    kind: str = Refund.Kind.OTHER,
+    order_line_id: int | None = None,
 ) -> Refund:
     """Reserve a refund of `amount` of a captured payment inside the caller's database transaction
     (e.g. with the resolution of a dispute), and send it to the provider once that transaction has
@@ -557,10 +604,15 @@ def payment_refund_reserve(
         raise RuntimeError("payment_refund_reserve runs inside the caller's transaction")
     _refund_args(amount, commission)
     refund = _refund_create(
-        payment_id=payment_id, amount=amount, reason=reason, commission=commission
+        payment_id=payment_id,
+        amount=amount,
+        reason=reason,
+        commission=commission,
+        kind=kind,
+        order_line_id=order_line_id,
     )
     assert refund is not None  # an amount was given
-    transaction.on_commit(partial(_refund_send_after_commit, refund_id=refund.pk), robust=True)
+    effect_add(kind="refund.send", key=f"refund:{refund.pk}:send", payload={"refund_id": refund.pk})
     return refund
 
 
@@ -573,7 +625,12 @@ def payment_return_all(*, payment_id: int, reason: str) -> Payment:
     if payment.status == P.AUTHORISED:
         return payment_void(payment_id=payment_id)
     if payment.status in REFUNDABLE_STATES:
-        refund = _refund_create(payment_id=payment_id, amount=None, reason=reason or "returned")
+        refund = _refund_create(
+            payment_id=payment_id,
+            amount=None,
+            reason=reason or "returned",
+            kind=Refund.Kind.ORDER,
+        )
         if refund is not None:
             _refund_send(payment, refund)
         return _get(payment_id)
@@ -620,3 +677,34 @@ def webhook_receive(
     )
     event.refresh_from_db()
     return event
+
+
+def payments_abandoned_fail(*, now=None, limit: int = 200) -> int:
+    """Payments still PENDING whose intent was never created at the provider (the process died
+    between writing the row and the provider's answer), past the order's payment window and the
+    grace: FAILED, so the order follows (the status effect). Nothing was ever held."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(
+        minutes=settings.ORDER_PAYMENT_MINUTES, seconds=settings.CONVERGE_GRACE_SECONDS
+    )
+    ids = list(
+        Payment.objects.filter(status=P.PENDING, provider_ref="", created_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    failed = 0
+    for payment_id in ids:
+        with transaction.atomic():
+            payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
+            if payment is None or payment.provider_ref or payment.status != P.PENDING:
+                continue  # started after all (payment_start sets the reference under no lock)
+            failed += _move(
+                payment,
+                P.FAILED,
+                closed_at=now,
+                failure_code="not_started",
+                failure_message="The payment was never started at the provider.",
+            )
+    return failed

@@ -7,10 +7,8 @@ the others are queued by them, by the admin and by dispute resolution.
 
 import logging
 from datetime import timedelta
-from functools import partial
 
 from celery import shared_task
-from django.db import transaction
 from django.utils import timezone
 
 from . import payouts, reconciliation, services, settlement
@@ -30,8 +28,10 @@ RETRYING = {
 
 
 def payout_send_later(payout_id: int) -> None:
-    """Queue the sending of a payout once the current transaction commits."""
-    transaction.on_commit(partial(payout_send.delay, payout_id), robust=True)
+    """Send a payout once the current transaction commits: a durable effect written in it."""
+    from o2o.effects import effect_add
+
+    effect_add(kind="payout.send", key=f"payout:{payout_id}:send", payload={"payout_id": payout_id})
 
 
 @shared_task(acks_late=True, ignore_result=True)

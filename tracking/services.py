@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import h3
 from django.conf import settings
@@ -20,8 +19,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from o2o.effects import event_emit
 from o2o.errors import NotAllowed
 from o2o.geo import distance_m
+from o2o.hooks import on_commit_safe
 from vendors.models import Vendor
 
 from . import realtime
@@ -486,10 +487,7 @@ def _record_batch(
         for publish in publishes:
             fields = dict(publish.pos_fields)
             payload = public_payload(products=stock[fields.pop("vendor_id")], **fields)
-            transaction.on_commit(
-                partial(realtime.publish_payload, payload=payload, old_coarse=publish.old_coarse),
-                robust=True,
-            )
+            on_commit_safe(realtime.publish_payload, payload=payload, old_coarse=publish.old_coarse)
     return results
 
 
@@ -524,6 +522,24 @@ def _require_vendor_actor(vendor: Vendor, actor) -> None:
         raise NotAllowed(_("You can only change your own shift."))
 
 
+def _shift_event_emit(
+    *, vendor: Vendor, event_type: str, pos: VendorPosition, at: datetime
+) -> None:
+    """Partners hear of a shift change, in its transaction: the public cell only (null while the
+    vendor is not on the map), never the exact position."""
+    event_emit(
+        type=event_type,
+        aggregate="vendor",
+        aggregate_id=vendor.pk,
+        data={
+            "vendor_id": vendor.pk,
+            "name": vendor.name,
+            "public_cell": pos.public_cell if pos.is_public else None,
+            "at": at.isoformat(),
+        },
+    )
+
+
 @transaction.atomic
 def shift_start(*, vendor: Vendor, actor) -> VendorPosition:
     """The vendor goes on shift: they will appear on the map from their first ping."""
@@ -535,6 +551,9 @@ def shift_start(*, vendor: Vendor, actor) -> VendorPosition:
         pos.on_shift = True
         pos.shift_started_at = timezone.now()
         pos.save(update_fields=["on_shift", "shift_started_at"])
+        _shift_event_emit(
+            vendor=vendor, event_type="vendor.on_shift", pos=pos, at=pos.shift_started_at
+        )
     return pos
 
 
@@ -544,14 +563,14 @@ def shift_end(*, vendor: Vendor, actor) -> VendorPosition:
     _require_vendor_actor(vendor, actor)
     pos, _created = VendorPosition.objects.select_for_update().get_or_create(vendor=vendor)
     was_public, coarse = pos.is_public, pos.coarse_cell
+    if pos.on_shift:
+        _shift_event_emit(vendor=vendor, event_type="vendor.off_shift", pos=pos, at=timezone.now())
     pos.on_shift = False
     pos.presence = Presence.OFFLINE
     pos.anchor_lat = pos.anchor_lng = pos.anchor_at = None
     pos.save(update_fields=["on_shift", "presence", "anchor_lat", "anchor_lng", "anchor_at"])
     if was_public:
-        transaction.on_commit(
-            partial(realtime.publish_vendor, vendor_id=vendor.pk, old_coarse=coarse), robust=True
-        )
+        on_commit_safe(realtime.publish_vendor, vendor_id=vendor.pk, old_coarse=coarse)
     return pos
 
 
@@ -582,10 +601,7 @@ def presence_sweep(*, now: datetime | None = None, batch_size: int = 500) -> dic
                     pk__in=ids, presence__in=from_states, last_ping_at__lt=before
                 ).update(presence=to, last_broadcast_at=now)
                 for pk, coarse in rows:
-                    transaction.on_commit(
-                        partial(realtime.publish_vendor, vendor_id=pk, old_coarse=coarse),
-                        robust=True,
-                    )
+                    on_commit_safe(realtime.publish_vendor, vendor_id=pk, old_coarse=coarse)
                 moved[to] += updated
             if len(rows) < batch_size:
                 break
@@ -637,7 +653,4 @@ def vendor_left_service(*, vendor_id: int) -> None:
         pos.presence = Presence.OFFLINE
         pos.save(update_fields=["on_shift", "presence"])
         if was_public:
-            transaction.on_commit(
-                partial(realtime.publish_vendor, vendor_id=vendor_id, old_coarse=coarse),
-                robust=True,
-            )
+            on_commit_safe(realtime.publish_vendor, vendor_id=vendor_id, old_coarse=coarse)

@@ -1,7 +1,6 @@
 """Every write that matters for vendors: application, approval, cart stock, service area."""
 
 from dataclasses import dataclass
-from functools import partial
 
 import h3
 from django.conf import settings
@@ -15,6 +14,7 @@ from django.utils.translation import gettext as _
 from customers.services import customer_profile_get_or_create
 from o2o.errors import Conflict, NotAllowed
 from o2o.geo import validate_lat_lng
+from o2o.hooks import on_commit_safe
 
 from .models import Product, ServiceCell, Stock, Vendor
 from .signals import stock_changed, vendor_status_changed
@@ -95,10 +95,7 @@ def _vendor_set_status(
             _("A vendor who is %(status)s can't be moved to %(to)s.")
             % {"status": vendor.get_status_display(), "to": Vendor.Status(to).label}
         )
-    transaction.on_commit(
-        partial(vendor_status_changed.send_robust, sender=Vendor, vendor_id=vendor_id, status=to),
-        robust=True,
-    )
+    on_commit_safe(vendor_status_changed.send_robust, sender=Vendor, vendor_id=vendor_id, status=to)
     return Vendor.objects.get(pk=vendor_id)
 
 
@@ -212,9 +209,7 @@ def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stoc
 
 
 def _notify_stock_changed(vendor_id: int) -> None:
-    transaction.on_commit(
-        partial(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id), robust=True
-    )
+    on_commit_safe(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id)
 
 
 def stock_adjust(*, stock_id: int, delta: int) -> bool:

@@ -81,7 +81,7 @@ def test_database_and_redis_urls_select_the_real_stack():
     assert s["engine"] == "django.db.backends.postgresql"
     assert s["embedded"] is False
     assert s["channel_layer"] == "channels_redis.core.RedisChannelLayer"
-    assert s["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert s["cache"] == "o2o.cache.ResilientRedisCache"
     assert s["broker"] == REAL_REDIS
     assert s["eager"] is False
     assert s["inprocess_scheduler"] is False

@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone, translation
 
-from orders import services
 from orders.models import Order, OrderEvent, OrderLine, Status
 from orders.services import (
     HANDOVER_MAX_TRIES,
@@ -22,6 +21,7 @@ from orders.services import (
     order_cancel,
     order_hand_over,
     orders_expire,
+    transitions,
 )
 from tests.factories import CustomerProfileFactory
 from tests.orders.factories import place, place_paid, stock_of, stock_up, vendor_on_shift
@@ -248,7 +248,7 @@ def test_parallel_wrong_handover_codes_get_no_more_than_the_allowed_tries(
     order_accept(order_id=order.pk, vendor=vendor, eta_minutes=10)
     guesses = 12
     wrong = [f"{(int(order.handover_code) + i) % 10_000:04d}" for i in range(1, guesses + 1)]
-    monkeypatch.setattr(services, "cache", _LinedUpCache(guesses))
+    monkeypatch.setattr(transitions, "cache", _LinedUpCache(guesses))
 
     def guess(code):
         with translation.override("en"):
@@ -261,7 +261,7 @@ def test_parallel_wrong_handover_codes_get_no_more_than_the_allowed_tries(
     said = Counter(r.message_dict["code"][0] for r in results)
     assert said == {WRONG_CODE: HANDOVER_MAX_TRIES, LOCKED: guesses - HANDOVER_MAX_TRIES}
     # And the order has not moved, and is locked: even the right code waits now
-    monkeypatch.setattr(services, "cache", cache)
+    monkeypatch.setattr(transitions, "cache", cache)
     with pytest.raises(ValidationError) as refused:
         guess(order.handover_code)
     assert refused.value.message_dict == {"code": [LOCKED]}

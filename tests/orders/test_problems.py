@@ -92,7 +92,11 @@ def test_staff_refund_a_line_once_with_exactly_its_commission(captured, staff, b
     payment = Payment.objects.get(pk=captured.payment_id)
     assert (payment.status, payment.amount_refunded) == (Payment.Status.PARTIALLY_REFUNDED, 2_500)
     refund = Refund.objects.get()
-    assert refund.reason == f"line {line.pk}: The latte was cold."
+    assert (refund.reason, refund.kind, refund.order_line_id) == (
+        "The latte was cold.",
+        Refund.Kind.LINE,
+        line.pk,
+    )
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 490 - line.commission == 240
     assert ledger.unbalanced_transactions() == []
     # The same line again is refused; nothing more is given back

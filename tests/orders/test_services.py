@@ -29,7 +29,6 @@ from orders.services import (
     InvalidTransition,
     LineIn,
     Receive,
-    _transition,
     order_accept,
     order_cancel,
     order_complete,
@@ -44,6 +43,7 @@ from orders.services import (
     order_vendor_cancel,
     orders_expire,
 )
+from orders.services.transitions import _transition
 from tests.factories import (
     AddressFactory,
     CustomerProfileFactory,
@@ -781,18 +781,32 @@ def test_repeated_payment_news_changes_nothing(w):
     assert _saved() == before
 
 
-def test_side_effects_run_after_commit_with_ids_and_need_no_payment(
+def test_what_must_follow_a_change_is_written_with_it_and_runs_only_after_commit(
     w, django_capture_on_commit_callbacks
 ):
-    # Given an unpaid-for order (payment_id None: the money tasks have nothing to do)
+    from o2o.models import Effect
+
+    # Given a paid order
     order = place_paid(customer=w.customer, vendor=w.vendor, items=[(w.milk, 1)])
-    # When the vendor rejects it and the on-commit callbacks run
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    mail.outbox.clear()
+    before = set(Effect.objects.values_list("pk", flat=True))
+    # When the vendor rejects it, inside the transaction
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         order_reject(order_id=order.pk, vendor=w.vendor, reason="재료 소진")
-    # Then the order's callback was bound to its id, and the customer got an e-mail
-    bound = [c.keywords for c in callbacks if "order_id" in getattr(c, "keywords", {})]
-    assert bound == [{"order_id": order.pk, "to": Status.REJECTED}]
+        # Then the money's return, the e-mail and the partner event are rows of this change
+        written = dict(Effect.objects.exclude(pk__in=before).values_list("key", "kind"))
+        assert written[f"order:{order.pk}:money_return"] == "order.money_return"
+        assert any(k.startswith(f"order:{order.pk}:email:") for k in written)
+        assert any(kind == "event.publish" for kind in written.values())
+        # And nothing was sent before the commit
+        assert mail.outbox == []
+    # When the transaction commits (the hooks run)
+    for callback in callbacks:
+        callback()
+    # Then the customer got an e-mail and every effect of the change is done
     assert [m.to for m in mail.outbox] == [[w.customer.user.email]]
+    left = Effect.objects.filter(key__in=written).exclude(status="done")
+    assert list(left.values_list("key", "status", "last_error")) == []
 
 
 # --- The expiry sweep -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from orders.services import (
     order_ready,
     order_vendor_cancel,
 )
-from orders.tasks import order_capture
+from orders.effects import order_capture
 from payments import ledger
 from payments.models import Payment, Refund
 from tests.orders.conftest import messages_of, put_cart
@@ -85,17 +85,15 @@ def test_units_not_supplied_are_refunded_after_capture_with_exactly_their_commis
     # Then the customer paid only for what they got: ₩4,900 captured, ₩3,700 given back
     assert (payment.amount_captured, payment.amount_refunded) == (4_900, 1_200 + 2_500)
     assert payment.status == Payment.Status.PARTIALLY_REFUNDED
-    reasons = sorted(Refund.objects.values_list("reason", flat=True))
-    assert reasons == sorted(
-        [f"line {yakult.pk} short: Dropped it", f"line {latte.pk} short: Sold out"]
-    )
+    made = sorted(Refund.objects.values_list("kind", "order_line_id", "reason"))
+    assert made == sorted([("short", yakult.pk, "Dropped it"), ("short", latte.pk, "Sold out")])
     # And exactly their commission left the platform's revenue: 120 of the yakult, 250 of latte
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 490 - 120 - 250 == 120
     # And the vendor keeps their share of the one yakult supplied: 1,200 - 120
     assert ledger.balance(payable) == 1_080
     assert ledger.unbalanced_transactions() == []
     # When the capture task runs again (a retry), nothing more is refunded
-    order_capture.apply(args=(order.pk,))
+    order_capture({"order_id": order.pk})
     assert Refund.objects.count() == 2
     assert Payment.objects.get(pk=payment.pk).amount_refunded == 3_700
 
@@ -271,7 +269,7 @@ def test_a_short_refund_the_provider_does_not_answer_is_pending_and_sent_again_o
     assert (refund.status, refund.amount) == (Refund.Status.PENDING, 1_200)
     # When the provider is back: the capture task runs again and payments syncs
     settings.SANDBOX_BASE_URL = live
-    order_capture.apply(args=(order.pk,))
+    order_capture({"order_id": order.pk})
     payment_sync(payment_id=order.payment_id)
     # Then that one refund went through, once, with exactly the commission of one yakult
     assert Refund.objects.count() == 1
@@ -320,7 +318,7 @@ def test_a_short_refund_the_provider_refused_is_tried_again_until_it_is_made(
     for _attempt in range(SHORT_REFUND_ATTEMPTS):
         assert orders_short_refunds_retry.apply().get() == 1
     assert orders_short_refunds_retry.apply().get() == 0
-    tries = Refund.objects.filter(reason__startswith=f"line {latte.pk} short:")
+    tries = Refund.objects.filter(order_line=latte, kind=Refund.Kind.SHORT)
     assert [r.status for r in tries] == [Refund.Status.FAILED] * SHORT_REFUND_ATTEMPTS
     assert Payment.objects.get(pk=order.payment_id).amount_refunded == 1_200
 
@@ -387,8 +385,10 @@ def test_staff_refund_a_line_from_the_admin_with_a_reason(paid, shop, staff, cli
     done = client.post("/admin/orders/orderline/", {**action, "apply": "1", "reason": "Warm"})
     assert done.status_code == 302
     # The rest of the yakult line (one unit) and the whole latte line are refunded; all is back
-    refunds = dict(Refund.objects.filter(reason__contains="Warm").values_list("reason", "amount"))
-    assert refunds == {f"line {yakult.pk}: Warm": 1_200, f"line {latte.pk}: Warm": 2_500}
+    refunds = set(
+        Refund.objects.filter(reason="Warm").values_list("kind", "order_line_id", "amount")
+    )
+    assert refunds == {("line", yakult.pk, 1_200), ("line", latte.pk, 2_500)}
     payment = Payment.objects.get(pk=paid.payment_id)
     assert (payment.status, payment.amount_refunded) == (Payment.Status.REFUNDED, 4_900)
     assert ledger.balance(ledger.COMMISSION_REVENUE) == 0

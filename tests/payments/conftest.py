@@ -1,6 +1,6 @@
 """Shared pieces of the payments tests: the sandbox reached over real HTTP (pytest-django's live
 server), test cards, a customer paying on the hosted page, and recorders for the ledger call site
-and the payment_status_changed signal."""
+and the payment.status_changed effects."""
 
 import threading
 from dataclasses import dataclass
@@ -17,12 +17,11 @@ from payments import ledger, services
 from payments.models import Payment
 from payments.sandbox.models import SandboxIntent
 from payments.sandbox.webhooks import deliveries_send_due
-from payments.signals import payment_status_changed
 
 # Tests that reach the sandbox over HTTP need committed data (the live server has its own
 # connections), so they are transactional; flushing only these apps' tables after each keeps them
 # fast (a full flush of every table costs ~0.8 s here).
-PAYMENT_APPS = ["payments", "payments.sandbox"]
+PAYMENT_APPS = ["o2o", "payments", "payments.sandbox"]
 over_http = pytest.mark.django_db(transaction=True, available_apps=PAYMENT_APPS)
 
 APPROVE = "4242 4242 4242 4242"
@@ -116,14 +115,30 @@ def ledger_calls(monkeypatch) -> list[dict]:
     return calls
 
 
+class _StatusEffects:
+    """The payment.status_changed effects written so far (one per committed status change), in
+    order, as {payment_id, order_id, status}: what payments tells orders."""
+
+    def _rows(self) -> list[dict]:
+        from o2o.models import Effect
+
+        return [
+            dict(e)
+            for e in Effect.objects.filter(kind="payment.status_changed")
+            .order_by("pk")
+            .values_list("payload", flat=True)
+        ]
+
+    def __iter__(self):
+        return iter(self._rows())
+
+    def __len__(self) -> int:
+        return len(self._rows())
+
+    def __getitem__(self, i):
+        return self._rows()[i]
+
+
 @pytest.fixture
-def status_signals() -> list[dict]:
-    """Every payment_status_changed sent (after commit), in order."""
-    seen: list[dict] = []
-
-    def receiver(sender, **kwargs) -> None:
-        seen.append({k: kwargs[k] for k in ("payment_id", "order_id", "status")})
-
-    payment_status_changed.connect(receiver, weak=False, dispatch_uid="tests.payments.recorder")
-    yield seen
-    payment_status_changed.disconnect(dispatch_uid="tests.payments.recorder")
+def status_signals() -> _StatusEffects:
+    return _StatusEffects()

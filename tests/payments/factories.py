@@ -5,6 +5,7 @@ import json
 from datetime import timedelta
 
 import factory
+from django.db import transaction
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
@@ -163,8 +164,6 @@ class LedgerAccountFactory(DjangoModelFactory):
 def _balanced_entries(txn, create, extracted, **kwargs):
     if not create:
         return
-    from django.db import transaction
-
     with transaction.atomic():
         LedgerEntry.objects.bulk_create(
             [
@@ -195,7 +194,16 @@ class JournalTransactionFactory(DjangoModelFactory):
     kind = JournalTransaction.Kind.ADJUSTMENT
     currency = "KRW"
     memo = "a correction"
-    entries = factory.PostGeneration(_balanced_entries)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # The row and its entries in one database transaction, as ledger.post writes them: the
+        # database refuses to commit a journal transaction without entries (payments 0005), and
+        # a transactional test commits each statement outside one.
+        with transaction.atomic():
+            txn = super()._create(model_class, *args, **kwargs)
+            _balanced_entries(txn, True, None)
+        return txn
 
 
 class LedgerEntryFactory(DjangoModelFactory):

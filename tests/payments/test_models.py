@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from o2o.models import Effect
 from payments import ledger, services
 from payments.gateways.base import IntentStatus, ProviderIntent, ProviderRefund
 from payments.models import Payment, Refund, WebhookEvent
 from payments.sandbox.models import SandboxIntent
-from payments.signals import payment_status_changed
 
 from .factories import (
     PaymentFactory,
@@ -160,11 +160,6 @@ def test_any_order_of_answers_moves_forward_only_and_ends_at_the_truth(
     moves: list[str] = []
     money: list[tuple[str, int]] = []
 
-    def on_change(sender, payment_id, status, **kwargs):
-        if payment_id == payment.pk:
-            moves.append(status)
-
-    payment_status_changed.connect(on_change, dispatch_uid="prop")
     try:
         with (
             mock.patch.object(services, "get_gateway", return_value=gateway),
@@ -177,7 +172,13 @@ def test_any_order_of_answers_moves_forward_only_and_ends_at_the_truth(
             for _ in answers:
                 services.payment_sync(payment_id=payment.pk)
     finally:
-        payment_status_changed.disconnect(dispatch_uid="prop")
+        moves.extend(
+            e["status"]
+            for e in Effect.objects.filter(kind="payment.status_changed")
+            .order_by("pk")
+            .values_list("payload", flat=True)
+            if e["payment_id"] == payment.pk
+        )
     # Then every move was an edge of the graph, starting from PENDING
     for before, after in itertools.pairwise([P.PENDING, *moves]):
         assert after in services.TRANSITIONS[before], (before, after, moves)

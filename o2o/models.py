@@ -1,0 +1,95 @@
+"""Durable effects (a transactional outbox) and per-aggregate event sequences.
+
+An Effect is work that must follow a committed change (capture, void, refund, payout, e-mail,
+partner event, another app's reaction): written in the change's transaction under a unique key,
+executed by the relay (o2o.effects) until done. See o2o/effects.py for the guarantees.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Effect(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed (needs staff)")
+
+    kind = models.CharField(_("kind"), max_length=60)
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"))
+    # A claimed effect is leased to one relay until this time; a relay killed mid-run leaves the
+    # lease to run out, and the next sweep claims the effect again.
+    locked_until = models.DateTimeField(_("leased until"), null=True, blank=True)
+    deadline = models.DateTimeField(_("deadline"))
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("effect")
+        verbose_name_plural = _("effects")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="effect_pending_due",
+            ),
+            models.Index(fields=["kind", "status"], name="effect_kind_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} ({self.status})"
+
+
+class EffectAttempt(models.Model):
+    """One try of an effect: started when a relay claims it, finished with its outcome. A try
+    with no finish is one whose relay died (killed worker, lost connection)."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", _("Running (or the relay died)")
+        DONE = "done", _("Done")
+        RETRY = "retry", _("Will retry")
+        FAILED = "failed", _("Failed")
+
+    effect = models.ForeignKey(Effect, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveIntegerField(_("try"))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.RUNNING
+    )
+    error = models.TextField(_("error"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("effect attempt")
+        verbose_name_plural = _("effect attempts")
+        constraints = [
+            models.UniqueConstraint(fields=["effect", "number"], name="effect_attempt_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"try {self.number} of effect {self.effect_id}: {self.outcome}"
+
+
+class AggregateSequence(models.Model):
+    """The last event sequence number given out per aggregate (order 42, vendor 7, payout 3)."""
+
+    aggregate = models.CharField(max_length=30)
+    aggregate_id = models.BigIntegerField()
+    last = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["aggregate", "aggregate_id"], name="aggregate_seq_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate} {self.aggregate_id}: {self.last}"

@@ -1,0 +1,115 @@
+"""The order's payment: starting it at the provider and following what the provider decides."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ..models import Order, OrderEvent, Status
+from .transitions import RELEASES_STOCK, InvalidTransition, _transition
+
+log = logging.getLogger(__name__)
+Role = OrderEvent.Role
+
+# --- payment --------------------------------------------------------------------------------
+
+
+def order_payment_start(*, order_id: int, return_url: str) -> str:
+    """Start the payment at the provider; the URL of its card page. Safe to call twice."""
+    from payments.services import payment_start
+
+    order = Order.objects.get(pk=order_id)
+    if order.status != Status.PENDING_PAYMENT:
+        raise InvalidTransition(_("This order is not waiting for payment."))
+    payment = payment_start(
+        order_id=order.pk,
+        amount=order.total,
+        currency=order.currency,
+        return_url=return_url,
+        description=f"O2O order #{order.pk}",
+        vendor_id=order.vendor_id,
+        commission=order.commission,
+        platform_fee=order.platform_fee,
+    )
+    Order.objects.filter(pk=order.pk, payment_id__isnull=True).update(payment_id=payment.pk)
+    return payment.checkout_url
+
+
+@transaction.atomic
+def order_payment_settled(*, order_id: int, payment_status: str) -> Order | None:
+    """The payment of a waiting order was decided at the provider: PLACED or FAILED.
+    Repeated or late news (a webhook after the return page) changes nothing."""
+    now = timezone.now()
+    try:
+        if payment_status == "authorised":
+            return _transition(
+                order_id=order_id,
+                action="authorise",
+                role=Role.SYSTEM,
+                placed_at=now,
+                expires_at=now + timedelta(minutes=settings.ORDER_ACCEPT_MINUTES),
+            )
+        if payment_status == "failed":
+            return _transition(
+                order_id=order_id, action="fail", role=Role.SYSTEM, reason="payment declined"
+            )
+    except InvalidTransition:
+        return None
+    return None
+
+
+def order_payment_refresh(*, order_id: int) -> Order:
+    """Ask the provider how the payment of a waiting order stands and apply it (the return from
+    the card page, a webhook, or a customer pressing "check again"). The provider is the truth.
+    Raises payments' PaymentUnavailable when the provider does not answer in time."""
+    from payments.services import payment_sync
+
+    order = Order.objects.get(pk=order_id)
+    # An order that ended while its card page was open (cancelled) is asked too: money
+    # authorised late is given back (on_payment_status_changed).
+    waiting = order.status == Status.PENDING_PAYMENT
+    if order.payment_id is not None and (waiting or order.status in RELEASES_STOCK):
+        payment = payment_sync(payment_id=order.payment_id)
+        order_payment_settled(order_id=order_id, payment_status=payment_outcome(payment.status))
+        order.refresh_from_db()
+        if order.status in RELEASES_STOCK and payment_outcome(payment.status) == "authorised":
+            # The order ended but money is still held (a lost void, a late authorisation): give
+            # it back now, the customer is asking.
+            from payments.services import payment_return_all
+
+            payment_return_all(payment_id=order.payment_id, reason=order.reason or order.status)
+    return order
+
+
+def payment_outcome(status: str) -> str:
+    """What a payment's status means for a waiting order: authorised, failed or still pending."""
+    s = str(status).lower()
+    if s in ("authorised", "captured", "partially_refunded", "refunded"):
+        return "authorised"
+    if s in ("failed", "voided"):
+        return "failed"
+    return "pending"
+
+
+def on_payment_status_changed(*, order_id: int, status: str, **kwargs) -> None:
+    """A payment changed at the provider (webhook, sync, capture): a waiting order follows it.
+    Money authorised for an order that already ended without a handover (cancelled by staff or
+    the customer while the card page was still open) is given back. Runs in a transaction (the
+    payment.status_changed effect's)."""
+    if payment_outcome(status) != "pending":
+        settled = order_payment_settled(order_id=order_id, payment_status=payment_outcome(status))
+        if (
+            settled is None
+            and str(status).lower() == "authorised"
+            and Order.objects.filter(pk=order_id, status__in=RELEASES_STOCK).exists()
+        ):
+            from o2o.effects import effect_add
+
+            effect_add(
+                kind="order.money_return",
+                key=f"order:{order_id}:late_authorisation_return",
+                payload={"order_id": order_id},
+            )

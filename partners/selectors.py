@@ -1,0 +1,68 @@
+"""Reads shared by the partner API and admin."""
+
+from django.db.models import Prefetch, QuerySet
+
+from orders.models import Fulfilment, Order, OrderLine, Status
+
+from .models import Delivery, DeliveryAttempt, Endpoint, Partner
+
+
+def partners_of(*, user) -> QuerySet[Partner]:
+    """The active partners a person manages."""
+    if not user.is_authenticated:
+        return Partner.objects.none()
+    return Partner.objects.filter(owner=user, is_active=True)
+
+
+def endpoints_of(*, user) -> QuerySet[Endpoint]:
+    return (
+        Endpoint.objects.filter(partner__in=partners_of(user=user))
+        .select_related("partner")
+        .order_by("pk")
+    )
+
+
+def deliveries_of(*, user) -> QuerySet[Delivery]:
+    """Deliveries to the person's endpoints, newest first, each with its tries."""
+    return (
+        Delivery.objects.filter(endpoint__partner__in=partners_of(user=user))
+        .select_related("event")
+        .prefetch_related(
+            Prefetch("attempt_log", queryset=DeliveryAttempt.objects.order_by("started_at", "pk"))
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def pickup_point_ids_of(*, user) -> list[int]:
+    return list(
+        partners_of(user=user)
+        .filter(pickup_point__isnull=False)
+        .values_list("pickup_point_id", flat=True)
+        .distinct()
+    )
+
+
+def orders_at(*, point_ids: list[int]) -> QuerySet[Order]:
+    """Pickup orders of these points, whatever their state, with their lines."""
+    return (
+        Order.objects.filter(fulfilment=Fulfilment.PICKUP, pickup_point_id__in=point_ids)
+        .select_related("vendor")
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("pk")))
+    )
+
+
+def orders_waiting_at(*, point_ids: list[int]) -> QuerySet[Order]:
+    """Pickup orders ready for collection at these points, the soonest hold end first."""
+    return orders_at(point_ids=point_ids).filter(status=Status.READY).order_by("expires_at", "pk")
+
+
+def order_point(*, order_id: int, point_ids: list[int]) -> int | None:
+    """The point (one of these) where a pickup order is to be collected, or None."""
+    return (
+        Order.objects.filter(
+            pk=order_id, fulfilment=Fulfilment.PICKUP, pickup_point_id__in=point_ids
+        )
+        .values_list("pickup_point_id", flat=True)
+        .first()
+    )

@@ -1,0 +1,1 @@
+"""Test-only support code (nothing here is installed in production)."""
