@@ -56,7 +56,7 @@ class Defer(Exception):
 class Handler:
     kind: str
     func: Callable[[dict], object]
-    queue: str = "default"
+    queue: str = "bulk"
     # Delays (seconds) after the 1st, 2nd, ... failed try; None: exponential backoff.
     schedule: tuple[float, ...] | None = None
     max_attempts: int = 25
@@ -150,7 +150,7 @@ def effects_kick(keys: dict[str, str]) -> None:
     by_queue: dict[str, list[str]] = {}
     for key, kind in keys.items():
         handler = REGISTRY.get(kind)
-        by_queue.setdefault(handler.queue if handler else "default", []).append(key)
+        by_queue.setdefault(handler.queue if handler else "bulk", []).append(key)
     for queue, queue_keys in by_queue.items():
         effects_relay.apply_async(kwargs={"keys": queue_keys}, queue=queue)
 
@@ -358,7 +358,7 @@ def effects_due_queues(*, now: datetime | None = None) -> dict[str, int]:
         _due(now or timezone.now()).values_list("kind").annotate(n=Count("pk")).order_by()
     ):
         handler = REGISTRY.get(kind)
-        queue = handler.queue if handler else "default"
+        queue = handler.queue if handler else "bulk"
         queues[queue] = queues.get(queue, 0) + n
     return queues
 

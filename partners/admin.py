@@ -163,7 +163,6 @@ class DeliveryAdmin(_ReadOnly):
         "status",
         "attempts",
         "last_status_code",
-        "next_try",
         "created_at",
         "finished_at",
     )

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from o2o.effects import effect_add
 from o2o.errors import NotAllowed
 
 from . import services
 from .errors import InvalidTransition, PaymentError
-from .models import Dispute, Payment
+from .models import Dispute, Payment, Refund
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000
@@ -87,12 +87,6 @@ def dispute_open(*, order_id: int, opened_by, reason: str, at: datetime | None =
     return dispute
 
 
-def _release_held() -> None:
-    from .tasks import settlements_release
-
-    settlements_release.delay()
-
-
 def dispute_resolve(
     *,
     dispute_id: int,
@@ -133,6 +127,7 @@ def dispute_resolve(
                 payment_id=dispute.payment_id,
                 amount=refund_amount,
                 reason=f"dispute {dispute.pk}: {note}"[:200],
+                kind=Refund.Kind.DISPUTE,
             )
         Dispute.objects.filter(pk=dispute.pk, status=Dispute.Status.OPEN).update(
             status=Dispute.Status.REJECTED if reject else Dispute.Status.RESOLVED,
@@ -141,6 +136,7 @@ def dispute_resolve(
             resolved_at=timezone.now(),
             refund=refund,
         )
-        transaction.on_commit(partial(_release_held), robust=True)
+        # Held settlements are released (and their payouts sent) by a durable effect.
+        effect_add(kind="settlements.release", key=f"dispute:{dispute.pk}:release")
     log.info("dispute %s closed by %s", dispute.pk, actor.pk)
     return Dispute.objects.select_related("refund").get(pk=dispute.pk)

@@ -36,3 +36,18 @@ def payout_send(payload: dict) -> None:
         raise
     except PaymentError as exc:  # e.g. no payout account: staff must act
         raise GiveUp(f"payout not sent: {exc.messages[0]}") from exc
+
+
+@effect_handler("settlements.release", queue="bulk", max_attempts=20, backoff_cap=600.0)
+def settlements_release(payload: dict) -> None:
+    """A dispute closed: release the settlements it held, and send their payouts (each payout's
+    own effect)."""
+    from django.db import transaction
+
+    from . import payouts, settlement
+    from .tasks import payout_send_later
+
+    settlement.settlements_release()
+    with transaction.atomic():
+        for payout_id in payouts.payouts_due():
+            payout_send_later(payout_id)

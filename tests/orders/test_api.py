@@ -174,7 +174,8 @@ def test_placing_more_than_the_cart_has_is_409_out_of_stock(api, shop, buyer):
     api.force_authenticate(buyer)
     data = body(shop, lines=[{"product_id": shop.latte.pk, "quantity": 6}])
     err = error(api.post(ORDERS, data, format="json"), 409, "out_of_stock")
-    assert err["message"] == f"Only 5 of {shop.latte.name_ko} left on the cart."
+    # The message and the product name speak the language of the request (English here)
+    assert err["message"] == f"Only 5 of {shop.latte.name_en} left on the cart."
     assert Order.objects.count() == 0 and shop.stock() == stock
 
 

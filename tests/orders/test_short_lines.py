@@ -6,6 +6,7 @@ import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
+from orders.effects import order_capture
 from orders.models import Order, OrderLine, Status
 from orders.services import (
     InvalidTransition,
@@ -15,7 +16,6 @@ from orders.services import (
     order_ready,
     order_vendor_cancel,
 )
-from orders.effects import order_capture
 from payments import ledger
 from payments.models import Payment, Refund
 from tests.orders.conftest import messages_of, put_cart

@@ -172,3 +172,17 @@ def test_order_events_carry_no_delivery_address_nor_position(receiver):
         assert_no_position(got.body, order.delivery_lat, order.delivery_lng)
         assert order.delivery_address not in got.body.decode()
         assert customer.user.email not in got.body.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_the_commit_the_event_reaches_the_partner_at_once(receiver):
+    """No sweep, no test helper: the commit kicks the publish, whose commit kicks the delivery."""
+    endpoint = EndpointFactory(url=receiver.url, event_types=["vendor.off_shift"])
+    vendor = vendor_on_shift()
+
+    shift_end(vendor=vendor, actor=vendor.user)
+
+    [got] = receiver.requests
+    assert got.json["type"] == "vendor.off_shift"
+    assert endpoint.deliveries.get().status == "delivered"
+    assert not Effect.objects.filter(status=Effect.Status.PENDING).exists()
