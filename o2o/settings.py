@@ -7,6 +7,7 @@ with django-celery-beat, and the Redis cache. DJANGO_ENV=production refuses to s
 SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -342,6 +343,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` with different choices: name each set (no W001 collision).
+    "ENUM_NAME_OVERRIDES": {
+        "PartnerDeliveryStatusEnum": "partners.models.Delivery.Status",
+        "OrderStatusEnum": "orders.models.Status",
+    },
 }
 
 # --- Domain -------------------------------------------------------------------------------------
@@ -389,6 +395,13 @@ ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
 # Orders and payments that disagree for longer than this are not "in flight" but stuck: the
 # convergence sweep fixes them and reconciliation reports what it can't (seconds).
 CONVERGE_GRACE_SECONDS = env.int("CONVERGE_GRACE_SECONDS", default=120)
+# Partner webhooks (partners/conf.py reads these; see there for what each means).
+if "PARTNER_ALLOW_PRIVATE_URLS" in os.environ:
+    PARTNER_ALLOW_PRIVATE_URLS = env.bool("PARTNER_ALLOW_PRIVATE_URLS")
+PARTNER_DISABLE_AFTER_DAYS = env.float("PARTNER_DISABLE_AFTER_DAYS", default=5)
+PARTNER_SECRET_OVERLAP_HOURS = env.float("PARTNER_SECRET_OVERLAP_HOURS", default=24)
+PARTNER_HTTP_CONNECT_TIMEOUT = env.float("PARTNER_HTTP_CONNECT_TIMEOUT", default=2.0)
+PARTNER_HTTP_TIMEOUT = env.float("PARTNER_HTTP_TIMEOUT", default=10.0)
 PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor

@@ -43,7 +43,8 @@ EMAILED = (
 
 
 def _event_data(order: Order, *, from_status: str, to: str) -> dict:
-    """What a partner learns of an order: never an exact position nor the customer's details."""
+    """What a partner learns of an order: never an exact position, the customer's details or
+    anyone's free text (a reason may name a person)."""
     return {
         "order_id": order.pk,
         "status": to,
@@ -53,7 +54,6 @@ def _event_data(order: Order, *, from_status: str, to: str) -> dict:
         "pickup_point_id": order.pickup_point_id,
         "total": order.total,
         "currency": order.currency,
-        "reason": order.reason,
         "items": [
             {"product_id": line.product_id, "name": line.name_en, "quantity": line.quantity}
             for line in order.lines.all()

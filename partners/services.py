@@ -232,12 +232,15 @@ def delivery_attempt_record(
     with no success is disabled, its pending deliveries given up and its owner told (an effect).
     Returns None when the delivery is gone or another round took over."""
     now = timezone.now()
+    # The endpoint first, then the delivery: the order in which disabling an endpoint locks them.
+    endpoint_id = Delivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True)
+    endpoint = Endpoint.objects.select_for_update().filter(pk=endpoint_id.first()).first()
     delivery = (
         Delivery.objects.select_for_update()
         .filter(pk=delivery_id, round=round_, status=Delivery.Status.PENDING)
         .first()
     )
-    if delivery is None:
+    if endpoint is None or delivery is None:
         return None
     DeliveryAttempt.objects.create(
         delivery=delivery,
@@ -253,7 +256,6 @@ def delivery_attempt_record(
     fields = ["attempts", "last_status_code", "last_error", "status", "finished_at"]
     delivery.last_status_code = outcome.status_code
     delivery.last_error = outcome.error[:300]
-    endpoint = Endpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
     if outcome.ok:
         delivery.status = Delivery.Status.DELIVERED
         delivery.finished_at = now

@@ -172,3 +172,14 @@ class PingRejectCountFactory(DjangoModelFactory):
     vendor = factory.SubFactory(VendorFactory)
     reason = "bad_accuracy"
     count = 1
+
+
+class EffectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "o2o.Effect"
+
+    kind = "order.email"
+    key = factory.Sequence(lambda n: f"test:{n}")
+    payload = factory.LazyFunction(dict)
+    next_attempt_at = factory.LazyFunction(timezone.now)
+    deadline = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))

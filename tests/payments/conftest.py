@@ -138,6 +138,9 @@ class _StatusEffects:
     def __getitem__(self, i):
         return self._rows()[i]
 
+    def __eq__(self, other) -> bool:
+        return self._rows() == list(other)
+
 
 @pytest.fixture
 def status_signals() -> _StatusEffects:

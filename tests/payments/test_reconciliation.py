@@ -159,6 +159,8 @@ def test_the_providers_records_are_compared_page_by_page(sandbox, monkeypatch):
     stray = SandboxPayout.objects.create(
         amount=5, currency="KRW", reference="elsewhere", account_number="1234", status="paid"
     )
+    # A difference on a payment that just changed is in flight, not a finding: age them
+    Payment.objects.update(updated_at=timezone.now() - timedelta(hours=1))
     result = reconciliation.reconciliation_run(**window)
     # Then each is one discrepancy, and the ledger checks still find nothing
     assert _open() == {
@@ -188,3 +190,28 @@ def test_the_nightly_task_is_retried_when_the_provider_does_not_answer(settings)
     assert isinstance(retry.value.exc, PaymentUnavailable)
     # What the ledger checks found before the provider was asked is kept
     assert _open() == {(K.CAPTURE_MISMATCH, f"payment:{payment.pk}")}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_void_in_flight_is_not_a_mismatch_until_it_is_stuck(sandbox):
+    from o2o.models import Effect
+
+    # Given an authorised payment that the provider voided (our void effect still pending)
+    payment = sandbox.authorised(order_id=41, amount=5_000)
+    SandboxIntent.objects.filter(pk=payment.provider_ref).update(status="voided")
+    old = timezone.now() - timedelta(hours=1)
+    Payment.objects.filter(pk=payment.pk).update(updated_at=old)
+    Effect.objects.create(
+        kind="order.money_return",
+        key=f"order:{payment.order_id}:money_return",
+        next_attempt_at=timezone.now(),
+        deadline=timezone.now() + timedelta(hours=1),
+    )
+    window = {"start": old, "end": timezone.now() + timedelta(minutes=1)}
+    # Then the reconciliation reports nothing while the void is on its way
+    assert list(reconciliation.provider_findings(**window)) == []
+    # And once nothing is on its way any more, the difference is a finding
+    Effect.objects.all().delete()
+    kinds = [f.kind for f in reconciliation.provider_findings(**window)]
+    assert kinds == [K.INTENT_MISMATCH]

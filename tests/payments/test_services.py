@@ -24,7 +24,6 @@ from payments.gateways.base import GatewayRefused, GatewayUnavailable
 from payments.gateways.sandbox import SandboxGateway
 from payments.models import Payment, Refund
 from payments.sandbox.models import SandboxIntent, SandboxRefund
-from payments.signals import payment_status_changed
 
 from .conftest import CHALLENGE, DECLINE, INSUFFICIENT, RETURN_URL, SLOW, over_http, pay
 from .factories import PaymentFactory
@@ -119,7 +118,7 @@ def test_paid_card_is_authorised_on_sync(sandbox, status_signals, ledger_calls):
     assert (payment.card_brand, payment.card_last4) == ("visa", "4242")
     assert payment.authorised_at is not None
     assert status_signals == [{"payment_id": payment.pk, "order_id": 7, "status": "authorised"}]
-    assert json.loads(json.dumps(status_signals)) == status_signals  # plain values only
+    assert json.loads(json.dumps(list(status_signals))) == status_signals  # plain values only
     # And no money moved yet
     assert ledger_calls == []
     # And syncing again changes nothing and tells nobody
@@ -481,16 +480,42 @@ def test_sync_walks_the_graph_to_the_providers_state(sandbox, ledger_calls, stat
 
 
 @over_http
-def test_a_receiver_that_fails_does_not_undo_the_payment(sandbox):
-    def explode(sender, **kwargs):
+def test_an_order_reaction_that_fails_does_not_undo_the_payment_and_is_tried_again(
+    sandbox, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from o2o import effects
+    from o2o.models import Effect
+
+    # Given the orders side fails to react (a bug, a database hiccup)
+    handler = effects.REGISTRY["payment.status_changed"]
+    calls = []
+
+    def explode(payload):
+        calls.append(payload["status"])
         raise RuntimeError("orders is down")
 
-    payment_status_changed.connect(explode, dispatch_uid="explode")
-    try:
-        payment = services.payment_sync(payment_id=sandbox.paid().pk)
-    finally:
-        payment_status_changed.disconnect(dispatch_uid="explode")
+    monkeypatch.setitem(
+        effects.REGISTRY,
+        "payment.status_changed",
+        effects.Handler(**{**handler.__dict__, "func": explode}),
+    )
+    # When the payment is authorised
+    payment = services.payment_sync(payment_id=sandbox.paid().pk)
+    # Then the payment stays authorised, and its effect waits for another try, with the error
     assert Payment.objects.get(pk=payment.pk).status == P.AUTHORISED
+    effect = Effect.objects.get(kind="payment.status_changed")
+    assert (effect.status, effect.attempts, calls) == ("pending", 1, ["authorised"])
+    assert "orders is down" in effect.last_error
+    # When the orders side is back and the sweep runs after the backoff
+    monkeypatch.undo()
+    effects.effects_run(now=timezone.now() + timedelta(minutes=5))
+    # Then the effect is done
+    effect.refresh_from_db()
+    assert (effect.status, effect.attempts) == ("done", 2)
 
 
 # --- the adapter ---------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def _one_of(model):
     import importlib
 
     modules = [factories]
-    for app in ("orders", "payments"):
+    for app in ("orders", "payments", "partners"):
         try:
             modules.append(importlib.import_module(f"tests.{app}.factories"))
         except ImportError:
