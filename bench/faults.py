@@ -378,10 +378,12 @@ class Recorder:
         self.api_bad_shape: list[dict] = []
         self.outcomes: dict[str, Counter] = {}  # phase -> placed / handed_over / ... / gave_up_*
         self.samples: list[str] = []
+        self.latency_ms: dict[str, list[float]] = {}  # phase -> every answered request
 
-    def response(self, method: str, url: str, r) -> None:
+    def response(self, method: str, url: str, r, seconds: float) -> None:
         ep = endpoint(method, url)
         with self.lock:
+            self.latency_ms.setdefault(self.phase, []).append(seconds * 1000)
             self.statuses[r.status_code] += 1
             self.phase_statuses.setdefault(self.phase, Counter())[r.status_code] += 1
             if r.status_code >= 300 and not (r.status_code == 302 and "/sandbox/pay/" in ep):
@@ -432,12 +434,13 @@ class Client(threading.Thread):
     def call(self, client, method: str, url: str, **kwargs):
         import httpx
 
+        t0 = time.perf_counter()
         try:
             r = client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             self.rec.conn_error(method, url, exc)
             return None
-        self.rec.response(method, url, r)
+        self.rec.response(method, url, r, time.perf_counter() - t0)
         return r
 
     def login(self) -> None:
@@ -714,15 +717,33 @@ def effects_due() -> int:
         _fresh_db()
 
 
-def wait_effects_swept(*, at_least: float, at_most: float) -> float:
+def queue_lengths(redis_url: str) -> dict[str, int]:
+    """Messages waiting on the broker per Celery queue (a backlog the worker has not taken)."""
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        return {q: client.llen(q) for q in ("money", "notifications", "bulk")}
+    except redis_py.RedisError:
+        return {}
+    finally:
+        client.close()
+
+
+def wait_effects_swept(*, at_least: float, at_most: float, redis_url: str) -> float:
     """Wait for beat's sweep (every 5 s) to run what is due: at least `at_least` seconds, then
     until no effect is due, at most `at_most`. Returns the seconds waited."""
     t0 = time.monotonic()
     time.sleep(at_least)
+    last_log = 0.0
     while time.monotonic() - t0 < at_most:
         try:
-            if effects_due() == 0:
+            due = effects_due()
+            if due == 0:
                 break
+            if time.monotonic() - last_log > 5:
+                last_log = time.monotonic()
+                log(f"  {due} effects due; broker queues {queue_lengths(redis_url)}")
         except Exception as exc:  # noqa: BLE001
             log(f"effects due: {exc}")
         time.sleep(1.0)
@@ -807,6 +828,12 @@ def provider_agreement() -> dict:
         _fresh_db()
 
 
+def _seconds_from_now(when) -> float | None:
+    from django.utils import timezone
+
+    return None if when is None else round((when - timezone.now()).total_seconds(), 1)
+
+
 def db_summary() -> dict:
     from django.db.models import Count
 
@@ -836,10 +863,13 @@ def db_summary() -> dict:
                 EffectAttempt.objects.values_list("outcome").annotate(n=Count("id")).order_by()
             ),
             "effects_pending_sample": [
-                f"{k} attempts={a}: {e[:120]}"
-                for k, a, e in Effect.objects.filter(status=Effect.Status.PENDING).values_list(
-                    "key", "attempts", "last_error"
-                )[:10]
+                f"{k} attempts={a} due_in={_seconds_from_now(due)} "
+                f"leased_for={_seconds_from_now(leased)}: {e[:120]}"
+                for k, a, due, leased, e in Effect.objects.filter(
+                    status=Effect.Status.PENDING
+                ).values_list("key", "attempts", "next_attempt_at", "locked_until", "last_error")[
+                    :10
+                ]
             ],
             "effects_failed_sample": [
                 f"{k}: {e[:160]}"
@@ -1031,8 +1061,13 @@ def main() -> None:
         def phase(name: str) -> dict:
             rec.phase = name
             info = {"started": time.monotonic()}
+            try:  # the backlog each phase starts with (effects due, messages on the broker)
+                info["effects_due_at_start"] = effects_due()
+            except Exception:  # noqa: BLE001
+                info["effects_due_at_start"] = None
+            info["broker_queues_at_start"] = queue_lengths(redis.url)
             phases[name] = info
-            log(f"--- phase {name}")
+            log(f"--- phase {name} {info}")
             return info
 
         phase("baseline")
@@ -1088,7 +1123,9 @@ def main() -> None:
         for info in phases.values():
             info.pop("started", None)
 
-        swept_s = wait_effects_swept(at_least=6.0, at_most=60.0)
+        backlog = queue_lengths(redis.url)
+        log(f"broker queues at the end of the load: {backlog}")
+        swept_s = wait_effects_swept(at_least=6.0, at_most=90.0, redis_url=redis.url)
         after_sweep = money_state()
         log(f"after one effects sweep ({swept_s} s): {after_sweep}")
 
@@ -1099,7 +1136,7 @@ def main() -> None:
         finally:
             _fresh_db()
         log(f"orders_converge: {converge_counts}")
-        swept_again_s = wait_effects_swept(at_least=2.0, at_most=30.0)
+        swept_again_s = wait_effects_swept(at_least=2.0, at_most=30.0, redis_url=redis.url)
         after_converge = money_state()
         log(f"after the convergence run (+{swept_again_s} s): {after_converge}")
 
@@ -1138,6 +1175,7 @@ def main() -> None:
                 "requests": sum(st.values()),
                 "http_5xx": sum(n for s, n in st.items() if s >= 500),
                 "http_statuses": dict(sorted(st.items())),
+                "request_ms": _stack.percentiles(rec.latency_ms.get(name, []), 0),
             }
         outcomes_total: Counter = Counter()
         for c in rec.outcomes.values():
@@ -1167,6 +1205,8 @@ def main() -> None:
             "converge_s_after_last_fault": converged,
             "converge_polls": len(watch.polls),
             "last_poll": {"ok": ok, "problems": counts},
+            "broker_backlog_at_load_stop": backlog,
+            "effects_sweep_wait_s": swept_s,
             "stuck_money_after_one_sweep": after_sweep,
             "orders_converge_run": converge_counts,
             "stuck_money_after_sweep_and_converge": after_converge,

@@ -4,6 +4,7 @@ provider (served by that uvicorn) and brought to where the fault is injected."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,10 +53,11 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
-def stack_base(request, django_db_setup):
-    """One private Redis and one uvicorn for the module, on the test database."""
-    workdir = ARTIFACTS / request.module.__name__.rsplit(".", 1)[-1]
+@pytest.fixture(scope="session")
+def stack_base(django_db_setup):
+    """One private Redis and one uvicorn for the fault tests of this test process, on its test
+    database (logs in test-artifacts/faults/<xdist worker>/)."""
+    workdir = ARTIFACTS / os.environ.get("PYTEST_XDIST_WORKER", "main")
     workdir.mkdir(parents=True, exist_ok=True)
     redis = PrivateRedis(workdir / "redis.log")
     web = None

@@ -250,6 +250,10 @@ class Worker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Worker:
+        return self.launch().wait_ready()
+
+    def launch(self) -> Worker:
+        """Start the process (it loads Django meanwhile: see wait_ready)."""
         self.log.write_text("")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "celery"), "-A", "o2o", "worker", "-Q", "money,notifications,bulk"]
@@ -261,7 +265,9 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self
 
+    def wait_ready(self) -> Worker:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the worker exited:\n{self.log.read_text()[-3000:]}")
