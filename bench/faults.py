@@ -64,7 +64,6 @@ PASSWORD = "faults-bench-1234"
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
 TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 PICKUP = (37.5494, 126.9144)
-WORKER_NAME = "faults-worker@%h"
 STEP_DEADLINE_S = 60.0
 
 
@@ -750,6 +749,30 @@ def wait_effects_swept(*, at_least: float, at_most: float, redis_url: str) -> fl
     return round(time.monotonic() - t0, 1)
 
 
+def wait_all_effects_done(cap: float, *, since: float) -> dict:
+    """Wait until no effect is pending (leases of killed relays run out, backoffs end), at most
+    `cap` seconds; the seconds from `since` (the end of the load) when that happened."""
+    from o2o.models import Effect
+
+    t0 = time.monotonic()
+    pending = None
+    while time.monotonic() - t0 < cap:
+        try:
+            pending = Effect.objects.filter(status=Effect.Status.PENDING).count()
+        except Exception as exc:  # noqa: BLE001
+            log(f"pending effects: {exc}")
+        finally:
+            _fresh_db()
+        if pending == 0:
+            break
+        time.sleep(2.0)
+    return {
+        "all_effects_done": pending == 0,
+        "effects_pending": pending,
+        "seconds_after_load_stop": round(time.monotonic() - since, 1),
+    }
+
+
 def money_state() -> dict:
     """Orders whose money is in the wrong state, now (no grace), and payments pending with no
     intent; also pairs that disagree while an effect about them is still pending (in flight)."""
@@ -904,6 +927,21 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (cluster, AOF)")
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument(
+        "--workers",
+        choices=("single", "by-queue"),
+        default="single",
+        help="one worker on every queue (-c 2, the outside run), or one per queue as "
+        "docker-compose.yml deploys them (money -c 2, notifications -c 2, bulk -c 1)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="after the report's sweep and convergence, wait up to this many seconds for every "
+        "effect to be done (a killed relay's lease runs out after 120 s); default 0 with "
+        "--quick, 150 otherwise",
+    )
+    parser.add_argument(
         "--beat-scheduler",
         choices=("database", "default"),
         default="database",
@@ -980,13 +1018,30 @@ def main() -> None:
             {**env, "CONN_MAX_AGE": "0"},  # under ASGI: a connection per request (settings)
             logs["web"],
         )  # fmt: skip
-        worker = Proc(
-            "worker",
-            [str(BIN / "celery"), "-A", "o2o", "worker", "-Q", "money,notifications,bulk",
-             "-c", "2", "--pool", "prefork", "--loglevel", "warning", "-n", WORKER_NAME],
-            env,
-            logs["worker"],
-        )  # fmt: skip
+
+        def celery_worker(name: str, queues: str, concurrency: int, node: str) -> Proc:
+            logs.setdefault(name, ARTIFACTS / f"faults-{name}.log").write_text("")
+            return Proc(
+                name,
+                [str(BIN / "celery"), "-A", "o2o", "worker", "-Q", queues, "-c", str(concurrency),
+                 "--pool", "prefork", "--prefetch-multiplier", "1", "--loglevel", "warning",
+                 "-n", f"{node}@%h"],
+                env,
+                logs[name],
+            )  # fmt: skip
+
+        if args.workers == "single":
+            # The one worker of the outside run: every queue, two pool processes.
+            worker = celery_worker("worker", "money,notifications,bulk", 2, "faults")
+            workers = [worker]
+        else:
+            # As docker-compose.yml deploys them: one worker per queue (the money one is killed).
+            worker = celery_worker("worker", "money", 2, "faults-money")
+            workers = [
+                worker,
+                celery_worker("worker-notifications", "notifications", 2, "faults-notifications"),
+                celery_worker("worker-bulk", "bulk", 1, "faults-bulk"),
+            ]
         scheduler = (
             ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
             if args.beat_scheduler == "database"
@@ -1000,7 +1055,7 @@ def main() -> None:
             env,
             logs["beat"],
         )  # fmt: skip
-        procs += [web, worker, beat]
+        procs += [web, *workers, beat]
         for proc in procs:
             proc.start()
 
@@ -1021,21 +1076,28 @@ def main() -> None:
 
         from o2o.celery import app as celery_app
 
-        def worker_ready(timeout: float) -> float | None:
+        def worker_ready(proc: Proc, timeout: float) -> float | None:
+            """Seconds until the worker answers a ping over the broker (None: it did not)."""
+            node = proc.cmd[proc.cmd.index("-n") + 1].replace("%h", socket.gethostname())
             t0 = time.monotonic()
             while time.monotonic() - t0 < timeout:
-                if not worker.alive():
+                if not proc.alive():
                     return None
                 try:
-                    if celery_app.control.ping(timeout=1.0):
+                    replies = celery_app.control.ping(destination=[node], timeout=1.0)
+                    if any(node in reply for reply in replies):
                         return time.monotonic() - t0
                 except Exception:  # noqa: BLE001 - the broker may be coming back
                     time.sleep(0.5)
             return None
 
-        if worker_ready(90) is None:
-            raise SystemExit(f"the worker did not answer:\n{logs['worker'].read_text()[-3000:]}")
-        log(f"stack up: web {base}, worker, beat ({args.beat_scheduler} scheduler)")
+        for proc in workers:
+            if worker_ready(proc, 90) is None:
+                raise SystemExit(f"{proc.name} did not answer:\n{proc.logfile.read_text()[-3000:]}")
+        log(
+            f"stack up: web {base}, {len(workers)} worker(s) ({args.workers}), "
+            f"beat ({args.beat_scheduler} scheduler)"
+        )
 
         rec = Recorder()
         phases: dict[str, dict] = {}
@@ -1046,7 +1108,7 @@ def main() -> None:
             started again (the worker too, outside its planned kill)."""
             end = time.monotonic() + seconds
             while time.monotonic() < end:
-                for proc in (web, worker, beat):
+                for proc in procs:
                     if not proc.alive():
                         code = proc.proc.returncode if proc.proc is not None else None
                         log(f"!! {proc.name} exited on its own (code {code}): restarting it")
@@ -1094,7 +1156,7 @@ def main() -> None:
         log("worker SIGKILLed (main process and pool children)")
         time.sleep(worker_down)
         worker.start()
-        back = worker_ready(60)
+        back = worker_ready(worker, 60)
         info["worker_back_s"] = None if back is None else round(worker_down + back, 2)
         log(f"worker answering again {info['worker_back_s']} s after the kill")
         supervise(max(0.0, recovery - (back or 0)))
@@ -1139,6 +1201,12 @@ def main() -> None:
         swept_again_s = wait_effects_swept(at_least=2.0, at_most=30.0, redis_url=redis.url)
         after_converge = money_state()
         log(f"after the convergence run (+{swept_again_s} s): {after_converge}")
+        settle_cap = args.settle if args.settle is not None else (0.0 if args.quick else 150.0)
+        settled = None
+        if settle_cap > 0:
+            settled = wait_all_effects_done(settle_cap, since=t_stop)
+            settled["money"] = money_state()
+            log(f"settled: {settled}")
 
         watch.stop_event.set()
         watch.join(timeout=30)
@@ -1186,6 +1254,7 @@ def main() -> None:
             "quick": args.quick,
             "clients": args.clients,
             "beat_scheduler": args.beat_scheduler,
+            "workers": args.workers,
             "orders_placed_total": outcomes_total.get("placed", 0),
             "orders_per_s": round(outcomes_total.get("placed", 0) / load_seconds, 2),
             "outcomes_total": dict(sorted(outcomes_total.items())),
@@ -1211,6 +1280,7 @@ def main() -> None:
             "orders_converge_run": converge_counts,
             "stuck_money_after_sweep_and_converge": after_converge,
             "invariants": invariants,
+            "settled": settled,
             **summary,
             **provider,
             "processes": {

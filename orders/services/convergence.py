@@ -8,6 +8,7 @@ still pending, are left alone: they are in flight, not stuck.
     ended without a handover, money still held   -> void / refund (payment_return_all)
     handed over, money only authorised           -> capture, complete (the capture effect's work)
     handed over, money captured                  -> complete
+    handed over, authorisation gone              -> a discrepancy for staff
     waiting for payment, payment authorised      -> PLACED;  payment failed -> FAILED
     payment pending, never sent to the provider  -> FAILED once its window is over
 """
@@ -54,6 +55,8 @@ def _problem(order_status: str, payment_status: str) -> str | None:
         return "handed_over_not_captured"
     if order_status == Status.HANDED_OVER and payment_status in (P.CAPTURED, P.PARTIALLY_REFUNDED):
         return "captured_not_completed"
+    if order_status == Status.HANDED_OVER and payment_status in (P.PENDING, P.VOIDED, P.FAILED):
+        return "handed_over_unpaid"  # the goods are gone and no money can be taken: staff
     if order_status == Status.PENDING_PAYMENT and payment_status == P.AUTHORISED:
         return "paid_order_waiting"
     if order_status == Status.PENDING_PAYMENT and payment_status in (P.FAILED, P.VOIDED):

@@ -23,7 +23,7 @@ from payments.models import JournalTransaction, Payment
 from payments.sandbox.models import SandboxEvent, SandboxIntent
 
 from .conftest import paid, ready
-from .stack import own_backend_pid, terminate_backends, wait_until
+from .stack import own_backend_pid, terminate_backends
 
 pytestmark = [
     pytest.mark.postgres,

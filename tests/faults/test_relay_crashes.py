@@ -16,7 +16,13 @@ from datetime import timedelta
 
 import psycopg2
 import pytest
-from django.db import DatabaseError, OperationalError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
@@ -127,7 +133,7 @@ def world(monkeypatch):
         return real_finish(effect, **kwargs)
 
     effect_handler(NON_ATOMIC, queue="money", max_attempts=40)(pay)
-    effect_handler(ATOMIC, queue="money", max_attempts=40, atomic=False)(count)
+    effect_handler(ATOMIC, queue="money", max_attempts=40, atomic=True)(count)
     monkeypatch.setattr(effects, "_claim", claim)
     monkeypatch.setattr(effects, "_finish", finish)
     try:
@@ -190,9 +196,12 @@ def test_a_relay_killed_anywhere_still_runs_each_effect_exactly_once(world, plan
             # the local record was written once
             assert world.provider.applied[f"faults-{ref}"] == 1, key
             assert world.provider.calls[f"faults-{ref}"] >= 1, key
-            assert AggregateSequence.objects.filter(
-                aggregate="faults-local", aggregate_id=ref
-            ).count() == 1
+            assert (
+                AggregateSequence.objects.filter(aggregate="faults-local", aggregate_id=ref).count()
+                == 1
+            )
         # And its tries are on record: one done, the others retried or cut off
-        tries = Counter(EffectAttempt.objects.filter(effect__key=key).values_list("outcome", flat=True))
+        tries = Counter(
+            EffectAttempt.objects.filter(effect__key=key).values_list("outcome", flat=True)
+        )
         assert tries["done"] == 1, (key, tries)
