@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ MAX_ERROR = 2000
 
 class GiveUp(Exception):
     """Raised by a handler: retrying can't help (refused for good); the row becomes FAILED."""
+
+
+class LeaseLost(Exception):
+    """An atomic handler's try finished after its lease ran out (another relay has the effect)."""
 
 
 class Defer(Exception):
@@ -224,22 +228,31 @@ def _claim(*, keys, kinds, limit: int, now: datetime, exclude: Iterable[int] = (
         claimed = list(
             rows.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")[:limit]
         )
+        # A try's number goes on from the effect's history: staff running it again
+        # (effect_retry_now) give it a fresh count of tries, not a second try number 1.
+        last_try = dict(
+            EffectAttempt.objects.filter(effect__in=claimed)
+            .values_list("effect_id")
+            .annotate(n=Max("number"))
+            .order_by()
+        )
         for effect in claimed:
             handler = REGISTRY.get(effect.kind)
             lease = handler.lease if handler else timedelta(seconds=120)
             effect.attempts += 1
+            effect.try_number = last_try.get(effect.pk, 0) + 1
             effect.locked_until = now + lease
             Effect.objects.filter(pk=effect.pk).update(
                 attempts=F("attempts") + 1, locked_until=effect.locked_until
             )
         EffectAttempt.objects.bulk_create(
-            [EffectAttempt(effect=e, number=e.attempts, started_at=now) for e in claimed]
+            [EffectAttempt(effect=e, number=e.try_number, started_at=now) for e in claimed]
         )
     return claimed
 
 
-def _finish(effect, *, status: str | None, outcome: str, error: str = "", after: float = 0) -> None:
-    """Record the try's outcome, if the lease is still ours (same try number)."""
+def _finish(effect, *, status: str | None, outcome: str, error: str = "", after: float = 0) -> bool:
+    """Record the try's outcome, if the lease is still ours (same count of tries); whether it was."""
     from .models import Effect, EffectAttempt
 
     now = timezone.now()
@@ -255,11 +268,12 @@ def _finish(effect, *, status: str | None, outcome: str, error: str = "", after:
     mine = Effect.objects.filter(
         pk=effect.pk, status=Effect.Status.PENDING, attempts=effect.attempts
     ).update(**fields)
-    attempt = EffectAttempt.objects.filter(effect_id=effect.pk, number=effect.attempts)
+    attempt = EffectAttempt.objects.filter(effect_id=effect.pk, number=effect.try_number)
     if outcome == "deferred":
         attempt.delete()
     elif mine:
         attempt.update(finished_at=now, outcome=outcome, error=error[:MAX_ERROR])
+    return bool(mine)
 
 
 def _describe(exc: BaseException) -> str:
@@ -289,7 +303,10 @@ def _execute(effect) -> str:
         if handler.atomic:
             with transaction.atomic():
                 handler.func(effect.payload)
-                _finish(effect, status=Effect.Status.DONE, outcome="done")
+                if not _finish(effect, status=Effect.Status.DONE, outcome="done"):
+                    # Our lease ran out and another relay took the effect over: its try counts,
+                    # ours is rolled back, so the effect still takes place once.
+                    raise LeaseLost(f"effect {effect.key}: lease lost; this try is rolled back")
             return "done"
         handler.func(effect.payload)
     except Defer as exc:
