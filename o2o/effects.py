@@ -419,3 +419,25 @@ def effect_retry_now(*, effect_id: int) -> bool:
             deadline=timezone.now() + timedelta(hours=1),
         )
     )
+
+
+def effects_purge(*, older_than: timedelta = timedelta(days=7), batch: int = 5_000) -> int:
+    """Delete effects done more than `older_than` ago, in bounded batches (their tries go with
+    them). Pending and failed ones are kept: they are still owed, or waiting for staff."""
+    from .models import Effect
+
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            Effect.objects.filter(status=Effect.Status.DONE, done_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += (
+            Effect.objects.filter(pk__in=ids, status=Effect.Status.DONE)
+            .delete()[1]
+            .get("o2o.Effect", 0)
+        )

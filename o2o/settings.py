@@ -214,6 +214,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # and orders and payments that disagree driven to the right state.
     "effects-sweep": {"task": "o2o.tasks.effects_sweep", "schedule": 5.0},
     "orders-converge": {"task": "orders.tasks.orders_converge", "schedule": 60.0},
+    "effects-purge": {"task": "o2o.tasks.effects_purge", "schedule": 86400.0},
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
     "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
@@ -395,6 +396,7 @@ ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
 # Orders and payments that disagree for longer than this are not "in flight" but stuck: the
 # convergence sweep fixes them and reconciliation reports what it can't (seconds).
 CONVERGE_GRACE_SECONDS = env.int("CONVERGE_GRACE_SECONDS", default=120)
+EFFECTS_KEEP_DAYS = env.int("EFFECTS_KEEP_DAYS", default=7)  # done effects are kept this long
 # Partner webhooks (partners/conf.py reads these; see there for what each means).
 if "PARTNER_ALLOW_PRIVATE_URLS" in os.environ:
     PARTNER_ALLOW_PRIVATE_URLS = env.bool("PARTNER_ALLOW_PRIVATE_URLS")

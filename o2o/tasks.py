@@ -59,3 +59,15 @@ def effects_sweep() -> dict[str, int]:
     for queue in due:
         effects_relay.apply_async(kwargs={"queue": queue}, queue=queue)
     return due
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def effects_purge() -> int:
+    """Daily: forget effects done more than EFFECTS_KEEP_DAYS ago."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from .effects import effects_purge as purge
+
+    return purge(older_than=timedelta(days=settings.EFFECTS_KEEP_DAYS))
