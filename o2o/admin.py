@@ -52,6 +52,11 @@ class EffectAdmin(admin.ModelAdmin):
         done = sum(effect_retry_now(effect_id=pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(
             request,
-            ngettext("%d effect queued again.", "%d effects queued again.", done) % done,
+            ngettext(
+                "%d effect will run again within seconds.",
+                "%d effects will run again within seconds.",
+                done,
+            )
+            % done,
             messages.SUCCESS,
         )

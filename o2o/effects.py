@@ -405,12 +405,16 @@ def effects_overdue(*, now: datetime | None = None):
 
 
 def effect_retry_now(*, effect_id: int) -> bool:
-    """Staff: run a FAILED (or waiting) effect again now, with a fresh count of tries."""
+    """Staff: run a FAILED (or waiting) effect again now, with a fresh count of tries. One a relay
+    is running right now (its lease still live) is left to it: two runs at once are what the lease
+    prevents."""
     from .models import Effect
 
+    now = timezone.now()
     return bool(
         Effect.objects.filter(pk=effect_id)
         .exclude(status=Effect.Status.DONE)
+        .exclude(status=Effect.Status.PENDING, locked_until__gt=now)
         .update(
             status=Effect.Status.PENDING,
             next_attempt_at=timezone.now(),

@@ -5,6 +5,7 @@ provider (served by that uvicorn) and brought to where the fault is injected."""
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -57,6 +58,8 @@ class Stack:
 def stack_base(django_db_setup):
     """One private Redis and one uvicorn for the fault tests of this test process, on its test
     database (logs in test-artifacts/faults/<xdist worker>/)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (apt-get install redis-server) for a private Redis")
     workdir = ARTIFACTS / os.environ.get("PYTEST_XDIST_WORKER", "main")
     workdir.mkdir(parents=True, exist_ok=True)
     redis = PrivateRedis(workdir / "redis.log")

@@ -25,17 +25,19 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-HOLD = 3.0  # how long the provider's answer to the capture is held: the window for the kill
+HOLD = 5.0  # how long the provider's answer to the capture is held: the window for the kill
 
 
 @pytest.mark.parametrize("when", ["after", "before"], ids=["provider-captured", "provider-not-yet"])
 def test_a_worker_killed_mid_capture_captures_once_after_one_sweep(stack, shop, buyer, when):
-    # Given an order paid (authorised at the provider) and ready, and a worker on the broker
+    # Given a worker on the broker (starting while the order is made)
+    first = stack.worker("first").launch()
+    # And an order paid (authorised at the provider) and ready
     order = ready(shop, buyer, quantity=2)
     payment = Payment.objects.get(pk=order.payment_id)
     intent_id = payment.provider_ref
     stack.web.hold(HOLD, when)
-    first = stack.worker("first").start()
+    first.wait_ready()
     # When the vendor hands it over through the API (the capture effect is kicked to the worker)
     with stack.api(shop.vendor.user) as vendor_api:
         answer = vendor_api.post(
@@ -54,6 +56,10 @@ def test_a_worker_killed_mid_capture_captures_once_after_one_sweep(stack, shop, 
         )
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.AUTHORISED
     first.kill()
+    if when == "before":
+        # (the provider drops the call its caller abandoned: it has not captured)
+        wait_until(lambda: ("dropped", intent_id) in stack.web.hits(), timeout=10, what="drop")
+        assert SandboxIntent.objects.get(pk=intent_id).status == "authorised"
     stack.web.hold(0)
     # Then the order is stuck for now: handed over, its capture leased to a relay that is dead
     capture = Effect.objects.get(key=f"order:{order.pk}:capture")

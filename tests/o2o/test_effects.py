@@ -491,7 +491,21 @@ def test_the_admin_lists_effects_with_their_tries_and_runs_one_again(handler, st
         follow=True,
     )
     assert done.status_code == 200
-    assert "1 effect queued again." in done.content.decode()
+    assert "1 effect will run again within seconds." in done.content.decode()
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == (Effect.Status.PENDING, 0)
     close_old_connections()
+
+
+@pytest.mark.django_db
+def test_run_again_now_leaves_an_effect_a_relay_is_running_to_it():
+    from o2o.effects import effect_retry_now
+    from tests.factories import EffectFactory
+
+    # Given an effect a relay claimed a moment ago (its lease still live)
+    running = EffectFactory(attempts=1, locked_until=timezone.now() + timedelta(minutes=2))
+    # When staff ask to run it again now
+    assert effect_retry_now(effect_id=running.pk) is False
+    # Then the relay keeps it: same try count, same lease
+    running.refresh_from_db()
+    assert running.attempts == 1 and running.locked_until is not None
