@@ -7,35 +7,40 @@ executed by the relay (o2o.effects) until done. See o2o/effects.py for the guara
 
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Effect(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed (needs staff)")
+        PENDING = "pending", pgettext_lazy("effect", "Pending")
+        DONE = "done", pgettext_lazy("effect", "Done")
+        FAILED = "failed", pgettext_lazy("effect", "Failed (needs staff)")
 
-    kind = models.CharField(_("kind"), max_length=60)
-    key = models.CharField(_("key"), max_length=200, unique=True)
-    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    kind = models.CharField(pgettext_lazy("effect", "kind"), max_length=60)
+    key = models.CharField(pgettext_lazy("effect", "key"), max_length=200, unique=True)
+    payload = models.JSONField(pgettext_lazy("effect", "payload"), default=dict, blank=True)
     status = models.CharField(
-        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+        pgettext_lazy("effect", "status"),
+        max_length=10,
+        choices=Status.choices,
+        default=Status.PENDING,
     )
-    attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(_("next attempt at"))
+    attempts = models.PositiveIntegerField(pgettext_lazy("effect", "attempts"), default=0)
+    next_attempt_at = models.DateTimeField(pgettext_lazy("effect", "next attempt at"))
     # A claimed effect is leased to one relay until this time; a relay killed mid-run leaves the
     # lease to run out, and the next sweep claims the effect again.
-    locked_until = models.DateTimeField(_("leased until"), null=True, blank=True)
-    deadline = models.DateTimeField(_("deadline"))
-    last_error = models.TextField(_("last error"), blank=True, default="")
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    locked_until = models.DateTimeField(
+        pgettext_lazy("effect", "leased until"), null=True, blank=True
+    )
+    deadline = models.DateTimeField(pgettext_lazy("effect", "deadline"))
+    last_error = models.TextField(pgettext_lazy("effect", "last error"), blank=True, default="")
+    created_at = models.DateTimeField(pgettext_lazy("effect", "created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(pgettext_lazy("effect", "updated at"), auto_now=True)
+    done_at = models.DateTimeField(pgettext_lazy("effect", "done at"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("effect")
-        verbose_name_plural = _("effects")
+        verbose_name = pgettext_lazy("effect", "effect")
+        verbose_name_plural = pgettext_lazy("effect", "effects")
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
@@ -54,23 +59,28 @@ class EffectAttempt(models.Model):
     with no finish is one whose relay died (killed worker, lost connection)."""
 
     class Outcome(models.TextChoices):
-        RUNNING = "running", _("Running (or the relay died)")
-        DONE = "done", _("Done")
-        RETRY = "retry", _("Will retry")
-        FAILED = "failed", _("Failed")
+        RUNNING = "running", pgettext_lazy("effect", "Running (or the relay died)")
+        DONE = "done", pgettext_lazy("effect", "Done")
+        RETRY = "retry", pgettext_lazy("effect", "Will retry")
+        FAILED = "failed", pgettext_lazy("effect", "Failed")
 
     effect = models.ForeignKey(Effect, on_delete=models.CASCADE, related_name="tries")
-    number = models.PositiveIntegerField(_("try"))
-    started_at = models.DateTimeField(_("started at"))
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    outcome = models.CharField(
-        _("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.RUNNING
+    number = models.PositiveIntegerField(pgettext_lazy("effect", "try"))
+    started_at = models.DateTimeField(pgettext_lazy("effect", "started at"))
+    finished_at = models.DateTimeField(
+        pgettext_lazy("effect", "finished at"), null=True, blank=True
     )
-    error = models.TextField(_("error"), blank=True, default="")
+    outcome = models.CharField(
+        pgettext_lazy("effect", "outcome"),
+        max_length=10,
+        choices=Outcome.choices,
+        default=Outcome.RUNNING,
+    )
+    error = models.TextField(pgettext_lazy("effect", "error"), blank=True, default="")
 
     class Meta:
-        verbose_name = _("effect attempt")
-        verbose_name_plural = _("effect attempts")
+        verbose_name = pgettext_lazy("effect", "effect attempt")
+        verbose_name_plural = pgettext_lazy("effect", "effect attempts")
         constraints = [
             models.UniqueConstraint(fields=["effect", "number"], name="effect_attempt_once")
         ]
