@@ -235,6 +235,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "payments.tasks.reconciliation_run",
         "schedule": crontab(hour=_RECONCILE_H, minute=_RECONCILE_M),
     },
+    "orders-reconcile": {
+        "task": "orders.tasks.orders_reconcile",
+        "schedule": crontab(hour=_RECONCILE_H, minute=_RECONCILE_M),
+    },
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).
 INPROCESS_SCHEDULER = env.bool("INPROCESS_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)

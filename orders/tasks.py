@@ -26,3 +26,9 @@ def orders_short_refunds_retry() -> int:
     for order_id in order_ids:
         services.order_short_lines_refund(order_id=order_id)
     return len(order_ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def orders_reconcile() -> int:
+    """Nightly: order/payment pairs of all time that still disagree become discrepancies."""
+    return services.orders_reconcile()

@@ -15,7 +15,7 @@ their commission, right after the capture (order_short_lines_refund).
 
 from payments.errors import PaymentUnavailable  # re-exported for views and APIs
 
-from .convergence import orders_converge, orders_payments_disagreeing
+from .convergence import orders_converge, orders_payments_disagreeing, orders_reconcile
 from .payment import (
     on_payment_status_changed,
     order_payment_refresh,
@@ -94,6 +94,7 @@ __all__ = [
     "orders_converge",
     "orders_expire",
     "orders_payments_disagreeing",
+    "orders_reconcile",
     "orders_short_refund_due",
     "payment_outcome",
     "short_commission",

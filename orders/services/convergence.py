@@ -199,3 +199,24 @@ def orders_converge(*, limit: int = 200, now: datetime | None = None) -> dict[st
         else:
             counts["fixed"] += 1
     return counts
+
+
+def orders_reconcile(*, now: datetime | None = None) -> int:
+    """Nightly, beside the payments reconciliation: every order/payment pair of all time that
+    still disagrees past the grace window (the sweep looks at SWEEP_DAYS only and fixes what it
+    can) becomes a discrepancy for staff, without changing anything. Returns how many."""
+    from payments.models import Discrepancy
+    from payments.reconciliation import Finding, discrepancy_record
+
+    found = orders_payments_disagreeing(limit=None, now=now)
+    for d in found:
+        discrepancy_record(
+            Finding(
+                Discrepancy.Kind.ORDER_PAYMENT_MISMATCH,
+                f"order:{d.order_id}",
+                "order and payment agree",
+                f"order {d.order_status}, payment {d.payment_status}"[:100],
+                d.problem,
+            )
+        )
+    return len(found)

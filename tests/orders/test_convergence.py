@@ -201,3 +201,25 @@ def test_a_customer_cancel_writes_its_void_with_it(paid, buyer):  # noqa: F811
     effect = Effect.objects.get(key=f"order:{paid.pk}:money_return")
     assert effect.status == Effect.Status.DONE
     assert _payment(paid).status == Payment.Status.VOIDED
+
+
+def test_the_nightly_reconciliation_reports_old_disagreements_without_touching_them(shop, buyer):
+    from orders.services import orders_reconcile
+    from tests.orders.conftest import place
+    from tests.payments.factories import PaymentFactory
+
+    # Given an order from a month ago that still waits while its payment was authorised
+    order = place(shop, buyer)
+    payment = PaymentFactory(order_id=order.pk, amount=order.total, status="authorised")
+    _lose_effects_and_age(order)
+    month_ago = timezone.now() - timedelta(days=30)
+    Order.objects.filter(pk=order.pk).update(updated_at=month_ago)
+    Payment.objects.filter(pk=payment.pk).update(updated_at=month_ago)
+    # Then the minute-by-minute sweep (recent orders only) leaves it alone
+    assert orders_converge()["found"] == 0
+    # And the nightly check reports it, changing nothing, once however often it runs
+    assert orders_reconcile() == 1
+    assert orders_reconcile() == 1
+    found = Discrepancy.objects.get(kind=Discrepancy.Kind.ORDER_PAYMENT_MISMATCH)
+    assert (found.object_ref, found.detail) == (f"order:{order.pk}", "paid_order_waiting")
+    assert Order.objects.get(pk=order.pk).status == Status.PENDING_PAYMENT
