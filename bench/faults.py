@@ -1,13 +1,16 @@
 """Faults under load: the outside fault run of issue #12, reproduced on loopback.
 
-    .venv/bin/python bench/faults.py [--quick] [--keep] [--clients 5]
+    .venv/bin/python bench/faults.py [--quick] [--keep] [--clients 5] [--workers single|by-queue]
+                                     [--beat-scheduler database|default] [--settle SECONDS]
 
 The real stack in private processes this script starts and stops (nothing shared with the
 PostgreSQL on 5432 or the Redis on 6379): a PostgreSQL cluster (initdb into a temp dir, Debian's
 binaries under /usr/lib/postgresql/<version>/bin, its own port and socket directory), a
 redis-server on its own port with `--save "" --appendonly yes`, one uvicorn serving the platform
 and the sandbox provider, a Celery worker (`-Q money,notifications,bulk -c 2 --pool prefork`) and
-one beat (django-celery-beat's DatabaseScheduler, or `--beat-scheduler default`).
+one beat (django-celery-beat's DatabaseScheduler, or `--beat-scheduler default`). With
+`--workers by-queue` the workers are laid out as docker-compose.yml deploys them (money -c 2,
+notifications -c 2, bulk -c 1; the money worker is the one killed).
 
 N client threads (5) each place orders over the HTTP API as a phone app would: a token from
 /api/auth/token/, POST /api/orders/ (a pickup order at a partner point), the sandbox card page
@@ -28,10 +31,12 @@ minute) and reports, as ONE JSON object on the last line of stdout (progress on 
 orders per phase, HTTP status counts, 5xx and 5xx other than 503 (target 0), 5xx on /api/ not in
 the API's JSON error shape (target 0), time until check_invariants() is ok after the last fault,
 stuck money after the sweep and the convergence (orders_payments_disagreeing(grace=0) and payments
-PENDING with no intent: target 0), the invariants report, effects by status.
+PENDING with no intent: target 0), the invariants report, effects by status. Without --quick
+(or with --settle) it then waits for every effect to be done (a relay killed mid-effect leaves
+that one effect leased for its lease, 120 s) and reports the money state again.
 
 Every process it started is stopped on the way out (also on Ctrl-C / SIGTERM); the temp dir is
-removed unless --keep. Logs: test-artifacts/faults-{web,worker,beat,redis,postgres}.log.
+removed unless --keep. Logs: test-artifacts/faults-{web,worker*,beat,redis,postgres}.log.
 """
 
 import argparse
@@ -882,6 +887,29 @@ def db_summary() -> dict:
                 .order_by("kind", "status")
             },
             "effects_tried_more_than_once": Effect.objects.filter(attempts__gt=1).count(),
+            # How long after its change each effect was done, by kind (seconds): the backlog.
+            "effect_lag_s": {
+                kind: _stack.percentiles(
+                    [
+                        (done - created).total_seconds()
+                        for done, created in Effect.objects.filter(
+                            kind=kind, status=Effect.Status.DONE
+                        ).values_list("done_at", "created_at")
+                    ],
+                    1,
+                )
+                for kind in Effect.objects.values_list("kind", flat=True).distinct().order_by()
+            },
+            # Handed over -> COMPLETED (the money captured): what a vendor waits for.
+            "capture_lag_s": _stack.percentiles(
+                [
+                    (done - handed).total_seconds()
+                    for done, handed in Order.objects.filter(
+                        completed_at__isnull=False, handed_over_at__isnull=False
+                    ).values_list("completed_at", "handed_over_at")
+                ],
+                1,
+            ),
             "effect_attempts_by_outcome": dict(
                 EffectAttempt.objects.values_list("outcome").annotate(n=Count("id")).order_by()
             ),
@@ -958,6 +986,8 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C (also when started from a script that ignores SIGINT for background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     logs = {name: ARTIFACTS / f"faults-{name}.log" for name in ("web", "worker", "beat", "redis")}
