@@ -114,6 +114,11 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, params)
         self._health = _health_for(",".join(self._servers))
 
+    @property
+    def unavailable(self) -> bool:
+        """Redis failed a moment ago: counters can't count (callers that need one refuse)."""
+        return self._health.down_since is not None
+
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         try:
             return self._health.call(super().add, key, value, timeout, version)

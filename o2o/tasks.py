@@ -38,7 +38,7 @@ def effects_relay(keys: list[str] | None = None, queue: str | None = None) -> di
     from .effects import effects_run, kinds_of_queue
 
     if keys is not None:
-        return effects_run(keys=keys)
+        return effects_run(keys=keys, limit=len(keys))
     kinds = kinds_of_queue(queue) if queue else None
     return effects_run(kinds=kinds, limit=100)
 

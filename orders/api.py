@@ -57,6 +57,7 @@ from .services import (
     order_staff_cancel,
     order_vendor_cancel,
 )
+from .services.transitions import CodeCheckUnavailable
 
 
 class ConflictError(APIException):
@@ -92,6 +93,8 @@ class _OrderApi(APIView):
             exc = ConflictError(exc.messages[0], code="prices_changed")
         elif isinstance(exc, Conflict):
             exc = ConflictError(exc.messages[0])
+        elif isinstance(exc, CodeCheckUnavailable):
+            exc = PaymentUnavailableError(exc.messages[0], code="unavailable")
         elif isinstance(exc, PaymentUnavailable):
             exc = PaymentUnavailableError()
         # Any other Django ValidationError: 400 with its fields (o2o.api.exception_handler).

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import CustomerProfile
 from o2o.errors import Conflict, NotAllowed
+from payments.errors import PaymentUnavailable
 from vendors.models import Vendor
 from vendors.services import stock_release
 
@@ -30,6 +31,10 @@ HANDOVER_LOCK_SECONDS = 15 * 60  # counted from the first try
 
 class InvalidTransition(Conflict):
     """The order is not in a state that allows this (someone else acted first, or too late)."""
+
+
+class CodeCheckUnavailable(PaymentUnavailable):
+    """The hand-over code's try counter can't be reached (Redis down): try again shortly (503)."""
 
 
 # The graph: for each action, the states it may start from and the state it leads to.
@@ -247,7 +252,15 @@ def order_collect_at_point(*, order_id: int, point_id: int, code: str, actor) ->
 def _check_code(order: Order, code: str) -> None:
     """Count the try, then compare the code (raises ValidationError)."""
     tries_key = f"orders:handover-tries:{order.checkout_token}"  # unique across databases
-    if _handover_try(tries_key) > HANDOVER_MAX_TRIES:
+    tries = _handover_try(tries_key)
+    if tries > HANDOVER_MAX_TRIES and getattr(cache, "unavailable", False):
+        # The try counter lives in Redis, which is not answering: a code can't be compared
+        # uncounted, and "too many wrong codes" would be a lie.
+        raise CodeCheckUnavailable(
+            _("Codes can't be checked for a moment. Try again in a few seconds."),
+            code="unavailable",
+        )
+    if tries > HANDOVER_MAX_TRIES:
         raise ValidationError(
             {"code": _("Too many wrong codes. Wait 15 minutes or ask support to help.")}
         )

@@ -30,6 +30,7 @@ from o2o.hooks import on_commit_safe
 from o2o.realtime import Broadcaster
 from orders.services.transitions import HANDOVER_MAX_TRIES, _handover_try
 from tests.factories import MAPO, CustomerProfileFactory, StockFactory, VendorFactory
+from tests.orders.conftest import buyer, shop  # noqa: F401 - fixtures
 from tracking import services as tracking_services
 from tracking.models import VendorPosition
 
@@ -135,6 +136,40 @@ def test_with_redis_down_a_handover_code_is_refused_not_compared_uncounted(dead_
     # Given the handover try counter's cache not answering
     # When a try is counted, Then it counts as one too many: the code is refused, never compared
     assert _handover_try("orders:handover-tries:degrade-test") > HANDOVER_MAX_TRIES
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_with_redis_down_the_vendor_hears_codes_cant_be_checked_not_too_many_tries(
+    dead_cache,
+    shop,  # noqa: F811 - the fixture
+    buyer,  # noqa: F811
+):
+    from orders.models import Status
+    from orders.services import order_accept, order_ready
+    from tests.orders.conftest import placed
+
+    # Given an order ready for its customer, and the code's try counter (Redis) not answering
+    order = placed(shop, buyer)
+    order_accept(order_id=order.pk, vendor=shop.vendor, eta_minutes=5)
+    order_ready(order_id=order.pk, vendor=shop.vendor)
+    # When the vendor types the right code over the API
+    vendor = _token_client(shop.vendor.user)
+    url = f"/api/vendor/orders/{order.pk}/hand-over/"
+    answer = vendor.post(url, {"code": order.handover_code}, format="json")
+    # Then it is a 503 that says to try again, not a lie about wrong codes; nothing changed
+    err = _error(answer, 503, "unavailable")
+    assert "try again" in err["message"].lower() and "wrong" not in err["message"].lower()
+    order.refresh_from_db()
+    assert order.status == Status.READY
+    # And the inbox page says the same
+    site = Client(raise_request_exception=False, headers={"accept-language": "en"})
+    site.force_login(shop.vendor.user)
+    page = site.post(
+        f"/orders/vendor/{order.pk}/hand-over/", {"code": order.handover_code}, follow=True
+    )
+    assert page.status_code == 200
+    assert "Codes can&#x27;t be checked for a moment" in page.content.decode()
 
 
 @pytest.mark.redis

@@ -509,3 +509,36 @@ def test_run_again_now_leaves_an_effect_a_relay_is_running_to_it():
     # Then the relay keeps it: same try count, same lease
     running.refresh_from_db()
     assert running.attempts == 1 and running.locked_until is not None
+
+
+@pytest.mark.django_db
+def test_with_a_broker_the_kicks_of_a_moment_go_out_as_one_message_per_queue(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from o2o import tasks
+
+    # Given tasks go to a broker (recorded here at the publish call)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(
+        tasks.effects_relay,
+        "apply_async",
+        lambda kwargs, queue: sent.append((queue, kwargs["keys"])),
+    )
+    # When 30 changes commit at once, each with an e-mail (notifications) and a capture (money)
+    keys = {"notifications": set(), "money": set()}
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(30):
+            effects.effect_add(kind="order.email", key=f"kick:mail:{n}")
+            effects.effect_add(kind="order.capture", key=f"kick:capture:{n}")
+            keys["notifications"].add(f"kick:mail:{n}")
+            keys["money"].add(f"kick:capture:{n}")
+    # Then every key is announced to its queue's relay, in a few messages, not 60
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum(len(k) for _q, k in sent) < 60:
+        time.sleep(0.01)
+    got = {"notifications": set(), "money": set()}
+    for queue, batch in sent:
+        got[queue].update(batch)
+    assert got == keys
+    assert len(sent) <= 6, [len(b) for _q, b in sent]
