@@ -409,16 +409,21 @@ def effects_run(
     kinds: Iterable[str] | None = None,
     limit: int = 50,
     now: datetime | None = None,
+    budget_s: float | None = None,
 ) -> dict[str, int]:
     """Run up to `limit` due effects (only `keys` / `kinds` when given), each at most once.
     Returns how many ended done / retry / failed / deferred.
 
     Each effect is claimed just before it runs, one at a time: a relay that dies (SIGKILL, time
     limit) leaves only the effect it was running leased until the lease runs out, never a batch
-    it had claimed but not started (bench/faults.py found a killed sweep stranding 47)."""
+    it had claimed but not started (bench/faults.py found a killed sweep stranding 47).
+    `budget_s`: stop claiming after this many seconds."""
     counts = {"done": 0, "retry": 0, "failed": 0, "deferred": 0}
     ran: list[int] = []
-    while len(ran) < limit:
+    # A relay stops claiming once its time budget is spent (a task's time limit must never cut
+    # an effect short): what is left is the next sweep's.
+    stop_at = time.monotonic() + budget_s if budget_s is not None else None
+    while len(ran) < limit and (stop_at is None or time.monotonic() < stop_at):
         claimed = _claim(keys=keys, kinds=kinds, limit=1, now=now or timezone.now(), exclude=ran)
         if not claimed:
             break

@@ -37,10 +37,11 @@ def effects_relay(keys: list[str] | None = None, queue: str | None = None) -> di
     sweep). Never retried itself: a failed effect keeps its row, with its own backoff."""
     from .effects import effects_run, kinds_of_queue
 
+    # The budget keeps the relay well inside its soft time limit (90 s), whatever the handlers do.
     if keys is not None:
-        return effects_run(keys=keys, limit=len(keys))
+        return effects_run(keys=keys, limit=len(keys), budget_s=45)
     kinds = kinds_of_queue(queue) if queue else None
-    return effects_run(kinds=kinds, limit=100)
+    return effects_run(kinds=kinds, limit=100, budget_s=45)
 
 
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=30, time_limit=40)

@@ -542,3 +542,17 @@ def test_with_a_broker_the_kicks_of_a_moment_go_out_as_one_message_per_queue(
         got[queue].update(batch)
     assert got == keys
     assert len(sent) <= 6, [len(b) for _q, b in sent]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_stops_claiming_when_its_time_budget_is_spent(handler, kicks):
+    # Given five due effects whose handler takes 0.2 s each
+    handler.behaviour = lambda payload: time.sleep(0.2)
+    for n in range(5):
+        add(key=f"slow-{n}")
+    # When a relay with a 0.3 s budget runs
+    counts = effects_run(kinds=[KIND], budget_s=0.3)
+    # Then it ran two and left the rest, unclaimed, for the next sweep
+    assert counts["done"] == 2
+    left = Effect.objects.filter(status="pending")
+    assert left.count() == 3 and not left.filter(locked_until__isnull=False).exists()
