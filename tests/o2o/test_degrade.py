@@ -686,3 +686,8 @@ def test_redis_stopped_for_5_s_under_load_gives_no_5xx_outside_503():
         print(
             f"{name}: median {times[len(times) // 2] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms"
         )
+    # And every invariant holds afterwards (ledger, order/payment pairs, stock, no effect stuck)
+    from o2o.invariants import check_invariants
+
+    report = check_invariants()
+    assert report.ok, report.problems
