@@ -14,4 +14,6 @@ RUN DJANGO_ENV=production ALLOWED_HOSTS=build DATABASE_URL=postgres://build@loca
 RUN useradd --create-home app && mkdir -p /app/var/media && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "o2o.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--workers", "2", "--ws-per-message-deflate", "false"]
+# SIGTERM: open connections get SHUTDOWN_TIMEOUT_S to finish, then are cancelled (o2o/settings.py).
+ENV SHUTDOWN_TIMEOUT_S=10
+CMD ["sh", "-c", "exec uvicorn o2o.asgi:application --host 0.0.0.0 --port 8000 --proxy-headers --forwarded-allow-ips 127.0.0.1 --workers 2 --ws-per-message-deflate false --timeout-graceful-shutdown \"${SHUTDOWN_TIMEOUT_S:-10}\""]

@@ -37,6 +37,12 @@ def bench_env(db_name: str) -> dict[str, str]:
         "INPROCESS_SCHEDULER": "false",
         "CONN_MAX_AGE": "600",
         "PYTHONUNBUFFERED": "1",
+        # The public cell's privacy delay (issue #13 item 10) off: the benchmarks measure fan-out
+        # latency and throughput, not privacy; all four 0 publish every fix's own cell at once.
+        "PUBLIC_CELL_MARGIN_M": "0",
+        "PUBLIC_CELL_HOLD_S": "0",
+        "PUBLIC_CELL_DELAY_MIN_S": "0",
+        "PUBLIC_CELL_DELAY_MAX_S": "0",
     }
 
 

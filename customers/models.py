@@ -52,6 +52,6 @@ class Address(models.Model):
     def __str__(self) -> str:
         return f"{self.label}: {self.line1}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args, **kwargs) -> None:
         self.cell = cell_of(self.lat, self.lng)
         super().save(*args, **kwargs)

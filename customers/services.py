@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -8,6 +10,9 @@ from django.utils.translation import pgettext
 from o2o.geo import validate_lat_lng
 
 from .models import Address, CustomerProfile
+
+if TYPE_CHECKING:
+    from o2o.accounts.models import User as AccountUser
 
 User = get_user_model()
 
@@ -31,7 +36,7 @@ def customer_signup(
     return CustomerProfile.objects.create(user=user, phone=phone.strip())
 
 
-def customer_profile_get_or_create(*, user) -> CustomerProfile:
+def customer_profile_get_or_create(*, user: "AccountUser") -> CustomerProfile:
     profile, _created = CustomerProfile.objects.get_or_create(user=user)
     return profile
 

@@ -7,6 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from o2o.accounts.throttle import over_limit, over_limit_message, refused
 from o2o.forms import add_service_error
 
 from .forms import SignupForm
@@ -18,6 +19,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
     form = SignupForm(request.POST or None)
+    if request.method == "POST" and over_limit(
+        request, scope="signup", email=request.POST.get("email")
+    ):
+        form = refused(form, over_limit_message())
+        return render(request, "registration/signup.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         try:
             profile = customer_signup(

@@ -3,6 +3,7 @@
 Websockets pass through AllowedHostsOriginValidator (the Origin header must be one of ALLOWED_HOSTS);
 all but the public map socket then through AuthMiddlewareStack (the Django session user is on
 scope["user"]).
+The lifespan (o2o.lifespan) closes what the process holds on Redis when the server stops.
 """
 
 import os
@@ -17,6 +18,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from o2o.lifespan import lifespan  # noqa: E402
 from o2o.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -30,5 +32,6 @@ application = ProtocolTypeRouter(
                 ]
             )
         ),
+        "lifespan": lifespan,  # at shutdown: close the map hub and the layer's connections
     }
 )

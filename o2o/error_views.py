@@ -55,6 +55,14 @@ def wants_json(request: HttpRequest) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a path no view answers. On the API, the one error shape (not the site's page)."""
+    if request.path_info.startswith(MACHINE_PATHS):
+        message = _("Not found.")
+        return JsonResponse({"error": {"code": "not_found", "message": message}}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500. Never raises: whatever goes wrong here still gives a plain answer."""
     unavailable = is_unavailable(sys.exc_info()[1])

@@ -8,10 +8,13 @@ SECRET_KEY and ALLOWED_HOSTS.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -62,6 +65,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
+    "axes",
+    "csp",
     "o2o",
     "o2o.accounts",
     "customers",
@@ -75,6 +80,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -83,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its answer (o2o.accounts.throttle).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "o2o.urls"
@@ -217,6 +225,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "effects-purge": {"task": "o2o.tasks.effects_purge", "schedule": 86400.0},
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
+    # A vendor's next public cell, when its time came without a ping to show it.
+    "public-cells-publish-due": {
+        "task": "tracking.tasks.public_cells_publish_due",
+        "schedule": 10.0,
+    },
     "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
     "orders-expire": {"task": "orders.tasks.orders_expire", "schedule": 30.0},
     "sandbox-webhooks-deliver": {
@@ -254,6 +267,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Limits on guessing (o2o/accounts/throttle.py) ---------------------------------------------
+# Sign-in (login page, admin, token API): django-axes counts failures in the database, per account
+# and per client address; at AXES_FAILURE_LIMIT failures either is locked for AXES_COOLOFF_MINUTES
+# (every further failure restarts the wait), even with the right password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_CALLABLE = "o2o.accounts.throttle.attempted_email"
+AXES_CLIENT_IP_CALLABLE = "o2o.accounts.throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "o2o.accounts.throttle.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept; successful logins are not logged again here
+# Password reset and signup (each post sends an e-mail or creates an account): posts per address
+# and per e-mail address in a window of FORM_LIMIT_WINDOW_S, counted in the cache.
+FORM_LIMIT_WINDOW_S = env.int("FORM_LIMIT_WINDOW_S", default=3600)
+FORM_LIMITS = {
+    "password_reset": {
+        "address": env.int("PASSWORD_RESET_LIMIT_PER_ADDRESS", default=20),
+        "account": env.int("PASSWORD_RESET_LIMIT_PER_ACCOUNT", default=5),
+    },
+    "signup": {
+        "address": env.int("SIGNUP_LIMIT_PER_ADDRESS", default=10),
+        "account": env.int("SIGNUP_LIMIT_PER_ACCOUNT", default=5),
+    },
+}
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
@@ -353,6 +396,11 @@ SPECTACULAR_SETTINGS = {
         "PartnerDeliveryStatusEnum": "partners.models.Delivery.Status",
         "OrderStatusEnum": "orders.models.Status",
     },
+    # The one error format on every operation, and the statement downloads (o2o/api.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "o2o.api.schema_postprocess",
+    ],
 }
 
 # --- Domain -------------------------------------------------------------------------------------
@@ -365,9 +413,15 @@ MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)
 MAP_MAX_GROUPS = env.int("MAP_MAX_GROUPS", default=60)
 # Map sockets get their cells' deltas in one message every MAP_FLUSH_MS, coalesced per vendor.
 MAP_FLUSH_MS = env.int("MAP_FLUSH_MS", default=100)
+# Map sockets one client address may hold open at once, per server process (over it: 4429).
+MAP_SOCKETS_PER_ADDRESS = env.int("MAP_SOCKETS_PER_ADDRESS", default=8)
 # permessage-deflate on websockets (uvicorn's default is on). Off: compressing every map batch was
 # most of the server's delivery time (bench/README.md); the batches are small JSON already.
 WS_PER_MESSAGE_DEFLATE = env.bool("WS_PER_MESSAGE_DEFLATE", default=False)
+# How long a stopping server (SIGTERM) waits for open connections and their tasks before it
+# cancels them (uvicorn's timeout_graceful_shutdown; manage.py serve, the Dockerfile, compose):
+# without it one stuck socket task keeps the process at "Waiting for background tasks" for ever.
+SHUTDOWN_TIMEOUT_S = env.int("SHUTDOWN_TIMEOUT_S", default=10)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
 # Pings: what record_ping accepts.
@@ -387,6 +441,16 @@ STATIONARY_AFTER_S = env.int("STATIONARY_AFTER_S", default=120)
 STALE_AFTER_S = env.int("STALE_AFTER_S", default=120)
 OFFLINE_AFTER_S = env.int("OFFLINE_AFTER_S", default=600)
 HEARTBEAT_S = env.int("HEARTBEAT_S", default=60)
+# The public cell follows a cart with hysteresis (README, "Live location and privacy"): another
+# cell is published only after the fixes have stayed at least PUBLIC_CELL_MARGIN_M (or their
+# accuracy, if more) inside it for PUBLIC_CELL_HOLD_S plus a random delay drawn from
+# PUBLIC_CELL_DELAY_MIN_S..PUBLIC_CELL_DELAY_MAX_S. All zero: every fix's own cell, at once.
+PUBLIC_CELL_MARGIN_M = env.float("PUBLIC_CELL_MARGIN_M", default=40.0)
+PUBLIC_CELL_HOLD_S = env.float("PUBLIC_CELL_HOLD_S", default=30.0)
+PUBLIC_CELL_DELAY_MIN_S = env.float("PUBLIC_CELL_DELAY_MIN_S", default=15.0)
+PUBLIC_CELL_DELAY_MAX_S = env.float("PUBLIC_CELL_DELAY_MAX_S", default=90.0)
+# A vendor's public "last seen" is rounded down to this step (seconds; 0: to the second).
+PUBLIC_TIME_STEP_S = env.int("PUBLIC_TIME_STEP_S", default=60)
 # Orders: the platform's default commission (basis points) snapshotted onto each order, how long
 # a vendor has to accept, how long a checkout may wait for payment, the pickup hold time.
 COMMISSION_DEFAULT_BPS = env.int("COMMISSION_DEFAULT_BPS", default=1000)
@@ -476,6 +540,29 @@ if SETTLEMENT_PERIOD_DAYS < 1 or SETTLEMENT_BATCH_SIZE < 1 or SETTLEMENT_VENDOR_
     raise ImproperlyConfigured("SETTLEMENT_* settings are whole numbers of 1 or more")
 # How long after the capture a customer can report a problem with an order (a dispute).
 DISPUTE_WINDOW_DAYS = env.int("DISPUTE_WINDOW_DAYS", default=7)
+
+# --- Content-Security-Policy (django-csp) -------------------------------------------------------
+# Nothing from elsewhere but the map tiles (MAP_TILE_URL's origin; its {s} subdomains as *);
+# scripts only from our static files or with the response's nonce, inline <style> blocks with the
+# nonce, no style="" attributes, no framing, forms post here only (the sandbox card page also to
+# the shop it returns to: payments/sandbox/views.py).
+_tile = urlsplit(MAP_TILE_URL)
+_TILE_ORIGIN = f"{_tile.scheme}://{_tile.netloc.replace('{s}', '*')}" if _tile.netloc else None
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"] + ([_TILE_ORIGIN] if _TILE_ORIGIN else []),
+        # 'self' covers ws:/wss: to the same host in CSP3 browsers; Safari before 15.4 needs them.
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 LOGGING = {
     "version": 1,

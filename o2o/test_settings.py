@@ -51,3 +51,6 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "10000/min"},
 }
+# Like the API throttles: many tests sign up from 127.0.0.1, and the cache outlives each test. The
+# password-reset and signup limits have their own tests (tests/o2o/test_guessing_limits.py).
+FORM_LIMITS = {scope: {"address": 10**6, "account": 10**6} for scope in FORM_LIMITS}  # noqa: F405

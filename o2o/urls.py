@@ -8,13 +8,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from customers.forms import EmailLoginForm
 from customers.views import signup
-from o2o.error_views import server_error
+from o2o.accounts.views import PasswordResetView
+from o2o.error_views import page_not_found, server_error
 from o2o.health import healthz
 
 admin.site.site_header = "O2O admin"
 admin.site.site_title = "O2O admin"
 # A database or service that does not answer is a 503; the API answers errors in its JSON shape.
 handler500 = server_error
+handler404 = page_not_found
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tracking:map"), name="home"),
@@ -29,6 +31,7 @@ urlpatterns = [
         ),
         name="login",
     ),
+    path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("vendors/", include("vendors.urls")),
     path("payments/", include("payments.urls")),

@@ -123,6 +123,9 @@ class _OrderApi(APIView):
 class OrdersApi(_OrderApi):
     """The signed-in customer's orders (newest first), and placing a new one."""
 
+    # Documents the page object the view answers with (spectacular reads it; see paginated()).
+    pagination_class = Pagination
+
     @extend_schema(responses=OrderListOutSerializer(many=True), tags=["orders"])
     def get(self, request):
         customer = self.customer()
@@ -226,6 +229,8 @@ class VendorOrdersApi(_OrderApi):
     """The signed-in vendor's orders: `state=active` (to act on, oldest first) or `history`."""
 
     permission_classes = [permissions.IsAuthenticated, IsVendor]
+    # Documents the page object the view answers with (spectacular reads it; see paginated()).
+    pagination_class = Pagination
 
     @extend_schema(
         parameters=[VendorOrdersQuerySerializer],

@@ -17,6 +17,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from o2o.consumers import CLOSE_NOT_FOUND, refuse
 from o2o.realtime import broadcaster
 from tracking.consumers import (
     CLOSE_BAD_MESSAGE,
@@ -28,7 +29,6 @@ from tracking.consumers import (
 from . import selectors
 from .notifications import order_group, vendor_group
 
-CLOSE_NOT_FOUND = 4404
 log = logging.getLogger(__name__)
 
 
@@ -83,11 +83,11 @@ class OrderConsumer(_ListeningConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         order_id = self.scope["url_route"]["kwargs"]["order_id"]
         if not await _may_follow(user, order_id):
-            await self.close(code=CLOSE_NOT_FOUND)
+            await refuse(self, CLOSE_NOT_FOUND)
             return
         await self._join(order_group(order_id))
         _payload, over = await _nearby(user.pk, order_id)
@@ -137,10 +137,10 @@ class VendorOrdersConsumer(_ListeningConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         vendor_id = await _approved_vendor_id(user)
         if vendor_id is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await refuse(self, CLOSE_FORBIDDEN)
             return
         await self._join(vendor_group(vendor_id))

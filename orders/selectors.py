@@ -6,6 +6,7 @@ nobody learns that an order exists."""
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import h3
 from django.conf import settings
@@ -15,10 +16,15 @@ from django.utils import timezone
 from customers.models import CustomerProfile
 from o2o.geo import cell_boundary, distance_m, is_valid_cell
 from tracking.models import Presence
-from tracking.selectors import vendor_public_state
+from tracking.selectors import public_time, vendor_public_state
 from vendors.models import PickupPoint, Vendor
 
 from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from o2o.accounts.models import User
 
 # What a vendor acts on, in the order the inbox shows it (paid and not yet handed over).
 INBOX = (Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
@@ -28,7 +34,7 @@ CODE_SHOWN = (Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
 UNPAID = (Status.PENDING_PAYMENT, Status.FAILED)
 
 
-def _lines() -> Prefetch:
+def _lines() -> "Prefetch[str]":
     return Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
 
 
@@ -68,7 +74,7 @@ def vendor_inbox(*, vendor: Vendor) -> dict[str, list[Order]]:
     groups: dict[str, list[Order]] = {status: [] for status in INBOX}
     for order in orders_for_vendor(vendor=vendor, statuses=INBOX).order_by("created_at", "pk"):
         # Where to go: the centre of the area the customer chose (the vendor needs the spot).
-        order.meet_centre = h3.cell_to_latlng(order.meet_cell) if order.meet_cell else None
+        order.meet_centre = h3.cell_to_latlng(order.meet_cell) if order.meet_cell else None  # type: ignore[attr-defined]
         groups[order.status].append(order)
     return groups
 
@@ -93,7 +99,7 @@ def order_of_vendor(*, vendor: Vendor | None, order_id: int) -> Order:
     )
 
 
-def order_for_receipt(*, user, order_id: int) -> Order:
+def order_for_receipt(*, user: "User | AnonymousUser", order_id: int) -> Order:
     """A paid order, for its customer or its vendor."""
     if not user.is_authenticated:
         raise Order.DoesNotExist
@@ -180,7 +186,7 @@ def pickup_points_near(*, vendor: Vendor) -> list[PickupPoint]:
     return [p for d, p in sorted(found, key=lambda item: (item[0], item[1].pk)) if d <= limit]
 
 
-def vendor_cell_for(order: Order) -> dict | None:
+def vendor_cell_for(order: Order) -> dict[str, Any] | None:
     """The vendor's approximate area (public cell) while on the way to a meeting; else None."""
     if order.fulfilment != Fulfilment.MEET or order.status != Status.EN_ROUTE:
         return None
@@ -212,7 +218,7 @@ def snap_to_grid(lat: float, lng: float, metres: float) -> tuple[float, float]:
 
 def vendor_nearby_state(
     *, order_id: int, user_id: int | None, now: datetime | None = None
-) -> tuple[dict | None, bool]:
+) -> tuple[dict[str, Any] | None, bool]:
     """(what the customer may see of the vendor now or None, whether it is over for good).
 
     Only the order's own customer, only for a meet order that is accepted, on the way or arrived,
@@ -264,11 +270,11 @@ def vendor_nearby_state(
         "precision_m": precision,
         "distance_m": int(round(away / 10.0) * 10),
         "meet": [round(meet_lat, 6), round(meet_lng, 6)],
-        "seen_at": seen.isoformat(),
+        "seen_at": public_time(seen),
     }, False
 
 
-def vendor_nearby(*, order_id: int, user_id: int | None) -> dict | None:
+def vendor_nearby(*, order_id: int, user_id: int | None) -> dict[str, Any] | None:
     return vendor_nearby_state(order_id=order_id, user_id=user_id)[0]
 
 
@@ -289,6 +295,7 @@ def problem_state(order: Order) -> dict[str, bool]:
     state["reportable"] = (
         not state["open"]
         and ends is not None
+        and payment is not None
         and payment.status in CAPTURED_STATES
         and timezone.now() <= ends
     )

@@ -71,6 +71,9 @@ class _PartnerApi(APIView):
 
 
 class EndpointsApi(_PartnerApi):
+    # Documents the page object the view answers with (spectacular reads it; see paginated()).
+    pagination_class = Pagination
+
     @extend_schema(responses=EndpointOutSerializer(many=True), tags=["partner"])
     def get(self, request):
         """Your webhook endpoints (secrets are never shown again)."""
@@ -147,6 +150,9 @@ class EndpointRotateSecretApi(_PartnerApi):
 
 
 class DeliveriesApi(_PartnerApi):
+    # Documents the page object the view answers with (spectacular reads it; see paginated()).
+    pagination_class = Pagination
+
     @extend_schema(
         parameters=[DeliveriesQuerySerializer],
         responses=DeliveryOutSerializer(many=True),
@@ -168,6 +174,9 @@ class DeliveriesApi(_PartnerApi):
 
 
 class PartnerOrdersApi(_PartnerApi):
+    # Documents the page object the view answers with (spectacular reads it; see paginated()).
+    pagination_class = Pagination
+
     @extend_schema(responses=PartnerOrderOutSerializer(many=True), tags=["partner"])
     def get(self, request):
         """Orders waiting for collection at your pickup point(s)."""

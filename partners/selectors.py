@@ -1,20 +1,22 @@
 """Reads shared by the partner API and admin."""
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
+from o2o.accounts.models import User
 from orders.models import Fulfilment, Order, OrderLine, Status
 
 from .models import Delivery, DeliveryAttempt, Endpoint, Partner
 
 
-def partners_of(*, user) -> QuerySet[Partner]:
+def partners_of(*, user: User | AnonymousUser) -> QuerySet[Partner]:
     """The active partners a person manages."""
     if not user.is_authenticated:
         return Partner.objects.none()
     return Partner.objects.filter(owner=user, is_active=True)
 
 
-def endpoints_of(*, user) -> QuerySet[Endpoint]:
+def endpoints_of(*, user: User | AnonymousUser) -> QuerySet[Endpoint]:
     return (
         Endpoint.objects.filter(partner__in=partners_of(user=user))
         .select_related("partner")
@@ -22,7 +24,7 @@ def endpoints_of(*, user) -> QuerySet[Endpoint]:
     )
 
 
-def deliveries_of(*, user) -> QuerySet[Delivery]:
+def deliveries_of(*, user: User | AnonymousUser) -> QuerySet[Delivery]:
     """Deliveries to the person's endpoints, newest first, each with its tries."""
     return (
         Delivery.objects.filter(endpoint__partner__in=partners_of(user=user))
@@ -34,7 +36,7 @@ def deliveries_of(*, user) -> QuerySet[Delivery]:
     )
 
 
-def pickup_point_ids_of(*, user) -> list[int]:
+def pickup_point_ids_of(*, user: User | AnonymousUser) -> list[int]:
     return list(
         partners_of(user=user)
         .filter(pickup_point__isnull=False)

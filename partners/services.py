@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -33,9 +34,9 @@ MAX_DESCRIPTION = 200
 # --- endpoints ------------------------------------------------------------------------------------
 
 
-def _clean(*, url: str | None = None, event_types: list[str] | None = None) -> dict:
+def _clean(*, url: str | None = None, event_types: list[str] | None = None) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
-    cleaned: dict = {}
+    cleaned: dict[str, Any] = {}
     if url is not None:
         url = url.strip()
         try:
@@ -144,7 +145,7 @@ def _disable(endpoint: Endpoint, *, reason: str, now: datetime) -> None:
 # --- events in, deliveries out -----------------------------------------------------------------
 
 
-def event_publish(*, event: dict) -> PartnerEvent:
+def event_publish(*, event: dict[str, Any]) -> PartnerEvent:
     """Store an event (payload of o2o.effects.event_emit) once, and give every active endpoint
     subscribed to its type a delivery. Inside the transaction of the `event.publish` effect, so
     the event, its deliveries and their effects commit together; running it again adds nothing."""
@@ -234,7 +235,7 @@ def delivery_attempt_record(
     now = timezone.now()
     # The endpoint first, then the delivery: the order in which disabling an endpoint locks them.
     endpoint_id = Delivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True)
-    endpoint = Endpoint.objects.select_for_update().filter(pk=endpoint_id.first()).first()
+    endpoint = Endpoint.objects.select_for_update().filter(pk=endpoint_id.first()).first()  # type: ignore[misc]
     delivery = (
         Delivery.objects.select_for_update()
         .filter(pk=delivery_id, round=round_, status=Delivery.Status.PENDING)

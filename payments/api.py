@@ -373,6 +373,9 @@ class EarningsOrderApi(_MoneyApi):
 class StatementsApi(_MoneyApi):
     """The vendor's statements (one per settlement), the latest period first."""
 
+    # Documents the page object the view answers with (spectacular reads it; see get()).
+    pagination_class = Pagination
+
     @extend_schema(
         parameters=[VENDOR_PARAM],
         responses={200: StatementListOutSerializer(many=True), 404: NOT_FOUND},

@@ -20,6 +20,8 @@ in the same transaction and once per payment; the platform bears it and refunds 
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -84,7 +86,7 @@ AGREES = {
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _positive_amount(amount, *, field: str = "amount") -> int:
+def _positive_amount(amount: object, *, field: str = "amount") -> int:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise PaymentError({field: _("Enter a whole amount above zero, in minor units.")})
     return amount
@@ -117,7 +119,7 @@ def _changed(payment: Payment, status: str, *, refund_id: int | None = None) -> 
     )
 
 
-def _move(payment: Payment, to: str, **fields) -> bool:
+def _move(payment: Payment, to: str, **fields: Any) -> bool:
     """One guarded UPDATE along the graph; True when this call made the move."""
     allowed_from = [s for s, targets in TRANSITIONS.items() if to in targets and s != to]
     moved = Payment.objects.filter(pk=payment.pk, status__in=allowed_from).update(
@@ -545,7 +547,7 @@ def _refund_create(
             ) from exc
 
 
-def _refund_args(amount, commission) -> None:
+def _refund_args(amount: object, commission: object) -> None:
     _positive_amount(amount)
     if commission is not None and (
         isinstance(commission, bool) or not isinstance(commission, int) or commission < 0
@@ -679,7 +681,7 @@ def webhook_receive(
     return event
 
 
-def payments_abandoned_fail(*, now=None, limit: int = 200) -> int:
+def payments_abandoned_fail(*, now: datetime | None = None, limit: int = 200) -> int:
     """Payments still PENDING whose intent was never created at the provider (the process died
     between writing the row and the provider's answer), past the order's payment window and the
     grace: FAILED, so the order follows (the status effect). Nothing was ever held."""

@@ -7,8 +7,9 @@ the others are queued by them, by the admin and by dispute resolution.
 
 import logging
 from datetime import timedelta
+from typing import Any, Literal, TypedDict
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from . import payouts, reconciliation, services, settlement
@@ -16,7 +17,19 @@ from .errors import PaymentError, PaymentUnavailable
 from .models import Refund
 
 log = logging.getLogger(__name__)
-RETRYING = {
+
+
+class _RetryOptions(TypedDict):
+    bind: Literal[True]
+    acks_late: bool
+    ignore_result: bool
+    max_retries: int
+    retry_backoff: bool
+    retry_backoff_max: int
+    autoretry_for: tuple[type[BaseException], ...]
+
+
+RETRYING: _RetryOptions = {
     "bind": True,
     "acks_late": True,
     "ignore_result": True,
@@ -35,7 +48,7 @@ def payout_send_later(payout_id: int) -> None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def settlements_run() -> dict:
+def settlements_run() -> dict[str, Any]:
     """Settle the last ended period of every vendor, release held settlements, and queue the
     sending of every payout due (each its own task, so one slow bank does not hold the rest)."""
     result = settlement.settlements_run()
@@ -54,7 +67,7 @@ def settlements_release() -> int:
 
 
 @shared_task(**RETRYING)
-def payout_send(self, payout_id: int) -> str:
+def payout_send(self: "Task[Any, Any]", payout_id: int) -> str:
     """Send one payout. Killed half-way and run again it pays once: the provider sees the same
     idempotency key (payout-<id>) and the SENT transition is guarded."""
     try:
@@ -67,7 +80,7 @@ def payout_send(self, payout_id: int) -> str:
 
 
 @shared_task(**RETRYING)
-def payouts_sync(self) -> int:
+def payouts_sync(self: "Task[Any, Any]") -> int:
     """Fetch the final state of every payout in transit; returns how many were asked about."""
     ids = payouts.payouts_in_transit()
     unanswered = 0
@@ -84,13 +97,13 @@ def payouts_sync(self) -> int:
 
 
 @shared_task(**RETRYING)
-def reconciliation_run(self) -> dict:
+def reconciliation_run(self: "Task[Any, Any]") -> dict[str, Any]:
     """Nightly: the ledger against itself, the payments and the provider (the last ended day)."""
     return reconciliation.reconciliation_run()
 
 
 @shared_task(**RETRYING)
-def refunds_resend(self, older_than_seconds: int = 60) -> int:
+def refunds_resend(self: "Task[Any, Any]", older_than_seconds: int = 60) -> int:
     """Send again refunds left PENDING by a provider that did not answer (payment_sync does it)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     payment_ids = list(

@@ -1,7 +1,7 @@
 """Live-map API: nearby vendors (public), and for vendors: shift, ping batches, their own track."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
@@ -12,10 +12,10 @@ from vendors.api import IsVendor
 
 from . import selectors, services
 from .serializers import (
+    NearbyOutSerializer,
     NearbyQuerySerializer,
     PingBatchInSerializer,
     PingBatchOutSerializer,
-    PublicVendorOnMapSerializer,
     ShiftInSerializer,
 )
 
@@ -27,7 +27,7 @@ class NearbyApi(APIView):
 
     @extend_schema(
         parameters=[NearbyQuerySerializer],
-        responses=PublicVendorOnMapSerializer(many=True),
+        responses=NearbyOutSerializer,
     )
     def get(self, request):
         query = NearbyQuerySerializer(data=request.query_params)
@@ -46,7 +46,15 @@ class PingBatchApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsVendor]
     throttle_classes = [PingBatchThrottle]
 
-    @extend_schema(request=PingBatchInSerializer, responses=PingBatchOutSerializer)
+    @extend_schema(
+        request=PingBatchInSerializer,
+        responses={
+            200: PingBatchOutSerializer,
+            422: OpenApiResponse(
+                PingBatchOutSerializer, description="Every ping refused: the reasons per ping."
+            ),
+        },
+    )
     def post(self, request):
         body = PingBatchInSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -1,7 +1,10 @@
 """Live map sockets. Thin: they authenticate, bound and validate input, and call services and
-selectors. Close codes: 4400 bad message, 4401 not logged in, 4403 not allowed, 4429 too fast."""
+selectors. Close codes: 4400 bad message, 4401 not logged in, 4403 not allowed, 4429 too fast
+(or too many map sockets from one address)."""
 
 import asyncio
+import collections
+import logging
 import math
 import time
 
@@ -9,6 +12,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from o2o import wsjson
+from o2o.consumers import refuse
 from o2o.realtime import broadcaster
 
 from . import ingest, selectors, services
@@ -19,6 +24,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_FAST = 4429
 MAX_MESSAGE_BYTES = 2048
+log = logging.getLogger(__name__)
 
 
 class RateLimit:
@@ -41,6 +47,11 @@ class RateLimit:
 
 class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
     rate_limit = (2.0, 10)
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        # Never RecursionError (a 1,000-deep array fits in 2 KiB): ValueError, closed with 4400.
+        return wsjson.loads(text_data)
 
     async def websocket_connect(self, message):
         self.limiter = RateLimit(*self.rate_limit)
@@ -79,6 +90,27 @@ def _coordinate(value, low: float, high: float) -> float | None:
     return value if low <= value <= high else None
 
 
+# Map sockets open in this process, per client address (MAP_SOCKETS_PER_ADDRESS). Per process: with
+# N server processes an address may hold up to N times the limit.
+_map_sockets: collections.Counter[str] = collections.Counter()
+
+
+def client_address(scope) -> str:
+    """The client's address as the API's throttles tell clients apart (DRF's get_ident): the
+    peer the ASGI server reports (uvicorn has already applied X-Forwarded-For from the proxies in
+    FORWARDED_ALLOW_IPS), or with REST_FRAMEWORK["NUM_PROXIES"] set, the X-Forwarded-For entry
+    that many hops from the right."""
+    client = scope.get("client") or ("", 0)
+    remote = str(client[0] or "")
+    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    if proxies:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                hops = [hop.strip() for hop in value.decode("latin-1").split(",")]
+                return hops[-min(proxies, len(hops))] or remote
+    return remote
+
+
 class MapConsumer(BoundedJsonConsumer):
     """Anonymous allowed. The client sends its viewport; it gets a snapshot of the vendors in the
     coarse cells covering it, then batches of deltas for those cells until it sends another
@@ -88,16 +120,52 @@ class MapConsumer(BoundedJsonConsumer):
     rate_limit = (2.0, 10)
     channel_layer_alias = None
 
+    subscription: Subscription | None = None
+    address: str | None = None  # counted in _map_sockets while set
+    owner: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        # websocket_disconnect is not called when a handler raises or the task is cancelled:
+        # whatever the way out, give back the socket's place and its subscription.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
+
     async def connect(self) -> None:
-        self.subscription: Subscription | None = None
+        address = client_address(self.scope)
+        if _map_sockets[address] >= settings.MAP_SOCKETS_PER_ADDRESS:
+            await refuse(self, CLOSE_TOO_FAST)
+            return
+        _map_sockets[address] += 1
+        self.address = address
+        self.owner = asyncio.current_task()
         broadcaster.register_server_loop(asyncio.get_running_loop())
         await self.accept()
 
     async def disconnect(self, code) -> None:
-        if self.subscription is not None:
-            await self.subscription.close()
+        await self._release()
+
+    async def _release(self) -> None:
+        """Give back what the socket holds; idempotent."""
+        address, self.address = self.address, None
+        if address is not None:
+            _map_sockets[address] -= 1
+            if _map_sockets[address] <= 0:
+                del _map_sockets[address]
+        subscription, self.subscription = self.subscription, None
+        if subscription is not None:
+            try:
+                await subscription.close()
+            except Exception:  # noqa: BLE001 - the hub's sweep leaves what could not be left now
+                log.exception("map socket could not release its subscription")
+
+    def _alive(self) -> bool:
+        return self.owner is None or not self.owner.done()
 
     async def receive_json(self, content, **kwargs) -> None:
+        if self.address is None:  # refused (too many sockets) or released: frames in flight
+            return
         if content["type"] != "viewport":
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
@@ -128,12 +196,15 @@ class MapConsumer(BoundedJsonConsumer):
         await self.send_json({"type": "snapshot", "cells": cells, "vendors": vendors})
 
     async def _subscription(self) -> Subscription | None:
-        if self.subscription is not None and not self.subscription.hub.dead:
-            return self.subscription
-        if self.subscription is not None:  # its hub retired: leave it, join the new one
-            await self.subscription.close()
+        current = self.subscription
+        if current is not None and not current.hub.dead and not current.closed:
+            return current
+        if current is not None:  # its hub retired, or the hub's sweep dropped it: a new one
+            await current.close()
         hub = await map_hub()
-        self.subscription = None if hub is None else Subscription(hub, self._send_text)
+        self.subscription = (
+            None if hub is None else Subscription(hub, self._send_text, alive=self._alive)
+        )
         return self.subscription
 
     async def _send_text(self, text: str) -> None:
@@ -155,11 +226,11 @@ class VendorLocationConsumer(BoundedJsonConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         vendor = await _vendor_of(user)
         if vendor is None or not vendor.can_sell:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await refuse(self, CLOSE_FORBIDDEN)
             return
         self.vendor_id = vendor.pk
         await self.accept()

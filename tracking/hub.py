@@ -23,6 +23,11 @@ machine drained fewer deltas a second than arrived. The hub pops up to RECEIVE_M
 one ZPOPMIN (and blocks in BZPOPMIN when there are none). A delta lost in a crash is acceptable:
 the map is best-effort and clients resync on reconnect. With the in-memory layer (embedded demo)
 it shares the process's layer, since that is where the broadcaster delivers, and uses receive().
+
+A socket's consumer releases its subscription on every way out (MapConsumer.__call__'s finally),
+and every SWEEP_S the hub drops what is left anyway: a subscription that is closed, whose owner
+(the consumer's task) has ended, or whose send has not finished for UNREACHABLE_S; then it leaves
+the groups no subscription needs (a leave that failed while Redis was away is tried again).
 """
 
 import asyncio
@@ -50,6 +55,8 @@ RECEIVE_MAX = 500
 TICK_S = 0.025  # sends are due on a grid of ticks this far apart
 SOON = -1.0  # the tick of "at once"
 BLOCK_S = 5
+SWEEP_S = 30.0  # how often the hub looks for orphaned subscriptions
+UNREACHABLE_S = 60.0  # a send not finished after this long: the socket is gone
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _seq = itertools.count()
@@ -60,9 +67,13 @@ SendText = Callable[[str], Awaitable[None]]
 class Subscription:
     """One map socket: the coarse cells it follows and what it has not been sent yet."""
 
-    def __init__(self, hub: "MapHub", send_text: SendText) -> None:
+    def __init__(
+        self, hub: "MapHub", send_text: SendText, alive: Callable[[], bool] | None = None
+    ) -> None:
         self.hub = hub
         self.send_text = send_text
+        self.alive = alive  # False once the socket's consumer is gone (see MapHub.sweep)
+        self.sending_since: float | None = None  # loop time the send in progress began
         self.cells: frozenset[str] = frozenset()
         # vendor id -> [(seq, kind, coarse, json)]: one upsert, or the removes not yet superseded
         self.pending: dict[str, list[tuple[int, str, str, str]]] = {}
@@ -108,7 +119,14 @@ class Subscription:
             if self.pending:
                 self.hub.schedule(self)
 
+    def orphaned(self, now: float) -> bool:
+        """Nobody will read what is sent here: closed, its owner gone, or unreachable."""
+        if self.closed or (self.alive is not None and not self.alive()):
+            return True
+        return self.sending_since is not None and now - self.sending_since > UNREACHABLE_S
+
     async def close(self) -> None:
+        """Stop following; idempotent."""
         self.closed = True
         self.pending = {}
         self.hub.unschedule(self)
@@ -132,6 +150,9 @@ class MapHub:
         self._cell_locks: dict[str, asyncio.Lock] = {}
         self._due: dict[float, set[Subscription]] = {}  # tick -> sockets to send to then
         self._refresh_at: asyncio.TimerHandle | None = None
+        self._sweep_at: asyncio.TimerHandle | None = None
+        self._leave_failed: set[str] = set()  # cells left here whose group_discard failed
+        self.swept = 0  # orphaned subscriptions dropped by the sweep
         self._started: asyncio.Future | None = None
         self._receiver: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -149,6 +170,7 @@ class MapHub:
         self._start_receiver()
         loop = asyncio.get_running_loop()
         self._refresh_at = loop.call_later(REJOIN_EVERY_S, self._refresh)
+        self._sweep_at = loop.call_later(SWEEP_S, self._sweep_tick)
 
     def _start_receiver(self) -> None:
         self._receiver = asyncio.ensure_future(self._receive_loop())
@@ -169,13 +191,35 @@ class MapHub:
     def retire(self) -> None:
         """Forget this hub: sockets that change viewport next get a new one."""
         self.dead = True
-        if self._refresh_at is not None:
-            self._refresh_at.cancel()
+        for timer in (self._refresh_at, self._sweep_at):
+            if timer is not None:
+                timer.cancel()
         if self._receiver is not None and not self._receiver.done():
             self._receiver.cancel()
         for loop, hub in list(_hubs.items()):
             if hub is self:
                 del _hubs[loop]
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop for good (the server is shutting down): cancel the reader and the sends, leave the
+        cells' groups, close the connections of the hub's own layer. Each step is bounded: a Redis
+        that does not answer must not hold the shutdown up."""
+        self.retire()
+        tasks = [t for t in (self._receiver, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        joined, self.joined = list(self.joined), set()
+        self.followers.clear()
+        if self.channel and joined:
+            leave = (self.layer.group_discard(group_for(cell), self.channel) for cell in joined)
+            with contextlib.suppress(Exception):  # TimeoutError, Redis gone: its expiry cleans up
+                await asyncio.wait_for(asyncio.gather(*leave), timeout)
+        if self.layer is not get_channel_layer() and hasattr(self.layer, "close_pools"):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.layer.close_pools(), timeout)
+        log.info("map hub closed (left %d cell group(s))", len(joined))
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -193,6 +237,11 @@ class MapHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis went away: wait, rejoin, go on
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled, but the client turned it into an error: stop, or a loop's
+                    # shutdown waits on this task forever (it was told once and never again).
+                    raise asyncio.CancelledError from exc
                 failures += 1
                 log.warning("map hub receive failed (%s: %s); retrying", type(exc).__name__, exc)
                 await asyncio.sleep(min(MAX_BACKOFF_S, 0.05 * 2**failures))
@@ -233,10 +282,12 @@ class MapHub:
         if kind == "map.upsert":
             vendor = message["vendor"]
             vendor_id, coarse = vendor["id"], vendor["coarse"]
-            if vendor["last_seen"]:
+            # The exact time of the broadcast (server-side only: the public last_seen is rounded).
+            stamp = message.get("at") or vendor["last_seen"]
+            if stamp:
                 # Broadcasts run concurrently and may land out of order: an upsert older than
                 # one already seen would put the vendor back where they were.
-                seen = datetime.fromisoformat(vendor["last_seen"])
+                seen = datetime.fromisoformat(stamp)
                 newest = self.newest.get(vendor_id)
                 if newest is not None and seen < newest:
                     self.out_of_order += 1
@@ -265,6 +316,8 @@ class MapHub:
             return
         seq = next(_seq)
         for sub in followers:
+            if sub.closed:  # its consumer is leaving, or the sweep will drop it
+                continue
             sub.add(seq, kind, vendor_id, coarse, text)
             if sub.due is None:
                 self.schedule(sub)
@@ -303,7 +356,7 @@ class MapHub:
             sub.due = None
             if sub.pending and not (sub.held or sub.sending or sub.closed):
                 sub.sending = True
-                sub.last_sent = now
+                sub.sending_since = sub.last_sent = now
                 self._spawn(self._deliver(sub))
 
     async def _deliver(self, sub: Subscription) -> None:
@@ -316,6 +369,7 @@ class MapHub:
             return
         finally:
             sub.sending = False
+            sub.sending_since = None
         if sub.pending:  # arrived while the socket was slow: as soon as its rhythm allows
             self.schedule(sub)
 
@@ -345,9 +399,15 @@ class MapHub:
             if wanted and cell not in self.joined:
                 await self.layer.group_add(group_for(cell), self.channel)
                 self.joined.add(cell)
-            elif not wanted and cell in self.joined:
+            elif not wanted and (cell in self.joined or cell in self._leave_failed):
                 self.joined.discard(cell)
-                await self.layer.group_discard(group_for(cell), self.channel)
+                try:
+                    await self.layer.group_discard(group_for(cell), self.channel)
+                except Exception as exc:  # noqa: BLE001 - Redis away: the sweep tries again
+                    log.warning("map hub could not leave %s: %s", cell, exc)
+                    self._leave_failed.add(cell)
+                else:
+                    self._leave_failed.discard(cell)
 
     async def _rejoin(self) -> None:
         for cell in list(self.joined):
@@ -356,6 +416,31 @@ class MapHub:
             except Exception as exc:  # noqa: BLE001 - tried again on the next failure/refresh
                 log.warning("map hub could not rejoin %s: %s", cell, exc)
                 return
+
+    # --- Orphans ---------------------------------------------------------------------------------
+
+    def subscriptions(self) -> set[Subscription]:
+        """The subscriptions that follow at least one cell."""
+        return {sub for followers in self.followers.values() for sub in followers}
+
+    async def sweep(self) -> int:
+        """Drop orphaned subscriptions (see Subscription.orphaned) and leave the groups nobody
+        here needs; the number dropped."""
+        now = asyncio.get_running_loop().time()
+        orphans = [sub for sub in self.subscriptions() if sub.orphaned(now)]
+        for sub in orphans:
+            await sub.close()
+        if orphans:
+            self.swept += len(orphans)
+            log.warning("map hub dropped %d orphaned subscription(s)", len(orphans))
+        stray = (self.joined - self.followers.keys()) | (self._leave_failed - self.followers.keys())
+        if stray:
+            await asyncio.gather(*(self._reconcile(cell) for cell in stray))
+        return len(orphans)
+
+    def _sweep_tick(self) -> None:
+        self._spawn(self.sweep())
+        self._sweep_at = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep_tick)
 
     def _refresh(self) -> None:
         self._spawn(self._rejoin())
@@ -390,3 +475,10 @@ async def map_hub() -> MapHub | None:
 def current_hub() -> MapHub | None:
     """The hub of the running loop, if it has one (tests, diagnostics)."""
     return _hubs.get(asyncio.get_running_loop())
+
+
+async def close_hub() -> None:
+    """Close the running loop's hub, if it has one (ASGI lifespan shutdown: o2o.lifespan)."""
+    hub = _hubs.get(asyncio.get_running_loop())
+    if hub is not None:
+        await hub.close()

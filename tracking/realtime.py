@@ -24,13 +24,16 @@ def _remove(vendor: str, coarse: str, at: str | None) -> dict:
     return {"type": "map.remove", "id": vendor, "coarse": coarse, "at": at}
 
 
-def publish_payload(*, payload: dict, old_coarse: str = "") -> None:
-    """The vendor is on the map with this payload; tell its old area too if it left it."""
+def publish_payload(*, payload: dict, old_coarse: str = "", at: str | None = None) -> None:
+    """The vendor is on the map with this payload; tell its old area too if it left it. `at`:
+    the exact time of the change (ISO 8601), for the hubs' ordering only; the payload's
+    last_seen is rounded (PUBLIC_TIME_STEP_S) and never finer than what the public may see."""
+    at = at or timezone.now().isoformat()
     if old_coarse and old_coarse != payload["coarse"]:
-        broadcaster.send(
-            group_for(old_coarse), _remove(payload["id"], old_coarse, payload["last_seen"])
-        )
-    broadcaster.send(group_for(payload["coarse"]), {"type": "map.upsert", "vendor": payload})
+        broadcaster.send(group_for(old_coarse), _remove(payload["id"], old_coarse, at))
+    broadcaster.send(
+        group_for(payload["coarse"]), {"type": "map.upsert", "vendor": payload, "at": at}
+    )
 
 
 def publish_vendor(*, vendor_id: int, old_coarse: str = "") -> None:

@@ -5,6 +5,7 @@ import bisect
 import functools
 import math
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import h3
 from django.conf import settings
@@ -36,7 +37,7 @@ def _products_key(vendor_id: int) -> str:
 def products_in_stock(*, vendor_id: int) -> list[int]:
     """Ids of the products on a vendor's cart now; cached, dropped when the stock changes."""
     key = _products_key(vendor_id)
-    cached = cache.get(key)
+    cached: list[int] | None = cache.get(key)
     if cached is None:
         cached = sorted(
             Stock.objects.filter(
@@ -99,7 +100,7 @@ def public_payload(
     presence: str,
     last_seen: datetime | None,
     products: list[int],
-) -> dict:
+) -> dict[str, Any]:
     """What the public sees of one vendor on the map, built from the cell alone. JSON-safe."""
     (centre_lat, centre_lng), boundary = _centre(cell), _boundary(cell)
     return {
@@ -111,9 +112,20 @@ def public_payload(
         "centre": [round(centre_lat, 6), round(centre_lng, 6)],
         "boundary": [list(corner) for corner in boundary],  # a copy: callers may change it
         "presence": presence,
-        "last_seen": _aware(last_seen).isoformat() if last_seen else None,
+        "last_seen": public_time(last_seen),
         "products": sorted(products),
     }
+
+
+def public_time(moment: datetime | None) -> str | None:
+    """A vendor's last-seen time as the public may see it: rounded down to PUBLIC_TIME_STEP_S
+    (whole seconds at the finest), so it says no more than the cell when a ping came."""
+    if moment is None:
+        return None
+    moment = _aware(moment)
+    step = max(int(settings.PUBLIC_TIME_STEP_S), 1)
+    seconds = math.floor(moment.timestamp() / step) * step
+    return datetime.fromtimestamp(seconds, tz=moment.tzinfo).isoformat()
 
 
 def _aware(moment: datetime) -> datetime:
@@ -121,7 +133,7 @@ def _aware(moment: datetime) -> datetime:
     return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
-def public_payloads(positions: list[VendorPosition]) -> list[dict]:
+def public_payloads(positions: list[VendorPosition]) -> list[dict[str, Any]]:
     stock = _in_stock([p.vendor_id for p in positions])
     return [
         public_payload(
@@ -137,7 +149,7 @@ def public_payloads(positions: list[VendorPosition]) -> list[dict]:
     ]
 
 
-def vendor_public_state(*, vendor_id: int) -> tuple[dict | None, str]:
+def vendor_public_state(*, vendor_id: int) -> tuple[dict[str, Any] | None, str]:
     """(payload or None when the vendor is not public, its coarse cell)."""
     pos = positions_live().select_related("vendor").filter(vendor_id=vendor_id).first()
     if pos is None:
@@ -150,7 +162,7 @@ def vendor_public_state(*, vendor_id: int) -> tuple[dict | None, str]:
     return public_payloads([pos])[0], pos.coarse_cell
 
 
-def map_snapshot(*, coarse_cells: list[str]) -> list[dict]:
+def map_snapshot(*, coarse_cells: list[str]) -> list[dict[str, Any]]:
     positions = list(positions_live().filter(coarse_cell__in=coarse_cells).select_related("vendor"))
     return public_payloads(positions)
 
@@ -180,7 +192,9 @@ def _disk_for(lat: float, lng: float, radius_m: float, res: int) -> list[str]:
     one ring more covers the grid's distortion over a few kilometres."""
     origin = h3.latlng_to_cell(lat, lng, res)
     edge = _edge_m(origin)
-    return h3.grid_disk(origin, max(1, math.ceil((radius_m + edge) / (edge * 1.5)) + 1))
+    return cast(
+        list[str], h3.grid_disk(origin, max(1, math.ceil((radius_m + edge) / (edge * 1.5)) + 1))
+    )
 
 
 def _nearby_tiers(lat: float, lng: float, radius_m: float) -> list[tuple[str, list[str]]]:
@@ -218,7 +232,7 @@ def _nearby_tiers(lat: float, lng: float, radius_m: float) -> list[tuple[str, li
     return tiers
 
 
-def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple]:
+def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple[Any, ...]]:
     """(tier, vendor_id, slug, name, public_cell, coarse_cell, presence, last_ping_at, products
     in stock) of the approved vendors on the map in the tiers, from the partial indexes on the
     cell columns, in one statement. A tier is read only while the tiers before it found fewer than `need`: each later
@@ -226,8 +240,10 @@ def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple]
     before the scan, and skips the scan when it is false. Raw SQL: the ORM spends longer
     compiling a few hundred cells than this runs."""
     postgres = connection.vendor == "postgresql"
-    ctes, params = [], []
+    ctes: list[str] = []
+    params: list[Any] = []
     for n, (column, cells) in enumerate(tiers):
+        cell_params: list[Any]
         if postgres:
             # The array behind a sub-select: the planner then does not estimate every element's
             # selectivity (milliseconds for a few hundred cells), and the index scan is the same.
@@ -261,17 +277,19 @@ def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple]
     sql = f"WITH {', '.join(ctes)} SELECT c.*, {products} FROM ({union}) c"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        return cast(list[tuple[Any, ...]], cursor.fetchall())
 
 
-def _product_ids(value) -> list[int]:
+def _product_ids(value: list[int] | str | None) -> list[int]:
     """An ARRAY from PostgreSQL; SQLite has none and answers a comma-separated text (or NULL)."""
     if isinstance(value, list):
         return value
     return [int(x) for x in value.split(",")] if value else []
 
 
-def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) -> list[dict]:
+def vendors_nearby(
+    *, lat: float, lng: float, radius_m: float, limit: int = 50
+) -> list[dict[str, Any]]:
     """Approved vendors on the map whose public cell's centre is within radius_m of a point,
     nearest first (then by name), at most `limit`.
 
@@ -310,16 +328,45 @@ def vendors_nearby(*, lat: float, lng: float, radius_m: float, limit: int = 50) 
     return payloads
 
 
+# A viewport's box is refused (the client is asked to zoom in) without computing a cell when it
+# spans more than this in latitude or longitude, or when more than MAP_MAX_GROUPS times
+# VIEWPORT_BOUND_SLACK cells could overlap it: h3 then visits at most that many (~3 ms of CPU).
+VIEWPORT_MAX_SPAN_DEG = 2.0
+VIEWPORT_BOUND_SLACK = 8
+EARTH_RADIUS_KM = 6371.0088  # h3's
+
+
+def viewport_cells_at_most(
+    *, south: float, west: float, north: float, east: float, res: int
+) -> float:
+    """An upper bound on the cells at `res` that overlap the box, from its true (spherical) size:
+    every such cell lies inside the box grown by a cell's diameter, so there are at most that grown
+    area over the smallest cell's area. Infinite for a box that is inverted, wraps the
+    antimeridian or spans more than VIEWPORT_MAX_SPAN_DEG."""
+    if not (south < north and west < east):
+        return math.inf
+    if north - south > VIEWPORT_MAX_SPAN_DEG or east - west > VIEWPORT_MAX_SPAN_DEG:
+        return math.inf
+    s, n, dlng = math.radians(south), math.radians(north), math.radians(east - west)
+    area = EARTH_RADIUS_KM**2 * dlng * (math.sin(n) - math.sin(s))
+    # The longest parallel of the box is the one nearest the equator.
+    widest = 0.0 if south <= 0 <= north else min(abs(s), abs(n))
+    perimeter = 2 * EARTH_RADIUS_KM * ((n - s) + dlng * math.cos(widest))
+    # Cells vary in size: a diameter of 2.6 average edges, half the average area (pentagons).
+    diameter = 2.6 * h3.average_hexagon_edge_length(res, unit="km")
+    smallest = 0.5 * h3.average_hexagon_area(res, unit="km^2")
+    return cast(float, (area + perimeter * diameter + math.pi * diameter**2) / smallest)
+
+
 def coarse_cells_for_bbox(
     *, south: float, west: float, north: float, east: float
 ) -> list[str] | None:
     """The coarse cells covering a viewport, or None when there would be too many."""
     res = settings.MAP_GROUP_RES
-    # Cheap size guard before asking h3 to fill a huge polygon.
-    area_km2 = (
-        (north - south) * 111.0 * (east - west) * 111.0 * max(math.cos(math.radians(south)), 0.01)
-    )
-    if area_km2 > settings.MAP_MAX_GROUPS * h3.average_hexagon_area(res, unit="km^2") * 1.5:
+    # Size guard before asking h3 to fill the polygon: its work grows with the cells it visits.
+    if viewport_cells_at_most(south=south, west=west, north=north, east=east, res=res) > (
+        settings.MAP_MAX_GROUPS * VIEWPORT_BOUND_SLACK
+    ):
         return None
     poly = h3.LatLngPoly([(south, west), (south, east), (north, east), (north, west)])
     # Every cell that overlaps the viewport, and no more: a cell subscribed to but not seen costs
@@ -330,7 +377,7 @@ def coarse_cells_for_bbox(
     return sorted(cells)
 
 
-def vendor_track_today(*, vendor: Vendor, now: datetime | None = None) -> list[dict]:
+def vendor_track_today(*, vendor: Vendor, now: datetime | None = None) -> list[dict[str, Any]]:
     """The vendor's own exact track since local midnight: only ever shown to that vendor/staff."""
     now = now or timezone.now()
     start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -62,3 +62,7 @@ class PublicVendorOnMapSerializer(serializers.Serializer):
     last_seen = serializers.DateTimeField(allow_null=True)
     products = serializers.ListField(child=serializers.IntegerField())
     distance_m = serializers.IntegerField(required=False)
+
+
+class NearbyOutSerializer(serializers.Serializer):
+    results = PublicVendorOnMapSerializer(many=True, help_text="Nearest first.")

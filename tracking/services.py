@@ -6,11 +6,14 @@ latest exact position and an append-only history, snaps the position to the publ
 after commit tells the map when what the public sees has changed.
 """
 
+import functools
 import math
+import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import h3
 from django.conf import settings
@@ -28,6 +31,19 @@ from vendors.models import Vendor
 from . import realtime
 from .models import Ping, PingRejectCount, Presence, VendorPosition
 from .selectors import products_in_stock_many, public_payload
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+
+class _Actor(Protocol):
+    """Who changes a shift: a user (staff or the vendor's own), or the simulator acting as staff."""
+
+    @property
+    def is_staff(self) -> bool: ...
+
+    @property
+    def pk(self) -> Any: ...
 
 
 class Reject:
@@ -74,7 +90,7 @@ class PingResult:
         return _(Reject.MESSAGES[self.reason]) if self.reason else ""
 
 
-def _finite(value) -> float | None:
+def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
@@ -84,7 +100,9 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def ping_check(*, lat, lng, accuracy_m, recorded_at, now: datetime) -> str:
+def ping_check(
+    *, lat: object, lng: object, accuracy_m: object, recorded_at: object, now: datetime
+) -> str:
     """The checks that need no database; returns a Reject code or ''."""
     lat, lng, accuracy = _finite(lat), _finite(lng), _finite(accuracy_m)
     if lat is None or lng is None or not (-90 <= lat <= 90) or not (-180 <= lng <= 180):
@@ -112,14 +130,18 @@ class PingIn:
     source: str = "ws"
 
 
-def _presence_after_ping(pos, lat: float, lng: float, accuracy_m: float, at: datetime) -> str:
+def _presence_after_ping(
+    pos: "_Position", lat: float, lng: float, accuracy_m: float, at: datetime
+) -> str:
     if pos.anchor_lat is None or pos.anchor_at is None:
         pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
         return Presence.MOVING
     # A fix wanders within its error circle while the phone stands still: that much is forgiven
     # (up to STATIONARY_JITTER_M), as the speed check forgives it.
     jitter = min(accuracy_m, settings.STATIONARY_JITTER_M)
-    if distance_m(pos.anchor_lat, pos.anchor_lng, lat, lng) > settings.STATIONARY_RADIUS_M + jitter:
+    # (anchor_lng is set with anchor_lat)
+    anchor_lng = cast(float, pos.anchor_lng)
+    if distance_m(pos.anchor_lat, anchor_lng, lat, lng) > settings.STATIONARY_RADIUS_M + jitter:
         pos.anchor_lat, pos.anchor_lng, pos.anchor_at = lat, lng, at
         return Presence.MOVING
     if (at - pos.anchor_at).total_seconds() >= settings.STATIONARY_AFTER_S:
@@ -141,9 +163,11 @@ _STATE_FIELDS = (
     "anchor_at",
     "public_cell",
     "coarse_cell",
+    "pending_cell",
+    "pending_due_at",
     "last_broadcast_at",
 )
-_DATETIME_FIELDS = ("recorded_at", "anchor_at", "last_broadcast_at")
+_DATETIME_FIELDS = ("recorded_at", "anchor_at", "pending_due_at", "last_broadcast_at")
 _UPDATE_FIELDS = (
     "presence",
     "lat",
@@ -156,6 +180,8 @@ _UPDATE_FIELDS = (
     "anchor_at",
     "public_cell",
     "coarse_cell",
+    "pending_cell",
+    "pending_due_at",
     "last_broadcast_at",
 )
 _HISTORY_FIELDS = (
@@ -174,7 +200,7 @@ _PING = Ping._meta.db_table
 _REJECTS = PingRejectCount._meta.db_table
 
 
-def _as_datetime(value) -> datetime | None:
+def _as_datetime(value: datetime | str | None) -> datetime | None:
     """SQLite hands raw datetimes back naive (or as text), in UTC; PostgreSQL aware."""
     if value is None:
         return None
@@ -187,7 +213,7 @@ def _placeholders(rows: int, columns: int) -> str:
     return ", ".join([row] * rows)
 
 
-def _adapted(values: list) -> list:
+def _adapted(values: list[Any]) -> list[Any]:
     """Parameters as the database takes them: psycopg2 takes aware datetimes as they are (most of
     a batch's parameters, so not one call each); other databases get Django's adaptation."""
     if connection.vendor == "postgresql":
@@ -201,15 +227,34 @@ class _Position:
     and written back once (lighter than a model instance: a batch reads hundreds)."""
 
     __slots__ = ("vendor_id", "vendor_slug", "vendor_name", *_STATE_FIELDS, "last_ping_at")
+    # The slots' types (_STATE_FIELDS are set from `state`).
+    vendor_id: int
+    vendor_slug: str
+    vendor_name: str
+    last_ping_at: datetime | None
+    on_shift: bool
+    presence: str
+    lat: float | None
+    lng: float | None
+    accuracy_m: float | None
+    recorded_at: datetime | None
+    anchor_lat: float | None
+    anchor_lng: float | None
+    anchor_at: datetime | None
+    public_cell: str
+    coarse_cell: str
+    pending_cell: str
+    pending_due_at: datetime | None
+    last_broadcast_at: datetime | None
 
-    def __init__(self, vendor_id: int, slug: str, name: str, state: dict) -> None:
+    def __init__(self, vendor_id: int, slug: str, name: str, state: dict[str, Any]) -> None:
         self.vendor_id, self.vendor_slug, self.vendor_name = vendor_id, slug, name
         self.last_ping_at = None
         for field, value in state.items():
             setattr(self, field, value)
 
 
-def _lock_states(vendor_ids: list[int], *, async_commit: bool) -> dict[int, tuple]:
+def _lock_states(vendor_ids: list[int], *, async_commit: bool) -> dict[int, tuple[Any, ...]]:
     """{vendor_id: (status, position)} for the vendors in the batch, their position rows locked
     in vendor-id order (two batches sharing vendors queue up instead of deadlocking); a vendor
     who never went on shift has position None, an unknown vendor is missing. Raw SQL: the ORM
@@ -219,7 +264,7 @@ def _lock_states(vendor_ids: list[int], *, async_commit: bool) -> dict[int, tupl
     prefix = "SET LOCAL synchronous_commit TO OFF; " if async_commit and postgres else ""
     lock = " FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
     marks = ", ".join(["%s"] * len(vendor_ids))
-    states: dict[int, tuple] = {}
+    states: dict[int, tuple[Any, ...]] = {}
     with connection.cursor() as cursor:
         sql = (
             "SELECT p.vendor_id, v.status, v.slug, v.name, "  # noqa: S608 - model names
@@ -246,7 +291,7 @@ def _lock_states(vendor_ids: list[int], *, async_commit: bool) -> dict[int, tupl
     return states
 
 
-def _history_present(keys: list[tuple[int, datetime]]) -> set[tuple[int, datetime]]:
+def _history_present(keys: list[tuple[int, datetime]]) -> set[tuple[int, datetime | None]]:
     """Which (vendor, timestamp) pairs are already in the history. A statement of its own, run
     after the lock: one that waited for the lock would not see what the holder inserted. One
     probe of the unique (vendor, recorded_at) index per pair (a subquery with LIMIT is not turned
@@ -267,7 +312,9 @@ class _HistoryConflict(Exception):
     """A history row appeared that the check under the lock did not see: start the batch again."""
 
 
-def _rows(model, fields: Sequence[str], rows: list[tuple]) -> tuple[str, list]:
+def _rows(
+    model: "type[Model]", fields: Sequence[str], rows: list[tuple[Any, ...]]
+) -> tuple[str, list[Any]]:
     """Rows of parameters as a table `v` with the fields' names, for INSERT ... SELECT and
     UPDATE ... FROM. PostgreSQL: one typed array per column through unnest(), which it parses
     and plans in a fraction of the time of a VALUES list of hundreds of rows. Elsewhere: VALUES."""
@@ -282,7 +329,7 @@ def _rows(model, fields: Sequence[str], rows: list[tuple]) -> tuple[str, list]:
     return sql, _adapted([x for r in rows for x in r])
 
 
-def _history_insert(rows: list[tuple]) -> None:
+def _history_insert(rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     source, params = _rows(Ping, _HISTORY_FIELDS, rows)
@@ -315,7 +362,7 @@ def _positions_update(positions: list[_Position]) -> None:
         )
 
 
-def _rejects_count(counts: Counter) -> None:
+def _rejects_count(counts: Counter[tuple[Any, ...]]) -> None:
     """Add the batch's refusals to the per (day, vendor, reason) counters in one upsert. Sorted,
     so two batches take the counter rows' locks in the same order."""
     if not counts:
@@ -335,17 +382,77 @@ def _rejects_count(counts: Counter) -> None:
         )
 
 
+# The random part of a crossing's delay: the OS's randomness (tests put a seeded Random here).
+_rng: random.Random = random.SystemRandom()
+_M_PER_DEGREE = 111_320.0
+_corners = functools.lru_cache(maxsize=50_000)(h3.cell_to_boundary)
+
+
+def _depth_m(lat: float, lng: float, cell: str) -> float:
+    """How far inside its cell a point lies: metres to the nearest edge (flat at the point's
+    scale; an edge is under 200 m long)."""
+    ky = _M_PER_DEGREE
+    kx = ky * math.cos(math.radians(lat))
+    corners = [((c_lng - lng) * kx, (c_lat - lat) * ky) for c_lat, c_lng in _corners(cell)]
+    best = math.inf
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1], strict=True):
+        dx, dy = bx - ax, by - ay
+        f = min(max(-(ax * dx + ay * dy) / ((dx * dx + dy * dy) or 1.0), 0.0), 1.0)
+        best = min(best, math.hypot(ax + f * dx, ay + f * dy))
+    return best
+
+
+def _public_cell_after_ping(
+    pos: _Position, lat: float, lng: float, accuracy: float, cell: str, now: datetime
+) -> None:
+    """The public cell's hysteresis (README, "Live location and privacy"), on the locked position
+    before its presence moves. Coming on the map (first fix of a shift, or back from offline) shows
+    the fix's cell at once. After that another cell is only a candidate (`pending_cell`) while the
+    fixes are at least PUBLIC_CELL_MARGIN_M (or their accuracy, up to STATIONARY_JITTER_M) inside
+    it; it is shown at the first ping (or publish sweep) after `pending_due_at` = the first such
+    fix + PUBLIC_CELL_HOLD_S + a random delay, if every fix until then stayed that deep inside.
+    A fix back in the shown cell, or not deep enough in any other, drops the candidate: a cart
+    standing still, however its fixes jitter, keeps its cell, and a crossing is shown neither
+    where nor when the cart met the edge."""
+    if not pos.public_cell or pos.presence == Presence.OFFLINE:
+        pos.public_cell, pos.pending_cell, pos.pending_due_at = cell, "", None
+        return
+    margin = settings.PUBLIC_CELL_MARGIN_M
+    if cell == pos.public_cell or (
+        margin > 0
+        and _depth_m(lat, lng, cell) < max(margin, min(accuracy, settings.STATIONARY_JITTER_M))
+    ):
+        pos.pending_cell, pos.pending_due_at = "", None
+        return
+    if cell != pos.pending_cell or pos.pending_due_at is None:
+        low, high = settings.PUBLIC_CELL_DELAY_MIN_S, settings.PUBLIC_CELL_DELAY_MAX_S
+        wait = settings.PUBLIC_CELL_HOLD_S + (_rng.uniform(low, high) if high > 0 else 0.0)
+        pos.pending_cell, pos.pending_due_at = cell, now + timedelta(seconds=wait)
+    if now >= pos.pending_due_at:
+        pos.public_cell, pos.pending_cell, pos.pending_due_at = cell, "", None
+
+
 @dataclass
 class _Publish:
-    pos_fields: dict
+    pos_fields: dict[str, Any]
     old_coarse: str
 
 
-def _move(pos: _Position, lat, lng, accuracy, recorded_at, now, cell) -> _Publish | None:
+def _move(
+    pos: _Position,
+    lat: float,
+    lng: float,
+    accuracy: float,
+    recorded_at: datetime,
+    now: datetime,
+    cell: str,
+) -> _Publish | None:
     """Move the (in-memory, locked) latest position; what to tell the map, if anything."""
     before = (pos.public_cell, pos.presence)
     old_coarse = pos.coarse_cell
     presence = _presence_after_ping(pos, lat, lng, accuracy, recorded_at)
+    _public_cell_after_ping(pos, lat, lng, accuracy, cell, now)
+    cell = pos.public_cell
     coarse = h3.cell_to_parent(cell, settings.MAP_GROUP_RES)
     heartbeat_due = pos.last_broadcast_at is None or (now - pos.last_broadcast_at) >= timedelta(
         seconds=settings.HEARTBEAT_S
@@ -353,7 +460,7 @@ def _move(pos: _Position, lat, lng, accuracy, recorded_at, now, cell) -> _Publis
     publish = before != (cell, presence) or heartbeat_due
     pos.presence, pos.lat, pos.lng, pos.accuracy_m = presence, lat, lng, accuracy
     pos.recorded_at, pos.last_ping_at = recorded_at, now
-    pos.public_cell, pos.coarse_cell = cell, coarse
+    pos.coarse_cell = coarse
     if not publish:
         return None
     pos.last_broadcast_at = now
@@ -406,11 +513,11 @@ def ping_record_many(*, pings: Sequence[PingIn], now: datetime | None = None) ->
 
 def _record_batch(
     pings: Sequence[PingIn], now: datetime, *, async_commit: bool, check_all: bool
-) -> list:
+) -> list[PingResult]:
     states = _lock_states(sorted({p.vendor_id for p in pings}), async_commit=async_commit)
     day = timezone.localdate(now)
     checked: list[str] = []
-    keys = []
+    keys: list[tuple[int, datetime]] = []
     for p in pings:
         state = states.get(p.vendor_id)
         if state is None:
@@ -429,12 +536,12 @@ def _record_batch(
         # together, under the lock), so only older pings can be in it; were one there anyway,
         # the INSERT would say so and the batch starts again checking every ping.
         if not reason and (check_all or not (pos.recorded_at and p.recorded_at > pos.recorded_at)):
-            keys.append((p.vendor_id, p.recorded_at))
+            keys.append((p.vendor_id, cast(datetime, p.recorded_at)))
     recorded = _history_present(keys)
 
     results: list[PingResult] = []
-    rejects: Counter = Counter()
-    history: list[tuple] = []
+    rejects: Counter[tuple[Any, ...]] = Counter()
+    history: list[tuple[Any, ...]] = []
     moved: dict[int, _Position] = {}
     publishes: list[_Publish] = []
     for p, reason in zip(pings, checked, strict=True):
@@ -443,8 +550,9 @@ def _record_batch(
             continue
         pos = states[p.vendor_id][1]
         if not reason:
-            lat, lng, accuracy = float(p.lat), float(p.lng), float(p.accuracy_m)
-            recorded_at = p.recorded_at
+            # Numbers and an aware datetime: ping_check passed them.
+            lat, lng, accuracy = float(p.lat), float(p.lng), float(p.accuracy_m)  # type: ignore[arg-type]
+            recorded_at = cast(datetime, p.recorded_at)
             newest = pos.recorded_at is None or recorded_at > pos.recorded_at
             if pos.recorded_at is not None and recorded_at != pos.recorded_at:
                 gap = abs((recorded_at - pos.recorded_at).total_seconds())
@@ -475,7 +583,9 @@ def _record_batch(
         moved[p.vendor_id] = pos
         if publish:
             publishes.append(publish)
-        results.append(PingResult(accepted=True, public_cell=cell, published=bool(publish)))
+        results.append(
+            PingResult(accepted=True, public_cell=pos.public_cell, published=bool(publish))
+        )
 
     _history_insert(history)
     _positions_update([moved[vid] for vid in sorted(moved)])
@@ -487,17 +597,22 @@ def _record_batch(
         for publish in publishes:
             fields = dict(publish.pos_fields)
             payload = public_payload(products=stock[fields.pop("vendor_id")], **fields)
-            on_commit_safe(realtime.publish_payload, payload=payload, old_coarse=publish.old_coarse)
+            on_commit_safe(
+                realtime.publish_payload,
+                payload=payload,
+                old_coarse=publish.old_coarse,
+                at=now.isoformat(),
+            )
     return results
 
 
 def ping_record(
     *,
     vendor_id: int,
-    lat,
-    lng,
-    accuracy_m,
-    recorded_at,
+    lat: object,
+    lng: object,
+    accuracy_m: object,
+    recorded_at: object,
     source: str = "ws",
     now: datetime | None = None,
 ) -> PingResult:
@@ -517,7 +632,7 @@ def ping_record(
     return result
 
 
-def _require_vendor_actor(vendor: Vendor, actor) -> None:
+def _require_vendor_actor(vendor: Vendor, actor: _Actor) -> None:
     if not (actor.is_staff or actor.pk == vendor.user_id):
         raise NotAllowed(_("You can only change your own shift."))
 
@@ -541,7 +656,7 @@ def _shift_event_emit(
 
 
 @transaction.atomic
-def shift_start(*, vendor: Vendor, actor) -> VendorPosition:
+def shift_start(*, vendor: Vendor, actor: _Actor) -> VendorPosition:
     """The vendor goes on shift: they will appear on the map from their first ping."""
     _require_vendor_actor(vendor, actor)
     if vendor.status != Vendor.Status.APPROVED:
@@ -558,7 +673,7 @@ def shift_start(*, vendor: Vendor, actor) -> VendorPosition:
 
 
 @transaction.atomic
-def shift_end(*, vendor: Vendor, actor) -> VendorPosition:
+def shift_end(*, vendor: Vendor, actor: _Actor) -> VendorPosition:
     """The vendor goes off shift: removed from the map at once."""
     _require_vendor_actor(vendor, actor)
     pos, _created = VendorPosition.objects.select_for_update().get_or_create(vendor=vendor)
@@ -608,6 +723,35 @@ def presence_sweep(*, now: datetime | None = None, batch_size: int = 500) -> dic
     return {str(k): v for k, v in moved.items()}
 
 
+def public_cells_publish_due(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Show the cells whose time has come (see _public_cell_after_ping) for vendors who sent no
+    ping since: their last fix was deep inside. Run every few seconds by beat; safe to run twice."""
+    now = now or timezone.now()
+    shown = 0
+    live = [Presence.MOVING, Presence.STATIONARY, Presence.STALE]
+    while True:
+        with transaction.atomic():
+            rows = list(
+                VendorPosition.objects.select_for_update(skip_locked=True)
+                .filter(on_shift=True, presence__in=live, pending_due_at__lte=now)
+                .exclude(pending_cell="")
+                .order_by("pk")
+                .values_list("pk", "coarse_cell", "pending_cell")[:batch_size]
+            )
+            for pk, coarse, cell in rows:
+                VendorPosition.objects.filter(pk=pk).update(
+                    public_cell=cell,
+                    coarse_cell=h3.cell_to_parent(cell, settings.MAP_GROUP_RES),
+                    pending_cell="",
+                    pending_due_at=None,
+                    last_broadcast_at=now,
+                )
+                on_commit_safe(realtime.publish_vendor, vendor_id=pk, old_coarse=coarse)
+            shown += len(rows)
+        if len(rows) < batch_size:
+            return shown
+
+
 def pings_purge_old(*, now: datetime | None = None, batch_size: int = 5_000) -> int:
     """Delete history older than PING_HISTORY_DAYS, in bounded batches."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.PING_HISTORY_DAYS)
@@ -623,7 +767,7 @@ def pings_purge_old(*, now: datetime | None = None, batch_size: int = 5_000) -> 
         deleted += Ping.objects.filter(pk__in=ids).delete()[0]
 
 
-def parse_timestamp(value) -> datetime | None:
+def parse_timestamp(value: object) -> datetime | None:
     """A client's timestamp: epoch milliseconds (number) or an ISO 8601 string with a zone."""
     if isinstance(value, bool):
         return None

@@ -11,5 +11,10 @@ def presence_sweep() -> dict[str, int]:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def public_cells_publish_due() -> int:
+    return services.public_cells_publish_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def pings_purge_old() -> int:
     return services.pings_purge_old()

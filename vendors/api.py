@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -74,7 +74,13 @@ class OwnStockApi(APIView):
         rows = selectors.vendor_stock(vendor=request.user.vendor)
         return Response(OwnStockOutSerializer(rows, many=True).data)
 
-    @extend_schema(request=StockUpdateInSerializer, responses=OwnStockOutSerializer(many=True))
+    @extend_schema(
+        request=StockUpdateInSerializer,
+        responses={
+            200: OwnStockOutSerializer(many=True),
+            409: OpenApiResponse(description="An `expected` quantity is stale: nothing changed."),
+        },
+    )
     def patch(self, request):
         body = StockUpdateInSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -52,7 +52,7 @@ class Vendor(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args, **kwargs) -> None:
         # The cell is an index column derived from the coordinates, kept in step here.
         self.home_cell = cell_of(self.home_lat, self.home_lng)
         super().save(*args, **kwargs)
@@ -180,7 +180,7 @@ class PickupPoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args, **kwargs) -> None:
         self.cell = cell_of(self.lat, self.lng)
         super().save(*args, **kwargs)
 

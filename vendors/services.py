@@ -1,6 +1,7 @@
 """Every write that matters for vendors: application, approval, cart stock, service area."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import h3
 from django.conf import settings
@@ -19,6 +20,11 @@ from o2o.hooks import on_commit_safe
 from .models import Product, ServiceCell, Stock, Vendor
 from .signals import stock_changed, vendor_status_changed
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from o2o.accounts.models import User
+
 MAX_STOCK = 10_000
 DEFAULT_SERVICE_RINGS = 1
 
@@ -32,7 +38,7 @@ def _unique_slug(name: str, user_id: int) -> str:
 @transaction.atomic
 def vendor_apply(
     *,
-    user,
+    user: "User",
     name: str,
     home_lat: float,
     home_lng: float,
@@ -148,7 +154,7 @@ class StockChange:
     expected: int | None = None
 
 
-def _check_quantity(quantity, *, limit: bool = True) -> int:
+def _check_quantity(quantity: object, *, limit: bool = True) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         raise ValidationError({"quantity": _("Quantity must be a whole number.")})
     if quantity < 0:
@@ -161,7 +167,9 @@ def _check_quantity(quantity, *, limit: bool = True) -> int:
 
 
 @transaction.atomic
-def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stock]:
+def stock_set(
+    *, vendor: Vendor, actor: "User | AnonymousUser", changes: list[StockChange]
+) -> list[Stock]:
     """The vendor sets what is on the cart. Only the vendor's own user (or staff) may.
 
     With `expected` given, a row changes only if it still holds that quantity (an order may have
@@ -208,7 +216,7 @@ def stock_set(*, vendor: Vendor, actor, changes: list[StockChange]) -> list[Stoc
     return result
 
 
-def _notify_stock_changed(vendor_id: int) -> None:
+def _notify_stock_changed(vendor_id: int | None) -> None:
     on_commit_safe(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id)
 
 

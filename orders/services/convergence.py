@@ -18,13 +18,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from ..models import Order, Status
 from .transitions import RELEASES_STOCK
+
+if TYPE_CHECKING:
+    from o2o.models import Effect
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ def _problem(order_status: str, payment_status: str) -> str | None:
     return None
 
 
-def _pending_effects(order_id: int, payment_id: int):
+def _pending_effects(order_id: int, payment_id: int) -> QuerySet[Effect]:
     from o2o.models import Effect
 
     return Effect.objects.filter(

@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -94,7 +95,7 @@ def payment_outcome(status: str) -> str:
     return "pending"
 
 
-def on_payment_status_changed(*, order_id: int, status: str, **kwargs) -> None:
+def on_payment_status_changed(*, order_id: int, status: str, **kwargs: Any) -> None:
     """A payment changed at the provider (webhook, sync, capture): a waiting order follows it.
     Money authorised for an order that already ended without a handover (cancelled by staff or
     the customer while the card page was still open) is given back. Runs in a transaction (the

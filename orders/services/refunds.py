@@ -3,6 +3,7 @@ and the customer's problem report."""
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Subquery
@@ -18,6 +19,12 @@ from payments.errors import PaymentUnavailable  # re-exported for views and APIs
 from ..models import Order, OrderEvent, OrderLine, Status
 from .staff import _check_staff
 from .transitions import InvalidTransition
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from o2o.accounts.models import User
+    from payments.models import Dispute, Refund
 
 log = logging.getLogger(__name__)
 Role = OrderEvent.Role
@@ -37,7 +44,7 @@ SHORT_REFUND_ATTEMPTS = 5
 SHORT_REFUND_RETRY_DAYS = 30
 
 
-def _short_refunds(line_ref):
+def _short_refunds(line_ref: OuterRef) -> "QuerySet[Refund]":
     """The refunds of a short line (`line_ref`: an OuterRef to the line's id)."""
     from payments.models import Refund
 
@@ -83,7 +90,7 @@ def orders_short_refund_due(*, limit: int = 100) -> list[int]:
     return list(lines[:limit])
 
 
-def order_short_lines_refund(*, order_id: int, raise_unavailable: bool = False) -> list:
+def order_short_lines_refund(*, order_id: int, raise_unavailable: bool = False) -> "list[Refund]":
     """After the capture: give back each line's units not supplied, with exactly their commission,
     once per line (the refund is linked to its line, kind SHORT, and the database allows one live
     refund per line and kind). Call it outside a transaction (HTTP). A provider that does not
@@ -101,7 +108,7 @@ def order_short_lines_refund(*, order_id: int, raise_unavailable: bool = False) 
     # Not captured yet (the capture effect completes the order first), or refunded in full.
     if not short or payment is None or payment.status not in REFUNDABLE_STATES:
         return []
-    refunds = []
+    refunds: list[Refund] = []
     unanswered = False
     for line in short:
         tries = Refund.objects.filter(order_line=line, kind=Refund.Kind.SHORT)
@@ -147,7 +154,7 @@ PROBLEM_STATUSES = (Status.HANDED_OVER, Status.COMPLETED)
 PROBLEM_REASON_MAX = 500
 
 
-def order_problem_report(*, order_id: int, customer: CustomerProfile, reason: str):
+def order_problem_report(*, order_id: int, customer: CustomerProfile, reason: str) -> "Dispute":
     """The order's own customer reports a problem with it (a payments Dispute is opened, which
     holds the vendor's settlement). payments.disputes.dispute_open checks the payment is captured,
     the window (DISPUTE_WINDOW_DAYS) and that no dispute is open yet; this checks who speaks.
@@ -168,7 +175,7 @@ def order_problem_report(*, order_id: int, customer: CustomerProfile, reason: st
     return dispute_open(order_id=order_id, opened_by=customer.user, reason=reason)
 
 
-def order_line_refund(*, order_id: int, line_id: int, actor, reason: str):
+def order_line_refund(*, order_id: int, line_id: int, actor: "User", reason: str) -> "Refund":
     """Staff give back one line of a captured order: its line_total less any units the vendor did
     not supply (refunded on their own), with exactly the rest of its commission (payments' refund
     takes the commission back from the platform's revenue, the rest from the vendor). A line is

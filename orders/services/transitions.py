@@ -4,6 +4,7 @@ writes in the same transaction, and the vendor's, the customer's and the system'
 import logging
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,6 +21,9 @@ from vendors.models import Vendor
 from vendors.services import stock_release
 
 from ..models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
+
+if TYPE_CHECKING:
+    from o2o.accounts.models import User
 
 log = logging.getLogger(__name__)
 Role = OrderEvent.Role
@@ -67,11 +71,11 @@ def _transition(
     *,
     order_id: int,
     action: str,
-    actor=None,
+    actor: "User | None" = None,
     role: str,
     reason: str = "",
-    scope: dict | Q | None = None,
-    **fields,
+    scope: dict[str, Any] | Q | None = None,
+    **fields: Any,
 ) -> Order:
     """Move the order along one edge of the graph, in SQL, or raise InvalidTransition."""
     sources, to = EDGES[action]
@@ -122,7 +126,7 @@ def _broadcast_after_commit(*, order_id: int, to: str) -> None:
     transaction.on_commit(broadcast_order_change)
 
 
-def _vendor_scope(vendor: Vendor) -> dict:
+def _vendor_scope(vendor: Vendor) -> dict[str, Any]:
     """The filter that keeps a vendor to their own orders, after checking they may still sell.
 
     The status is read here, not joined into the guarded UPDATE: Django turns an UPDATE filtered
@@ -189,7 +193,7 @@ def order_depart(*, order_id: int, vendor: Vendor) -> Order:
 def order_ready(*, order_id: int, vendor: Vendor) -> Order:
     """Arrived at the meeting point / door, or left at the pickup point (hold time starts)."""
     order = Order.objects.filter(pk=order_id, vendor=vendor).first()
-    extra = {}
+    extra: dict[str, Any] = {}
     if order is not None and order.fulfilment == Fulfilment.PICKUP:
         extra["expires_at"] = timezone.now() + timedelta(hours=settings.PICKUP_HOLD_HOURS)
     return _transition(
@@ -225,7 +229,7 @@ def order_hand_over(*, order_id: int, vendor: Vendor, code: str) -> Order:
 
 
 @transaction.atomic
-def order_collect_at_point(*, order_id: int, point_id: int, code: str, actor) -> Order:
+def order_collect_at_point(*, order_id: int, point_id: int, code: str, actor: "User") -> Order:
     """The customer collects a pickup order at its partner point: the point's staff (or its
     system, over the API) types the customer's code. The same attempt limits and the same guarded
     hand-over edge as the vendor's."""

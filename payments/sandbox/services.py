@@ -4,12 +4,13 @@ with the allowed source status in its WHERE, and queues a webhook event in the s
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Model, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ MAX_AMOUNT = 10**12
 # PostgreSQL refuses a NUL character in text (an error, a 500, if one got there): no id or text
 # stored has one, so input with one is refused before it reaches a query.
 NUL = "\x00"
+_M = TypeVar("_M", bound=Model)  # the model of a listed query set
 
 
 class SandboxError(Exception):
@@ -75,13 +77,13 @@ def capture_fee(amount: int) -> int:
     return min(amount, basis_points_of(amount, bps) + fixed)
 
 
-def _currency(value) -> str:
+def _currency(value: object) -> str:
     if not isinstance(value, str) or value not in MINOR_UNITS:
         raise SandboxError("invalid_request", "currency must be an ISO 4217 code we know.")
     return value
 
 
-def _amount(value, *, field: str = "amount") -> int:
+def _amount(value: object, *, field: str = "amount") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SandboxError("invalid_request", f"{field} must be an integer in minor units.")
     if not 0 < value < MAX_AMOUNT:
@@ -89,7 +91,7 @@ def _amount(value, *, field: str = "amount") -> int:
     return value
 
 
-def _url(value, *, field: str, required: bool) -> str:
+def _url(value: object, *, field: str, required: bool) -> str:
     if value in (None, "") and not required:
         return ""
     if not isinstance(value, str) or len(value) > 500 or NUL in value:
@@ -101,7 +103,7 @@ def _url(value, *, field: str, required: bool) -> str:
     return value
 
 
-def _text(value, *, field: str, max_length: int) -> str:
+def _text(value: object, *, field: str, max_length: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > max_length:
@@ -125,7 +127,7 @@ def _get(intent_id: str, *, lock: bool = False) -> SandboxIntent:
         raise SandboxError("not_found", "No such intent.", 404) from exc
 
 
-def _event_emit(*, intent_id: str, type: str, data: dict | None = None) -> SandboxEvent:
+def _event_emit(*, intent_id: str, type: str, data: dict[str, Any] | None = None) -> SandboxEvent:
     """Queue the webhook event for a state change (in the caller's transaction)."""
     intent = SandboxIntent.objects.get(pk=intent_id)
     event = SandboxEvent(type=type, intent=intent)
@@ -157,12 +159,12 @@ def _refused(intent_id: str, action: str, allowed: str) -> SandboxError:
 @transaction.atomic
 def intent_create(
     *,
-    amount,
-    currency,
-    return_url,
-    reference=None,
-    description=None,
-    webhook_url=None,
+    amount: object,
+    currency: object,
+    return_url: object,
+    reference: object = None,
+    description: object = None,
+    webhook_url: object = None,
     checkout_base: str,
 ) -> SandboxIntent:
     """A new intent waiting for the card. `checkout_base` is the scheme and host of the card page."""
@@ -190,14 +192,15 @@ def intent_fetch(*, intent_id: str) -> tuple[SandboxIntent, float]:
     return intent, settings.SANDBOX_SLOW_SECONDS if slow else 0.0
 
 
-def _page(qs, *, cursor: str | None, limit: int) -> tuple[list, bool]:
+def _page(qs: QuerySet[_M], *, cursor: str | None, limit: int) -> tuple[list[_M], bool]:
     """One page of `qs` in (created_at, id) order, after the row named by `cursor` (the id of the
     last row of the previous page): stable however many rows are added meanwhile."""
     qs = qs.order_by("created_at", "id")
     if cursor:
         after = None
         if NUL not in cursor:  # no object's id has one
-            after = qs.model.objects.filter(pk=cursor).values_list("created_at", flat=True).first()
+            manager = qs.model.objects  # type: ignore[attr-defined]  # every model here has it
+            after = manager.filter(pk=cursor).values_list("created_at", flat=True).first()
         if after is None:
             raise SandboxError("invalid_request", "cursor names no object of this list.")
         qs = qs.filter(Q(created_at__gt=after) | Q(created_at=after, id__gt=cursor))
@@ -205,7 +208,9 @@ def _page(qs, *, cursor: str | None, limit: int) -> tuple[list, bool]:
     return rows[:limit], len(rows) > limit
 
 
-def _created_between(qs, created_from: datetime | None, created_to: datetime | None):
+def _created_between(
+    qs: QuerySet[_M], created_from: datetime | None, created_to: datetime | None
+) -> QuerySet[_M]:
     if created_from:
         qs = qs.filter(created_at__gte=created_from)
     if created_to:
@@ -281,7 +286,7 @@ def challenge_resolve(*, intent_id: str, approve: bool) -> SandboxIntent:
 
 
 @transaction.atomic
-def intent_capture(*, intent_id: str, amount=None) -> SandboxIntent:
+def intent_capture(*, intent_id: str, amount: object = None) -> SandboxIntent:
     """Capture an authorised intent, in full or in part (once: the rest is released), and charge
     its fee (capture_fee)."""
     intent = _get(intent_id)
@@ -314,7 +319,7 @@ def intent_void(*, intent_id: str) -> SandboxIntent:
 
 
 @transaction.atomic
-def refund_create(*, intent_id, amount, reference=None) -> SandboxRefund:
+def refund_create(*, intent_id: object, amount: object, reference: object = None) -> SandboxRefund:
     """Give back part or all of what was captured, never more than is left."""
     if not isinstance(intent_id, str) or not intent_id:
         raise SandboxError("invalid_request", "intent is required.")
@@ -358,7 +363,7 @@ PAYOUT_TEST_ACCOUNTS: dict[str, TestAccount] = {
 PAYOUT_ACCOUNT_CHARS = set("0123456789-")
 
 
-def _destination(value) -> tuple[str, str, str]:
+def _destination(value: object) -> tuple[str, str, str]:
     if not isinstance(value, dict):
         raise SandboxError("invalid_request", "destination must be an object.")
     number = value.get("account_number")
@@ -374,7 +379,9 @@ def _destination(value) -> tuple[str, str, str]:
 
 
 @transaction.atomic
-def payout_create(*, amount, currency, destination, reference=None) -> SandboxPayout:
+def payout_create(
+    *, amount: object, currency: object, destination: object, reference: object = None
+) -> SandboxPayout:
     """Send money to a bank account: paid or failed at once, or pending, by the test account."""
     currency = _currency(currency)
     bank, number, holder = _destination(destination)

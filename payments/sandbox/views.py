@@ -22,8 +22,19 @@ S = SandboxIntent.Status
 def render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
     """The provider's own pages: none of the platform's context processors (its user, its menus),
     just what the page needs."""
-    context = {**context, "csrf_token": get_token(request), "this_page": request.get_full_path()}
-    return HttpResponse(render_to_string(template, context), status=status)
+    context = {
+        **context,
+        "csrf_token": get_token(request),
+        "this_page": request.get_full_path(),
+        "csp_nonce": request.csp_nonce,
+    }
+    response = HttpResponse(render_to_string(template, context), status=status)
+    if intent := context.get("intent"):
+        # Content-Security-Policy's form-action also governs where a post is redirected: the card
+        # page's forms end at the shop (return_url), which may be another origin than this page.
+        shop = urlsplit(intent.return_url)
+        response._csp_update = {"form-action": [f"{shop.scheme}://{shop.netloc}"]}  # django-csp
+    return response
 
 
 def _intent(intent_id: str) -> SandboxIntent:

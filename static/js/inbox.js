@@ -11,7 +11,7 @@
   var notice = document.getElementById("inbox-notice");
   var soundButton = document.getElementById("sound-on");
   var SOUND_KEY = "o2o.inboxSound";
-  var socket = null, retry = 0, audio = null, pending = false, loading = false;
+  var audio = null, pending = false, loading = false;
 
   // --- sound: browsers start audio only after a tap, so the first tap anywhere turns it on ----
   function audioContext() {
@@ -87,17 +87,13 @@
   list.addEventListener("focusout", function () { setTimeout(function () { if (pending) refresh(); }, 200); });
   list.addEventListener("toggle", function () { if (pending) refresh(); }, true);
 
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + cfg.ws);
-    socket.onopen = function () {
-      retry = 0;
+  O2O.live(cfg.ws, {
+    open: function () {
       state.textContent = t.live;
       state.className = "live-state on";
-      refresh();
-    };
-    socket.onmessage = function (event) {
-      var msg = JSON.parse(event.data);
+      refresh();  // a snapshot: changes sent while the phone was away are gone
+    },
+    message: function (msg) {
       if (msg.type !== "order.changed") return;
       if (msg.status === "placed") ring();
       if (msg.by === "staff" && msg.status === "cancelled") {
@@ -108,14 +104,15 @@
         announce.textContent = text;
       }
       refresh();
-    };
-    socket.onclose = function (event) {
+    },
+    close: function () {
       state.textContent = t.reconnecting;
       state.className = "live-state down";
-      if (event.code === 4401 || event.code === 4403) return;
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
-    };
-  }
-  connect();
+    },
+    stop: function (reason) {
+      // Logged out, or not an approved vendor any more: say why instead of "reconnecting".
+      state.textContent = reason || t.reconnecting;
+      state.className = "live-state down";
+    }
+  });
 })();

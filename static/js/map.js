@@ -17,7 +17,7 @@
   var vendors = {};   // id -> payload
   var shapes = {};    // id -> L.polygon
   var origin = null;  // "near me" point: used in this page only, never sent anywhere
-  var socket = null, retry = 0, viewportTimer = null, live = false;
+  var socket = null, viewportTimer = null, live = false;
 
   var map = L.map("map", { zoomControl: true }).setView(cfg.centre, cfg.zoom);
   var tiles = L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 });
@@ -172,46 +172,42 @@
   }
 
   function sendViewport() {
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    if (!socket) return;
     var b = map.getBounds();
-    socket.send(JSON.stringify({
-      type: "viewport", bbox: [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]
-    }));
+    socket.send({ type: "viewport", bbox: [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()] });
   }
 
   function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     live = false;
-    setStatus(retry ? t.reconnecting : t.connecting, retry ? "down" : "");
-    socket = new WebSocket(scheme + location.host + cfg.ws);
-    socket.onopen = function () { retry = 0; sendViewport(); };
-    socket.onmessage = function (event) {
-      var msg = JSON.parse(event.data);
-      if (msg.type === "snapshot") {
-        // A snapshot is the truth for the cells it covers: anything else there is gone.
-        Object.keys(vendors).forEach(remove);
-        msg.vendors.forEach(upsert);
-        live = true;
-      } else if (msg.type === "batch") {
-        // The deltas of the last ~100 ms, the last word about each cart, oldest first.
-        msg.events.forEach(applyDelta);
-      } else if (msg.type === "upsert" || msg.type === "remove") {
-        applyDelta(msg);
-      } else if (msg.type === "zoom_in") {
-        Object.keys(vendors).forEach(remove);
-        live = false;
-        setStatus(t.zoomIn, "");
-      }
-      if (live) setLive();
-      renderList();
-      document.body.dataset.mapReady = "1";
-    };
-    socket.onclose = function () {
+    setStatus(t.connecting, "");
+    socket = O2O.live(cfg.ws, { open: sendViewport, message: onMessage, close: onClose, stop: onStop });
+  }
+  function onMessage(msg) {
+    if (msg.type === "snapshot") {
+      // A snapshot is the truth for the cells it covers: anything else there is gone.
+      Object.keys(vendors).forEach(remove);
+      msg.vendors.forEach(upsert);
+      live = true;
+    } else if (msg.type === "batch") {
+      // The deltas of the last ~100 ms, the last word about each cart, oldest first.
+      msg.events.forEach(applyDelta);
+    } else if (msg.type === "upsert" || msg.type === "remove") {
+      applyDelta(msg);
+    } else if (msg.type === "zoom_in") {
+      Object.keys(vendors).forEach(remove);
       live = false;
-      setStatus(t.reconnecting, "down");
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
-    };
+      setStatus(t.zoomIn, "");
+    }
+    if (live) setLive();
+    renderList();
+    document.body.dataset.mapReady = "1";
+  }
+  function onClose() {
+    live = false;
+    setStatus(t.reconnecting, "down");
+  }
+  function onStop(reason) {
+    setStatus(reason || t.reconnecting, "down");
   }
 
   map.on("moveend", function () {

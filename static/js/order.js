@@ -78,7 +78,7 @@
   if (!cfg) return;
   var t = json("order-i18n");
   var live = $("order-live"), state = $("live-state"), announce = $("order-announce");
-  var socket = null, retry = 0, pollTimer = null, loading = false, again = false;
+  var pollTimer = null, loading = false, again = false;
   var map = null, vendorShape = null, nearbyShapes = null, meetShape = null;
   var nearbyEl = $("vendor-nearby");
   var lang = document.documentElement.lang || undefined;
@@ -175,28 +175,29 @@
   }
 
   function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + cfg.ws);
-    socket.onopen = function () {
-      retry = 0;
-      state.textContent = t.live;
-      state.className = "live-state on";
-      refresh();  // a snapshot: anything sent while we were away is gone
-    };
-    socket.onmessage = function (event) {
-      var msg = JSON.parse(event.data);
-      if (msg.type === "order.changed") refresh();
-      else if (msg.type === "nearby_position" && nearbyEl) showNearby(msg);
-      else if (msg.type === "nearby_position_end") hideNearby();
-    };
-    socket.onclose = function (event) {
-      hideNearby();  // a position nobody updates any more would mislead
-      state.textContent = t.reconnecting;
-      state.className = "live-state down";
-      if (event.code === 4401 || event.code === 4404) return;  // logged out or no longer ours
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
-    };
+    O2O.live(cfg.ws, {
+      open: function () {
+        state.textContent = t.live;
+        state.className = "live-state on";
+        refresh();  // a snapshot: anything sent while we were away is gone
+      },
+      message: function (msg) {
+        if (msg.type === "order.changed") refresh();
+        else if (msg.type === "nearby_position" && nearbyEl) showNearby(msg);
+        else if (msg.type === "nearby_position_end") hideNearby();
+      },
+      close: function () {
+        hideNearby();  // a position nobody updates any more would mislead
+        state.textContent = t.reconnecting;
+        state.className = "live-state down";
+      },
+      stop: function (reason) {
+        // Logged out, or no longer ours: say why instead of "reconnecting". The status part
+        // still refreshes on its own poll where it has one.
+        state.textContent = reason || t.reconnecting;
+        state.className = "live-state down";
+      }
+    });
   }
 
   drawVendor();

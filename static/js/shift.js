@@ -8,7 +8,7 @@
   var lang = document.documentElement.lang || undefined;
   var csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   var QUEUE_KEY = "o2o.pingQueue", MAX_QUEUE = 2000, MIN_GAP_MS = 3000;
-  var onShift = cfg.onShift, socket = null, retry = 0, watchId = null, wakeLock = null;
+  var onShift = cfg.onShift, socket = null, watchId = null, wakeLock = null;
   var lastSent = 0, flushing = false, pending = null, pendingTimer = null;
   var unacked = {};  // ts -> ping sent on the socket, until the server answers
   var el = function (id) { return document.getElementById(id); };
@@ -57,41 +57,41 @@
       }
     }).catch(function () {}).then(function () {
       flushing = false;
-      if (queue().length && socket && socket.readyState === WebSocket.OPEN) setTimeout(flush, 500);
+      if (queue().length && socket && socket.open()) setTimeout(flush, 500);
     });
   }
 
   function connect() {
     if (!onShift) return;
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     setConn(t.connecting);
-    socket = new WebSocket(scheme + location.host + cfg.ws);
-    socket.onopen = function () { retry = 0; setConn(t.online); flush(); };
-    socket.onmessage = function (event) {
-      var msg = JSON.parse(event.data);
-      var ping = unacked[msg.ts];
-      delete unacked[msg.ts];
-      if (msg.type === "ack") {
-        sentNow();
-        el("shift-error").textContent = "";
-        if (ping) addToTrack([ping.lat, ping.lng]);
-      } else if (msg.type === "rejected") {
-        el("shift-error").textContent = fill(text.rejected, { reason: msg.message });
-      } else if (msg.type === "error" && ping) {
-        // Not refused: the server could not record it now. Keep it for the next batch.
-        var q = queue(); q.push(ping); saveQueue(q);
+    var live = socket = O2O.live(cfg.ws, {
+      open: function () { setConn(t.online); flush(); },  // what waited on the phone goes first
+      message: onMessage,
+      close: function () {
+        if (socket !== live) return;  // replaced since (off and on again quickly)
+        unacked = {};
+        setConn(onShift ? t.offline : text.notConnected);  // else: closed by going off shift
+      },
+      stop: function (reason) {
+        // Not logged in, or may not sell now (suspended): retrying would not help. Say why.
+        socket = null;
+        el("shift-error").textContent = reason || t.error;
       }
-    };
-    socket.onclose = function (event) {
-      if (socket !== this) return;  // a socket replaced since (off and on again quickly)
-      socket = null;
-      unacked = {};
-      if (!onShift) { setConn(text.notConnected); return; }  // closed by going off shift
-      setConn(t.offline);
-      if (event.code === 4401 || event.code === 4403) { el("shift-error").textContent = t.error; return; }
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
-    };
+    });
+  }
+  function onMessage(msg) {
+    var ping = unacked[msg.ts];
+    delete unacked[msg.ts];
+    if (msg.type === "ack") {
+      sentNow();
+      el("shift-error").textContent = "";
+      if (ping) addToTrack([ping.lat, ping.lng]);
+    } else if (msg.type === "rejected") {
+      el("shift-error").textContent = fill(text.rejected, { reason: msg.message });
+    } else if (msg.type === "error" && ping) {
+      // Not refused: the server could not record it now. Keep it for the next batch.
+      var q = queue(); q.push(ping); saveQueue(q);
+    }
   }
 
   function onPosition(p) {
@@ -118,12 +118,12 @@
 
   function send(ping) {
     lastSent = ping.ts;
-    if (socket && socket.readyState === WebSocket.OPEN && !queue().length) {
+    if (socket && socket.open() && !queue().length) {
       unacked[ping.ts] = ping;
-      socket.send(JSON.stringify(Object.assign({ type: "ping" }, ping)));
+      socket.send(Object.assign({ type: "ping" }, ping));
     } else {
       var q = queue(); q.push(ping); saveQueue(q);
-      if (socket && socket.readyState === WebSocket.OPEN) flush();
+      if (socket && socket.open()) flush();
     }
   }
 
@@ -140,7 +140,7 @@
     watchId = null;
     clearTimeout(pendingTimer);
     pending = null;
-    if (socket) socket.close(1000);
+    if (socket) { socket.close(); socket = null; }
     if (wakeLock) { wakeLock.release().catch(function () {}); wakeLock = null; }
     setConn(text.notConnected);
   }

@@ -46,6 +46,14 @@ A11Y_CHECK = """() => {
 }"""
 
 
+# Every Content-Security-Policy violation of a page, reported to the test (new_page) as it happens,
+# whatever the blocked thing was (an inline script or style, an outside image, a socket).
+CSP_WATCH = """document.addEventListener("securitypolicyviolation", (e) => {
+  window.__o2oCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"}`
+    + ` at ${e.sourceFile || document.URL}:${e.lineNumber} (${(e.sample || "").slice(0, 60)})`);
+});"""
+
+
 @pytest.fixture
 def browser(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls while one
@@ -69,7 +77,8 @@ def browser(monkeypatch):
 @pytest.fixture
 def new_page(browser, live_server):
     """A page in a fresh context (its own cookies) that can reach only the live server, and that
-    fails the test on any JavaScript error, console error or failed request of the app."""
+    fails the test on any JavaScript error, console error, failed request of the app or
+    Content-Security-Policy violation."""
     problems: list[str] = []
     ours = live_server.url
 
@@ -82,6 +91,8 @@ def new_page(browser, live_server):
         url = (msg.location or {}).get("url", "")
         if msg.type == "error" and not external(url) and "WebSocket" not in msg.text:
             problems.append(f"console error: {msg.text} ({url})")
+        elif "Content Security Policy" in msg.text:  # even about an outside URL or a socket
+            problems.append(f"CSP: {msg.text} ({url})")
 
     def on_response(response):
         if response.url.startswith(ours) and "/ws/" not in response.url and response.status >= 400:
@@ -91,6 +102,11 @@ def new_page(browser, live_server):
         context = browser.new_context(**context_options)
         # Tests never touch the internet: the outcome must not depend on it.
         context.route(external, lambda route: route.abort())
+        context.expose_binding(
+            "__o2oCspViolation",
+            lambda source, text: problems.append(f"CSP violation: {text} ({source['page'].url})"),
+        )
+        context.add_init_script(CSP_WATCH)
         page = context.new_page()
         page.set_default_timeout(10_000)
         page.on("pageerror", lambda exc: problems.append(f"JS error: {exc}"))
@@ -98,6 +114,7 @@ def new_page(browser, live_server):
         page.on("response", on_response)
         return page
 
+    _new_page.problems = problems  # for a test of the watch itself (tests/browser/test_csp.py)
     yield _new_page
     assert not problems, problems
 

@@ -80,6 +80,13 @@ class AsgiServer:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "CELERY_TASK_ALWAYS_EAGER": "true",
             "INPROCESS_SCHEDULER": "false",
+            # The map's mechanics, not the public cell's hysteresis (tests/tracking/
+            # test_privacy_over_time.py): a new cell at once, last_seen to the second.
+            "PUBLIC_CELL_MARGIN_M": "0",
+            "PUBLIC_CELL_HOLD_S": "0",
+            "PUBLIC_CELL_DELAY_MIN_S": "0",
+            "PUBLIC_CELL_DELAY_MAX_S": "0",
+            "PUBLIC_TIME_STEP_S": "1",
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)

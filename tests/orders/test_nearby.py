@@ -26,7 +26,7 @@ from orders.services import (
 )
 from tests.factories import StaffFactory
 from tests.orders.conftest import placed
-from tests.tracking.ws import communicator, session_cookie
+from tests.tracking.ws import communicator, refusal, session_cookie
 from tracking.models import Presence, VendorPosition
 
 # The vendor's exact fix: inside the meeting area, with digits no snapped value will share.
@@ -181,8 +181,7 @@ def test_the_order_socket_pushes_the_position_to_its_customer_only_and_stops_at_
 
     async def main():
         # Another customer is not even let in
-        connected, code, client = await open_as(stranger)
-        assert (connected, code) == (False, 4404)
+        assert await refusal(communicator(path, cookie[stranger])) == 4404
         # The vendor and staff follow the order, but never get a position over it
         _ok, _c, vendor_page = await open_as(shop.vendor.user)
         _ok, _c, staff_page = await open_as(staff)

@@ -30,6 +30,25 @@ def ping(vendor: Vendor, lat: float, lng: float, when: datetime, *, now=None, ac
     )
 
 
+# Tests of the fan-out's mechanics (sockets, the hub, ingest, the simulator) want a new cell on
+# the map at the ping that enters it; the public cell's hysteresis (a cell shown only well inside
+# it, after a hold and a random delay) is tested in test_ping_record and test_privacy_over_time.
+CELLS_AT_ONCE_MODULES = {"test_sockets", "test_ingest", "test_simulator", "test_map_socket_abuse"}
+
+
+def cells_at_once(settings) -> None:
+    """Every fix's own cell, shown at once (the hysteresis off)."""
+    settings.PUBLIC_CELL_MARGIN_M = 0.0
+    settings.PUBLIC_CELL_HOLD_S = 0.0
+    settings.PUBLIC_CELL_DELAY_MIN_S = settings.PUBLIC_CELL_DELAY_MAX_S = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _cells_at_once_for_fan_out_tests(request) -> None:
+    if request.module.__name__.rsplit(".", 1)[-1] in CELLS_AT_ONCE_MODULES:
+        cells_at_once(request.getfixturevalue("settings"))
+
+
 @pytest.fixture
 def on_shift(vendor) -> Vendor:
     """The approved `vendor` fixture, on shift, not yet pinged."""

@@ -2,8 +2,10 @@
 ping_record would judge them one after another, written in one transaction with a constant number
 of statements, and two batches sharing vendors neither deadlock nor store a ping twice."""
 
+import random
 import threading
 from datetime import timedelta
+from unittest import mock
 
 import h3
 import pytest
@@ -200,6 +202,8 @@ def _state(vendors: list[Vendor]) -> tuple:
         "anchor_at",
         "public_cell",
         "coarse_cell",
+        "pending_cell",
+        "pending_due_at",
         "last_broadcast_at",
     ]
     positions = sorted(
@@ -265,7 +269,11 @@ def test_a_batch_is_recorded_as_ping_record_would_one_by_one(
         ]
 
     # when the same pings are recorded one by one through ping_record, and as one batch
-    with django_capture_on_commit_callbacks() as sent_singly:
+    # (the same random delays for a candidate cell both ways)
+    with (
+        django_capture_on_commit_callbacks() as sent_singly,
+        mock.patch.object(services, "_rng", random.Random(1)),
+    ):
         singly = [
             services.ping_record(
                 vendor_id=p.vendor_id,
@@ -277,7 +285,10 @@ def test_a_batch_is_recorded_as_ping_record_would_one_by_one(
             )
             for p in pings(one_by_one)
         ]
-    with django_capture_on_commit_callbacks() as sent_batched:
+    with (
+        django_capture_on_commit_callbacks() as sent_batched,
+        mock.patch.object(services, "_rng", random.Random(1)),
+    ):
         together = services.ping_record_many(pings=pings(batched), now=now)
     # then every result, what is stored, what is counted and what the map is told are the same
     assert together == singly

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from o2o.errors import NotAllowed
 from tests.factories import MAPO, VendorFactory
-from tests.tracking.conftest import EAST_500M, T0, at, ping
+from tests.tracking.conftest import EAST_500M, T0, at, cells_at_once, ping
 from tracking import services
 from tracking.models import Ping, PingRejectCount, Presence, VendorPosition
 from tracking.services import Reject
@@ -299,6 +299,7 @@ def test_publishes_only_on_cell_or_presence_change_or_heartbeat(
     on_shift, settings, django_capture_on_commit_callbacks
 ):
     assert settings.HEARTBEAT_S == 60
+    cells_at_once(settings)  # the hysteresis is tested below
     assert h3.latlng_to_cell(*EAST_500M, 9) != h3.latlng_to_cell(*MAPO, 9)
 
     def published(lat, lng, seconds):
@@ -319,6 +320,124 @@ def test_publishes_only_on_cell_or_presence_change_or_heartbeat(
     assert not published(*EAST_500M, 120)
     assert published(*EAST_500M, 170)  # stood still 120 s: presence changed
     assert _position(on_shift).presence == Presence.STATIONARY
+
+
+# --- The public cell's hysteresis --------------------------------------------------------------
+
+EAST_CELL = h3.latlng_to_cell(*EAST_500M, 9)  # EAST_500M is 53 m inside it
+MAPO_CELL = h3.latlng_to_cell(*MAPO, 9)  # MAPO is 16 m inside it
+EAST_SHALLOW = (MAPO[0], MAPO[1] + 0.0057 - 0.00045)  # ~13 m inside EAST_CELL
+
+
+def _seeded(monkeypatch, seed: int) -> float:
+    """Seed the delay's randomness; the delay the next candidate cell will get."""
+    monkeypatch.setattr(services, "_rng", __import__("random").Random(seed))
+    return (
+        __import__("random")
+        .Random(seed)
+        .uniform(settings.PUBLIC_CELL_DELAY_MIN_S, settings.PUBLIC_CELL_DELAY_MAX_S)
+    )
+
+
+def test_a_new_cell_is_shown_only_deep_inside_after_a_hold_and_a_random_delay(
+    on_shift, monkeypatch, django_capture_on_commit_callbacks
+):
+    assert (settings.PUBLIC_CELL_MARGIN_M, settings.PUBLIC_CELL_HOLD_S) == (40.0, 30.0)
+    assert (settings.PUBLIC_CELL_DELAY_MIN_S, settings.PUBLIC_CELL_DELAY_MAX_S) == (15.0, 90.0)
+    assert h3.latlng_to_cell(*EAST_SHALLOW, 9) == EAST_CELL
+    delay = _seeded(monkeypatch, 3)
+    # given a vendor shown in MAPO's cell (first sight: at once)
+    assert ping(on_shift, *MAPO, at(0)).public_cell == MAPO_CELL
+    # when the fixes come from 13 m inside the next cell: nothing changes, nothing is pending
+    result = ping(on_shift, *EAST_SHALLOW, at(40))
+    assert result.public_cell == MAPO_CELL
+    assert _position(on_shift).pending_cell == ""
+    # when they come from 53 m inside it: a candidate, due after the hold and the random delay
+    result = ping(on_shift, *EAST_500M, at(50))
+    assert (result.public_cell, result.published) == (MAPO_CELL, False)
+    pos = _position(on_shift)
+    due = at(50 + 30 + delay)
+    assert (pos.pending_cell, pos.pending_due_at, pos.public_cell) == (EAST_CELL, due, MAPO_CELL)
+    # then every ping before the due time still shows the old cell (a heartbeat included)
+    t = 55
+    while at(t) < due:
+        with django_capture_on_commit_callbacks() as callbacks:
+            assert ping(on_shift, *EAST_500M, at(t)).public_cell == MAPO_CELL
+        assert all(c.keywords["payload"]["cell"] == MAPO_CELL for c in callbacks)
+        t += 5
+    # and the first ping after it shows the new cell
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = ping(on_shift, *EAST_500M, at(t))
+    assert (result.public_cell, result.published) == (EAST_CELL, True)
+    [callback] = callbacks
+    assert callback.keywords["payload"]["cell"] == EAST_CELL
+    pos = _position(on_shift)
+    assert (pos.public_cell, pos.pending_cell, pos.pending_due_at) == (EAST_CELL, "", None)
+    assert pos.coarse_cell == h3.cell_to_parent(EAST_CELL, settings.MAP_GROUP_RES)
+
+
+def test_a_fix_near_the_edge_or_back_in_the_shown_cell_drops_the_candidate(on_shift, monkeypatch):
+    _seeded(monkeypatch, 4)
+    assert ping(on_shift, *MAPO, at(0)).accepted
+    assert ping(on_shift, *EAST_500M, at(40)).accepted
+    assert _position(on_shift).pending_cell == EAST_CELL
+    # a fix only 13 m inside: the hold starts again from the next deep fix
+    assert ping(on_shift, *EAST_SHALLOW, at(50)).accepted
+    assert (_position(on_shift).pending_cell, _position(on_shift).pending_due_at) == ("", None)
+    assert ping(on_shift, *EAST_500M, at(60)).accepted
+    assert _position(on_shift).pending_due_at >= at(60 + 30 + 15)
+    # a fix back in the shown cell drops it too; so, long after, nothing was ever shown
+    assert ping(on_shift, *MAPO, at(100)).accepted
+    assert ping(on_shift, *MAPO, at(400)).public_cell == MAPO_CELL
+    assert _position(on_shift).pending_cell == ""
+
+
+def test_a_cell_due_without_a_ping_is_shown_by_the_publish_sweep(
+    on_shift, monkeypatch, django_capture_on_commit_callbacks
+):
+    delay = _seeded(monkeypatch, 5)
+    assert ping(on_shift, *MAPO, at(0)).accepted
+    assert ping(on_shift, *EAST_500M, at(40)).accepted  # and then the phone is quiet
+    due = 40 + 30 + delay
+    assert services.public_cells_publish_due(now=at(due - 1)) == 0
+    assert _position(on_shift).public_cell == MAPO_CELL
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.public_cells_publish_due(now=at(due)) == 1
+    assert [c.keywords["vendor_id"] for c in callbacks] == [on_shift.pk]
+    pos = _position(on_shift)
+    assert (pos.public_cell, pos.pending_cell, pos.last_broadcast_at) == (EAST_CELL, "", at(due))
+    assert services.public_cells_publish_due(now=at(due + 10)) == 0  # once
+
+
+def test_coming_back_on_the_map_shows_the_cell_at_once(on_shift, monkeypatch):
+    _seeded(monkeypatch, 6)
+    assert ping(on_shift, *MAPO, at(0)).public_cell == MAPO_CELL
+    # off shift, and back on elsewhere: first sight of the new shift, at once
+    services.shift_end(vendor=on_shift, actor=on_shift.user)
+    services.shift_start(vendor=on_shift, actor=on_shift.user)
+    assert ping(on_shift, *EAST_500M, at(100)).public_cell == EAST_CELL
+    # quiet until offline, and back in MAPO's cell: at once too
+    services.presence_sweep(now=at(100 + settings.OFFLINE_AFTER_S + 1))
+    assert _position(on_shift).presence == Presence.OFFLINE
+    assert ping(on_shift, *MAPO, at(800)).public_cell == MAPO_CELL
+
+
+def test_the_public_last_seen_is_rounded_down_to_the_minute():
+    from tracking.selectors import public_payload, public_time
+
+    assert settings.PUBLIC_TIME_STEP_S == 60
+    moment = T0 + timedelta(seconds=59, microseconds=999_999)
+    assert public_time(moment) == T0.isoformat() == "2025-06-02T03:00:00+00:00"
+    payload = public_payload(
+        slug="s",
+        name="n",
+        cell=MAPO_CELL,
+        coarse="",
+        presence="moving",
+        last_seen=moment,
+        products=[],
+    )
+    assert payload["last_seen"] == T0.isoformat()
 
 
 def test_unknown_vendor_is_a_programming_error():

@@ -6,6 +6,7 @@ import types
 from pathlib import Path
 
 import channels
+from django.http import HttpRequest
 from django.test import Client
 
 from tests.factories import PASSWORD
@@ -43,7 +44,8 @@ VENDOR = "/ws/vendor/location/"
 def session_cookie(user) -> tuple[bytes, bytes]:
     """Log in through the real login (password), as a browser would; the Cookie header."""
     client = Client()
-    assert client.login(email=user.email, password=PASSWORD)
+    # django-axes counts sign-ins by their request: authenticate() needs one
+    assert client.login(request=HttpRequest(), email=user.email, password=PASSWORD)
     return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
 
 
@@ -51,6 +53,17 @@ def communicator(path: str, *headers: tuple[bytes, bytes], origin=ORIGIN):
     from o2o.asgi import application
 
     return WebsocketCommunicator(application, path, headers=[origin, *headers])
+
+
+async def refusal(client, timeout: float = 5) -> int:
+    """The close code of a socket its consumer refuses in connect(), checked to reach a real
+    client: the socket is accepted, then closed at once with the code. A refusal before accept()
+    fails here: a browser gets an HTTP 403 then, never the code."""
+    connected, code = await client.connect(timeout=timeout)
+    assert connected, f"refused before accept() with {code}: a browser sees an HTTP 403"
+    out = await client.receive_output(timeout)
+    assert out["type"] == "websocket.close", out
+    return out.get("code", 1000)
 
 
 def box(lat: float, lng: float, half: float = 0.002) -> list[float]:

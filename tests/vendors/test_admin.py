@@ -4,6 +4,7 @@ the services, and nobody but staff gets in."""
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import LogEntry
@@ -50,6 +51,32 @@ THIRD_PARTY = {
     ),
     "django_celery_beat.IntervalSchedule": lambda: IntervalSchedule.objects.create(
         every=5, period=IntervalSchedule.MINUTES
+    ),
+    # django-axes: the failed sign-ins it counts (staff unlock an account by deleting them)
+    "axes.AccessAttempt": lambda: AccessAttempt.objects.create(
+        username="guess@example.test",
+        ip_address="198.51.100.7",
+        user_agent="test",
+        http_accept="text/html",
+        path_info="/accounts/login/",
+        get_data="",
+        post_data="username=guess@example.test",
+        failures_since_start=3,
+    ),
+    "axes.AccessLog": lambda: AccessLog.objects.create(
+        username="someone@example.test",
+        ip_address="198.51.100.7",
+        user_agent="test",
+        http_accept="text/html",
+        path_info="/accounts/login/",
+    ),
+    "axes.AccessFailureLog": lambda: AccessFailureLog.objects.create(
+        username="guess@example.test",
+        ip_address="198.51.100.7",
+        user_agent="test",
+        http_accept="text/html",
+        path_info="/accounts/login/",
+        locked_out=True,
     ),
 }
 

@@ -60,6 +60,7 @@ class Command(BaseCommand):
                 proxy_headers=True,
                 ws_ping_interval=20,
                 ws_per_message_deflate=settings.WS_PER_MESSAGE_DEFLATE,
+                timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_S,
             )
         finally:
             for thread in (scheduler, simulator):
