@@ -37,6 +37,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from .hooks import on_commit_safe
+
 log = logging.getLogger(__name__)
 
 MAX_ERROR = 2000
@@ -131,20 +133,8 @@ def effect_add(
         ignore_conflicts=True,
     )
     if run_at is None or run_at <= now:
-        transaction.on_commit(_kicker(key, kind))
-
-
-def _kicker(key: str, kind: str) -> Callable[[], None]:
-    """The after-commit hook of one effect (a rollback discards it with the row). A named
-    function, never a partial: Django's robust hooks log with __qualname__."""
-
-    def kick_effect() -> None:
-        try:
-            effects_kick({key: kind})
-        except Exception:  # noqa: BLE001 - the row is committed; the sweep will run it
-            log.warning("effect %s: kick failed; the sweep will run it", key, exc_info=True)
-
-    return kick_effect
+        # A failed kick is only logged: the row is committed and the sweep runs it.
+        on_commit_safe(effects_kick, keys={key: kind})
 
 
 def effects_kick(keys: dict[str, str]) -> None:

@@ -38,7 +38,7 @@ class VendorPosition(models.Model):
     public_cell = models.CharField(max_length=16, blank=True)
     coarse_cell = models.CharField(max_length=16, blank=True)
     # A cell the fixes are well inside but the public is not shown yet, and the time it may be
-    # (after PUBLIC_CELL_HOLD_S and a random delay); see services._public_cell_after_ping.
+    # (after PUBLIC_CELL_HOLD_S and a random delay); see publication.public_cell_after_fix.
     pending_cell = models.CharField(max_length=16, blank=True)
     pending_due_at = models.DateTimeField(null=True, blank=True)
     last_broadcast_at = models.DateTimeField(null=True, blank=True)

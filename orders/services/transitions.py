@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import CustomerProfile
 from o2o.errors import Conflict, NotAllowed
+from o2o.hooks import on_commit_safe
 from payments.errors import PaymentUnavailable
 from vendors.models import Vendor
 from vendors.services import stock_release
@@ -114,16 +115,9 @@ def _transition(
 def _broadcast_after_commit(*, order_id: int, to: str) -> None:
     """The live pages hear of the change after commit: best-effort (a page that missed it resyncs
     on reconnect), and a failure never reaches the caller nor another hook."""
+    from .. import notifications
 
-    def broadcast_order_change() -> None:
-        from .. import notifications
-
-        try:
-            notifications.order_changed(order_id=order_id, status=to)
-        except Exception:  # noqa: BLE001 - live updates may be lost, never the change
-            log.warning("order %s: live update failed", order_id, exc_info=True)
-
-    transaction.on_commit(broadcast_order_change)
+    on_commit_safe(notifications.order_changed, order_id=order_id, status=to)
 
 
 def _vendor_scope(vendor: Vendor) -> dict[str, Any]:

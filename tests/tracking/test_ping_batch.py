@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.factories import MAPO, VendorFactory
 from tests.tracking.conftest import EAST_500M, T0, at, ping
-from tracking import services
+from tracking import publication, services
 from tracking.models import Ping, PingRejectCount, VendorPosition
 from tracking.services import PingIn, Reject
 from vendors.models import Vendor
@@ -272,7 +272,7 @@ def test_a_batch_is_recorded_as_ping_record_would_one_by_one(
     # (the same random delays for a candidate cell both ways)
     with (
         django_capture_on_commit_callbacks() as sent_singly,
-        mock.patch.object(services, "_rng", random.Random(1)),
+        mock.patch.object(publication, "_rng", random.Random(1)),
     ):
         singly = [
             services.ping_record(
@@ -287,7 +287,7 @@ def test_a_batch_is_recorded_as_ping_record_would_one_by_one(
         ]
     with (
         django_capture_on_commit_callbacks() as sent_batched,
-        mock.patch.object(services, "_rng", random.Random(1)),
+        mock.patch.object(publication, "_rng", random.Random(1)),
     ):
         together = services.ping_record_many(pings=pings(batched), now=now)
     # then every result, what is stored, what is counted and what the map is told are the same

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from o2o.errors import NotAllowed
 from tests.factories import MAPO, VendorFactory
 from tests.tracking.conftest import EAST_500M, T0, at, cells_at_once, ping
-from tracking import services
+from tracking import publication, services
 from tracking.models import Ping, PingRejectCount, Presence, VendorPosition
 from tracking.services import Reject
 from vendors.models import Vendor
@@ -331,7 +331,7 @@ EAST_SHALLOW = (MAPO[0], MAPO[1] + 0.0057 - 0.00045)  # ~13 m inside EAST_CELL
 
 def _seeded(monkeypatch, seed: int) -> float:
     """Seed the delay's randomness; the delay the next candidate cell will get."""
-    monkeypatch.setattr(services, "_rng", __import__("random").Random(seed))
+    monkeypatch.setattr(publication, "_rng", __import__("random").Random(seed))
     return (
         __import__("random")
         .Random(seed)

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from tests.factories import MAPO, VendorFactory
 from tests.tracking.conftest import T0
-from tracking import realtime, services
+from tracking import publication, realtime, services
 from tracking.services import PingIn
 
 pytestmark = pytest.mark.django_db
@@ -177,7 +177,7 @@ def test_a_cart_standing_anywhere_in_a_cell_publishes_one_cell_and_hides_its_spo
     monkeypatch, django_capture_on_commit_callbacks
 ):
     rng = random.Random(20261207)
-    monkeypatch.setattr(services, "_rng", random.Random(9), raising=False)
+    monkeypatch.setattr(publication, "_rng", random.Random(9))
     observer = Observer(monkeypatch, django_capture_on_commit_callbacks)
     points = _standing_points(rng)
     carts = [(_vendor(), name, p) for name, p in points]
@@ -247,7 +247,7 @@ def test_a_walking_cart_does_not_time_its_crossings(
     monkeypatch, django_capture_on_commit_callbacks
 ):
     rng = random.Random(7)
-    monkeypatch.setattr(services, "_rng", random.Random(8), raising=False)
+    monkeypatch.setattr(publication, "_rng", random.Random(8))
     observer = Observer(monkeypatch, django_capture_on_commit_callbacks)
     route = _route()
     walker = _vendor()
