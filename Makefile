@@ -45,11 +45,11 @@ format: install
 bench: install
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
-## messages: re-extract and compile the translations (main catalogue in locale/, payments' own in payments/locale/)
+## messages: re-extract every string of the project into the one catalogue (locale/) and compile it
+MESSAGES_IGNORE := --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=test-artifacts --ignore=node_modules --ignore=static/vendor
 messages: install
-	$(PY) manage.py makemessages -l ko -l en --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=payments
-	cd payments && ../$(PY) ../manage.py makemessages -l ko -l en
-	$(PY) manage.py compilemessages --ignore=.venv
+	$(PY) manage.py makemessages -l ko -l en $(MESSAGES_IGNORE)
+	$(PY) manage.py compilemessages $(MESSAGES_IGNORE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

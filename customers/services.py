@@ -10,6 +10,7 @@ from django.utils.translation import pgettext
 from o2o.geo import validate_lat_lng
 
 from .models import Address, CustomerProfile
+from .selectors import in_vendor_area
 
 if TYPE_CHECKING:
     from o2o.accounts.models import User as AccountUser
@@ -52,7 +53,10 @@ def address_create(
     line2: str = "",
     postal_code: str = "",
     is_default: bool = False,
+    area_vendor_id: int | None = None,
 ) -> Address:
+    """A customer's new address. With `area_vendor_id` (an address typed at checkout) it must lie
+    in that vendor's delivery area: refused on the location, before anything is written."""
     # Lock the customer first: two addresses saved at once (a double tap, two tabs) would both be
     # "the first" and both try to be the default, and the slower would break the one-default
     # index. The lock makes the second wait and then see the first.
@@ -60,6 +64,10 @@ def address_create(
     validate_lat_lng(lat, lng)
     if not line1.strip():
         raise ValidationError({"line1": _("Enter the address.")})
+    if area_vendor_id is not None and not in_vendor_area(
+        vendor_id=area_vendor_id, lat=lat, lng=lng
+    ):
+        raise ValidationError({"lat": _("This place is outside the area this vendor delivers to.")})
     first = not customer.addresses.exists()
     if is_default or first:
         customer.addresses.filter(is_default=True).update(is_default=False)

@@ -2,21 +2,34 @@
 
 from django.urls import include, path, re_path
 
+from customers import account_api, address_api
+from customers import api as customers_api
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
+from partners import point_api
 from payments import api as payments_api
 from tracking import api as tracking_api
 from vendors import api as vendors_api
 
 urlpatterns = [
     path("auth/token/", ObtainTokenApi.as_view(), name="api-token"),
+    path("auth/token/revoke/", account_api.RevokeTokenApi.as_view(), name="api-token-revoke"),
+    path("auth/signup/", account_api.SignupApi.as_view(), name="api-signup"),
     path("vendors/", vendors_api.VendorListApi.as_view(), name="api-vendors"),
     re_path(r"^vendors/nearby/?$", tracking_api.NearbyApi.as_view(), name="api-vendors-nearby"),
     path("tracking/shift/", tracking_api.ShiftApi.as_view(), name="api-shift"),
     path("tracking/pings/", tracking_api.PingBatchApi.as_view(), name="api-ping-batch"),
     path("tracking/me/", tracking_api.OwnTrackApi.as_view(), name="api-own-track"),
     path("vendors/me/stock/", vendors_api.OwnStockApi.as_view(), name="api-own-stock"),
+    path("vendors/apply/", vendors_api.VendorApplyApi.as_view(), name="api-vendor-apply"),
     path("vendors/<slug:slug>/", vendors_api.VendorDetailApi.as_view(), name="api-vendor"),
+    path("pickup-points/", orders_api.PickupPointsApi.as_view(), name="api-pickup-points"),
+    path("me/addresses/", address_api.AddressesApi.as_view(), name="api-addresses"),
+    path(
+        "me/addresses/<int:address_id>/",
+        address_api.AddressDetailApi.as_view(),
+        name="api-address",
+    ),
     path("products/", vendors_api.ProductListApi.as_view(), name="api-products"),
     path("orders/", orders_api.OrdersApi.as_view(), name="api-orders"),
     path("orders/<int:order_id>/", orders_api.OrderDetailApi.as_view(), name="api-order"),
@@ -25,6 +38,12 @@ urlpatterns = [
         orders_api.OrderCancelApi.as_view(),
         name="api-order-cancel",
     ),
+    path(
+        "orders/<int:order_id>/problem/",
+        orders_api.OrderProblemApi.as_view(),
+        name="api-order-problem",
+    ),
+    path("orders/<int:order_id>/pay/", orders_api.OrderPayApi.as_view(), name="api-order-pay"),
     path(
         "orders/<int:order_id>/payment/refresh/",
         orders_api.OrderPaymentRefreshApi.as_view(),
@@ -105,5 +124,24 @@ urlpatterns = [
         name="api-finance-journal",
     ),
     path("finance/daily/", payments_api.DailyTotalsApi.as_view(), name="api-finance-daily"),
+    path("payouts/", payments_api.PayoutsApi.as_view(), name="api-payouts"),
+    path(
+        "staff/discrepancies/",
+        payments_api.DiscrepanciesApi.as_view(),
+        name="api-staff-discrepancies",
+    ),
+    path(
+        "staff/discrepancies/<int:discrepancy_id>/resolve/",
+        payments_api.DiscrepancyResolveApi.as_view(),
+        name="api-staff-discrepancy-resolve",
+    ),
+    path("staff/adjustments/", payments_api.AdjustmentsApi.as_view(), name="api-staff-adjustments"),
     path("partner/", include("partners.api_urls")),
+    path("point/orders/", point_api.PointOrdersApi.as_view(), name="api-point-orders"),
+    path(
+        "point/orders/<int:order_id>/collect/",
+        point_api.PointOrderCollectApi.as_view(),
+        name="api-point-order-collect",
+    ),
+    path("geocode/", customers_api.GeocodeApi.as_view(), name="api-geocode"),
 ]

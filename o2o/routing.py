@@ -12,9 +12,11 @@ from django.urls import path, re_path
 from o2o.consumers import NotFoundConsumer
 from orders.consumers import OrderConsumer, VendorOrdersConsumer
 from tracking.consumers import MapConsumer, VendorLocationConsumer
+from vendors.consumers import VendorStockConsumer
 
 public_websocket_urlpatterns = [
     path("ws/map/", MapConsumer.as_asgi()),
+    path("ws/vendors/<slug:slug>/stock/", VendorStockConsumer.as_asgi()),
 ]
 
 websocket_urlpatterns = [

@@ -317,6 +317,8 @@ LANGUAGE_CODE = "ko"
 LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Seoul"
+# One long and one short form of dates per language (o2o/formats/<lang>/formats.py).
+FORMAT_MODULE_PATH = ["o2o.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -424,6 +426,7 @@ WS_PER_MESSAGE_DEFLATE = env.bool("WS_PER_MESSAGE_DEFLATE", default=False)
 SHUTDOWN_TIMEOUT_S = env.int("SHUTDOWN_TIMEOUT_S", default=10)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
+O2O_GEOCODER = env.str("O2O_GEOCODER", default=None)  # dotted path (customers.geocoding); none
 # Pings: what record_ping accepts.
 PING_MAX_ACCURACY_M = env.float("PING_MAX_ACCURACY_M", default=150.0)
 PING_MAX_FUTURE_S = env.int("PING_MAX_FUTURE_S", default=30)
@@ -476,6 +479,11 @@ PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor
 PICKUP_MAX_KM = env.float("PICKUP_MAX_KM", default=3.0)
+# Ordering ahead from a cart that is off shift (vendors.selectors.Availability): the vendors'
+# published hours, e.g. "mon-fri 07:00-19:00; sat 08:00-13:00" (Korea time; empty: none published,
+# so an off-shift cart takes no orders), and how far ahead a window must start at least (minutes).
+VENDOR_HOURS = env.str("VENDOR_HOURS", default="")
+ORDER_AHEAD_MIN_MINUTES = env.int("ORDER_AHEAD_MIN_MINUTES", default=60)
 # Meet orders: the customer of an accepted meet order sees the vendor at street level (snapped to
 # a grid of ORDER_NEARBY_PRECISION_M) only while the vendor is within ORDER_NEARBY_RADIUS_M of the
 # meeting point, from a fix at most ORDER_NEARBY_MAX_AGE_S old; the order page re-checks every

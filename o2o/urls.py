@@ -1,16 +1,15 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from customers.forms import EmailLoginForm
 from customers.views import signup
-from o2o.accounts.views import PasswordResetView
+from o2o.accounts.views import LoginView, PasswordResetView
 from o2o.error_views import page_not_found, server_error
 from o2o.health import healthz
+from o2o.language import set_language
 
 admin.site.site_header = "O2O admin"
 admin.site.site_title = "O2O admin"
@@ -21,22 +20,18 @@ handler404 = page_not_found
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tracking:map"), name="home"),
     path("healthz", healthz, name="healthz"),
+    path("i18n/setlang/", set_language, name="set_language"),  # remembers a vendor's choice
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("accounts/signup/", signup, name="signup"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            redirect_authenticated_user=True, authentication_form=EmailLoginForm
-        ),
-        name="login",
-    ),
+    path("accounts/login/", LoginView.as_view(), name="login"),  # lands each role on its work
     path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("vendors/", include("vendors.urls")),
     path("payments/", include("payments.urls")),
     path("sandbox/", include("payments.sandbox.urls")),
     path("orders/", include("orders.urls")),
+    path("partner/", include("partners.urls")),
     path("", include("tracking.urls")),
     path("api/", include("o2o.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

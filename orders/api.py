@@ -7,7 +7,7 @@ the payment provider not answering 503."""
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +16,10 @@ from customers.services import customer_profile_get_or_create
 from o2o.api import Pagination
 from o2o.errors import Conflict, Forbidden, NotAllowed
 from payments.errors import PaymentUnavailable  # what orders.services lets through when slow
+from payments.models import DisputeStatus
 from vendors.api import IsVendor
+from vendors.selectors import vendors_public
+from vendors.serializers import PickupPointPublicSerializer, PickupPointsQuerySerializer
 from vendors.services import OutOfStock
 
 from . import selectors
@@ -39,6 +42,7 @@ from .serializers import (
     VendorOrdersQuerySerializer,
 )
 from .services import (
+    PROBLEM_REASON_MAX,
     LineIn,
     PricesChanged,
     Receive,
@@ -52,6 +56,7 @@ from .services import (
     order_payment_refresh,
     order_payment_start,
     order_place,
+    order_problem_report,
     order_ready,
     order_reject,
     order_staff_cancel,
@@ -424,3 +429,90 @@ class StaffOrderLineRefundApi(_OrderApi):
             "status": refund.status,
         }
         return Response(StaffLineRefundOutSerializer(out).data)
+
+
+# --- pickup points (what `pickup_point_id` names) ---------------------------------------------
+
+
+class PickupPointsApi(APIView):
+    """The partner points where a vendor's orders can be collected (the checkout page's list):
+    active, near the vendor's home base, nearest first, with their opening hours."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[PickupPointsQuerySerializer],
+        responses={
+            200: PickupPointPublicSerializer(many=True),
+            404: OpenApiResponse(description="No such vendor."),
+        },
+        tags=["pickup points"],
+    )
+    def get(self, request):
+        query = PickupPointsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        vendor = vendors_public().filter(slug=query.validated_data["vendor"]).first()
+        if vendor is None:
+            raise NotFound(_("No such vendor."))
+        points = selectors.pickup_points_near(vendor=vendor)
+        return Response(PickupPointPublicSerializer(points, many=True).data)
+
+
+# --- problem reports --------------------------------------------------------------------------
+
+
+class ProblemReportInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=PROBLEM_REASON_MAX, help_text="What went wrong.")
+
+
+class ProblemReportOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    order_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=DisputeStatus.choices)
+    reason = serializers.CharField()
+    opened_at = serializers.DateTimeField()
+
+
+class OrderProblemApi(_OrderApi):
+    @extend_schema(
+        request=ProblemReportInSerializer,
+        responses={
+            201: ProblemReportOutSerializer,
+            **ERRORS,
+            409: OpenApiResponse(
+                description="Not handed over yet, not paid, or a report is already open."
+            ),
+        },
+        tags=["orders"],
+    )
+    def post(self, request, order_id: int):
+        """Report a problem with a handed-over, paid order (the order page's "Report a
+        problem"): our team looks into it. One open report per order."""
+        body = ProblemReportInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = self.own_order(order_id)
+        dispute = order_problem_report(
+            order_id=order.pk, customer=order.customer, reason=body.validated_data["reason"]
+        )
+        return Response(ProblemReportOutSerializer(dispute).data, status=status.HTTP_201_CREATED)
+
+
+class OrderPayOutSerializer(serializers.Serializer):
+    checkout_url = serializers.URLField(help_text="The provider's card page: send the customer.")
+
+
+class OrderPayApi(_OrderApi):
+    @extend_schema(
+        request=None,
+        responses={200: OrderPayOutSerializer, **ERRORS, 503: OpenApiResponse()},
+        tags=["orders"],
+    )
+    def post(self, request, order_id: int):
+        """Pay (again) for an order still waiting for payment (the order page's "Pay"): where
+        to send the customer. 409 once the order is no longer waiting for payment."""
+        order = self.own_order(order_id)
+        url = order_payment_start(
+            order_id=order.pk,
+            return_url=request.build_absolute_uri(reverse("orders:paid", args=[order.pk])),
+        )
+        return Response(OrderPayOutSerializer({"checkout_url": url}).data)

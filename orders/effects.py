@@ -5,7 +5,8 @@ transaction by the services, carried out by the relay until done.
                          not supplied
     order.money_return   ended without a handover: void the authorisation, or refund the capture
     order.short_refunds  COMPLETED with units not supplied: refund each such line once
-    order.email          tell the customer (and for some endings the vendor) by e-mail
+    order.email          tell the customer (and for some endings the vendor) by e-mail; payments
+                         writes one with each refund's success (key refund:<id>:email)
     payment.status_changed
                          (written by payments) a waiting order follows its payment; money
                          authorised for an order that already ended is given back
@@ -168,7 +169,10 @@ def order_short_refunds(payload: dict) -> None:
 def order_email(payload: dict) -> None:
     from . import notifications
 
-    if "line_id" in payload:
+    if "refund_id" in payload:
+        # Written by payments with the refund's success, keyed by the refund: sent once.
+        notifications.refund_email(order_id=payload["order_id"], refund_id=payload["refund_id"])
+    elif "line_id" in payload:
         notifications.line_short_email(
             order_id=payload["order_id"], line_id=payload["line_id"], quantity=payload["quantity"]
         )

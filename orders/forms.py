@@ -7,16 +7,20 @@ from datetime import datetime, timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from customers.models import Address
 from vendors.models import PickupPoint
+from vendors.selectors import Availability
 
 from .models import Fulfilment
 from .selectors import MeetCell
+from .services.placement import ways_allowed
 
 NEW_ADDRESS = "new"
+NEW_ADDRESS_REQUIRED = ("new_label", "new_line1", "new_lat", "new_lng")
 ASAP = "asap"
 WINDOW_FORMAT = "%Y-%m-%dT%H:%M"
 FIRST_HOUR, LAST_HOUR = 7, 22  # windows offered start from 07:00 and end by 23:00
@@ -54,29 +58,47 @@ class CartRemoveForm(forms.Form):
 # --- checkout -----------------------------------------------------------------------------------
 
 
-def _slot_label(start: datetime) -> str:
+def _slot_label(start: datetime, *, with_day: bool = False) -> str:
+    """ "07:00–08:00"; with the day ("Tue 12/8 07:00–08:00") where the option alone must say it
+    is not today (a closed select shows no group label)."""
     end = start + timedelta(hours=1)
-    return f"{start:%H:%M}–{end:%H:%M}"
+    hours = f"{time_format(start, 'H:i')}–{time_format(end, 'H:i')}"
+    return f"{date_format(start, 'D n/j')} {hours}" if with_day else hours
 
 
-def window_choices(now: datetime) -> list:
-    """ "As soon as possible", then one-hour windows for the rest of today and tomorrow."""
+def window_choices(now: datetime, availability: Availability | None = None) -> list:
+    """ "As soon as possible", then one-hour windows for the rest of today and tomorrow: those the
+    vendor's availability allows (vendors.selectors.Availability, the rule order_place applies),
+    so an off-shift cart offers only windows within its hours, and no "as soon as possible"."""
     local = timezone.localtime(now)
     next_hour = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    today, tomorrow = [], []
+    starts = []
     start = next_hour
     while start.date() == local.date() and start.hour <= LAST_HOUR:
         if start.hour >= FIRST_HOUR:
-            today.append((start.strftime(WINDOW_FORMAT), _slot_label(start)))
+            starts.append(start)
         start += timedelta(hours=1)
     day = (local + timedelta(days=1)).replace(hour=FIRST_HOUR, minute=0, second=0, microsecond=0)
     while day.hour <= LAST_HOUR:
-        tomorrow.append((day.strftime(WINDOW_FORMAT), _slot_label(day)))
+        starts.append(day)
         day += timedelta(hours=1)
-    choices: list = [(ASAP, _("As soon as possible (within the hour)"))]
+    if availability is not None:
+        starts = [s for s in starts if availability.window_allowed(s, s + timedelta(hours=1))]
+    today = [
+        (s.strftime(WINDOW_FORMAT), _slot_label(s)) for s in starts if s.date() == local.date()
+    ]
+    tomorrow = [
+        (s.strftime(WINDOW_FORMAT), _slot_label(s, with_day=True))
+        for s in starts
+        if s.date() != local.date()
+    ]
+    choices: list = []
+    if availability is None or availability.on_shift:
+        choices.append((ASAP, _("As soon as possible (within the hour)")))
     if today:
         choices.append((_("Today"), today))
-    choices.append((_("Tomorrow"), tomorrow))
+    if tomorrow:
+        choices.append((_("Tomorrow"), tomorrow))
     return choices
 
 
@@ -139,7 +161,11 @@ class CheckoutForm(forms.Form):
     address = forms.CharField(
         label=_("Deliver to"), required=False, max_length=12, widget=forms.RadioSelect
     )
-    new_label = forms.CharField(label=_("Label"), required=False, max_length=40)
+    # A new address: required only when chosen (so `required=False` here, checked in clean());
+    # NEW_ADDRESS_REQUIRED marks them required on the page. The pin on the map fills lat/lng.
+    new_label = forms.CharField(
+        label=_("Label"), required=False, max_length=40, help_text=_("e.g. Home, Office")
+    )
     new_line1 = forms.CharField(label=_("Address"), required=False, max_length=200)
     new_line2 = forms.CharField(label=_("Detail (floor, unit)"), required=False, max_length=100)
     new_lat = forms.FloatField(label=_("Latitude"), required=False, min_value=-90, max_value=90)
@@ -162,10 +188,12 @@ class CheckoutForm(forms.Form):
         meet_cells: list[MeetCell],
         pickup_points: list[PickupPoint],
         now: datetime,
+        availability: Availability | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.now = now
+        self.availability = availability
         self.fields["meet_cell"].widget.choices = [(c.cell, _meet_label(c)) for c in meet_cells]
         self.fields["address"].widget.choices = [
             *((str(a.pk), _address_label(a)) for a in addresses),
@@ -175,9 +203,19 @@ class CheckoutForm(forms.Form):
         self.fields["pickup_point"].widget.choices = [
             (p.pk, _pickup_label(p, weekday)) for p in pickup_points
         ]
-        self.fields["window"].widget.choices = window_choices(now)
+        self.fields["window"].widget.choices = window_choices(now, availability)
+        if availability is not None and not availability.on_shift and availability.has_hours:
+            # Only the ways an order ahead allows (with none at all, order_place says why).
+            allowed = ways_allowed(availability)
+            self.fields["fulfilment"].choices = [  # type: ignore[attr-defined]
+                (value, label) for value, label in Fulfilment.choices if value in allowed
+            ]
         for name in ("new_lat", "new_lng"):
             self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "any"})
+        for name in NEW_ADDRESS_REQUIRED:
+            # Required when a new address is chosen: the label says so, not "(optional)".
+            self.fields[name].required_when_shown = True  # type: ignore[attr-defined]
+            self.fields[name].widget.attrs["aria-required"] = "true"
 
     def clean(self):
         data = super().clean()
@@ -190,11 +228,12 @@ class CheckoutForm(forms.Form):
             address = data.get("address") or ""
             if address == NEW_ADDRESS:
                 for name, message in (
+                    ("new_label", _("Give the address a label, such as Home.")),
                     ("new_line1", _("Enter the address.")),
-                    ("new_lat", _("Enter the latitude, or use your current location.")),
-                    ("new_lng", _("Enter the longitude, or use your current location.")),
+                    ("new_lat", _("Place the pin on the map where the order should go.")),
+                    ("new_lng", _("Place the pin on the map where the order should go.")),
                 ):
-                    if data.get(name) in (None, ""):
+                    if name not in self.errors and data.get(name) in (None, ""):
                         self.add_error(name, message)
             elif not (address.isascii() and address.isdigit()):  # "²" is a digit to isdigit()
                 self.add_error("address", _("Choose one of your addresses."))

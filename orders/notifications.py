@@ -13,6 +13,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from o2o.money import format_money
 from o2o.realtime import broadcaster
 
 from .models import Order, OrderEvent, Status
@@ -115,6 +116,45 @@ def line_short_email(*, order_id: int, line_id: int, quantity: int) -> None:
     with translation.override(settings.LANGUAGE_CODE):
         item = line.name
     _email(order, LINE_SHORT_CUSTOMER, reason=line.short_reason, quantity=quantity, item=item)
+
+
+REFUND_CUSTOMER = gettext_noop(
+    "We refunded %(amount)s of your order #%(id)s: %(what)s. "
+    "It reaches your card within a few working days, depending on your bank. "
+    "In all you paid %(net)s for this order."
+)
+
+
+def refund_email(*, order_id: int, refund_id: int) -> None:
+    """A refund of the order was made (the order.email effect payments writes with the refund's
+    success): the customer hears how much, why, and what they paid in the end."""
+    from payments.models import Refund
+
+    from .receipts import order_refunds, refund_words
+
+    order = Order.objects.select_related("vendor__user", "customer__user").filter(pk=order_id)
+    order = order.first()
+    if order is None or order.payment_id is None:
+        return
+    refund = (
+        Refund.objects.select_related("order_line", "payment")
+        .filter(pk=refund_id, payment_id=order.payment_id, status=Refund.Status.SUCCEEDED)
+        .first()
+    )
+    if refund is None:
+        return
+    with translation.override(settings.LANGUAGE_CODE):
+        what, detail = refund_words(refund, refund.order_line)
+        if detail:
+            what = f"{what} ({detail})"
+        currency = refund.payment.currency
+        _email(
+            order,
+            REFUND_CUSTOMER,
+            amount=format_money(refund.amount, currency),
+            what=what,
+            net=format_money(order_refunds(order=order).net_total, currency),
+        )
 
 
 def _email(order: Order, template: str, *, reason: str = "", to: str = "", **extra) -> None:

@@ -12,6 +12,9 @@ import h3
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from customers.models import CustomerProfile
 from o2o.geo import cell_boundary, distance_m, is_valid_cell
@@ -300,3 +303,174 @@ def problem_state(order: Order) -> dict[str, bool]:
         and timezone.now() <= ends
     )
     return state
+
+
+# --- deadlines, reasons and the state of the payment: what the order page and the API say --------
+
+
+def _clock(at: datetime, now: datetime) -> str:
+    """A deadline in words, in Korea time: the time alone today, with the date on another day."""
+    local = timezone.localtime(at)
+    if local.date() == timezone.localtime(now).date():
+        return date_format(local, "TIME_FORMAT")
+    return date_format(local, "SHORT_DATETIME_FORMAT")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    kind: str  # pay_by, accept_by, collect_by, window
+    at: datetime
+    text: str
+    until: datetime | None = None  # the end of a window
+
+
+def order_deadlines(order: Order, *, now: datetime | None = None) -> list[Deadline]:
+    """The deadlines that matter now: pay by (waiting for payment), the vendor accepts by
+    (placed), collect by (waiting at a pickup point), and the time window asked for."""
+    now = now or timezone.now()
+    found: list[Deadline] = []
+    due = order.expires_at
+    if due is not None and order.status == Status.PENDING_PAYMENT:
+        found.append(Deadline("pay_by", due, _("Pay by %(time)s.") % {"time": _clock(due, now)}))
+    elif due is not None and order.status == Status.PLACED:
+        text = _("The vendor has until %(time)s to accept.") % {"time": _clock(due, now)}
+        found.append(Deadline("accept_by", due, text))
+    elif due is not None and order.status == Status.READY and order.fulfilment == Fulfilment.PICKUP:
+        found.append(
+            Deadline("collect_by", due, _("Collect by %(time)s.") % {"time": _clock(due, now)})
+        )
+    if (
+        order.window_start
+        and order.window_end
+        and order.status in (*CODE_SHOWN, Status.PENDING_PAYMENT)
+    ):
+        span = {"start": _clock(order.window_start, now), "end": _clock(order.window_end, now)}
+        windows: dict[str, str] = {
+            Fulfilment.DELIVERY: _("Delivery between %(start)s and %(end)s."),
+            Fulfilment.PICKUP: _("At the pickup point between %(start)s and %(end)s."),
+            Fulfilment.MEET: _("Meeting between %(start)s and %(end)s."),
+        }
+        text = windows.get(order.fulfilment, _("Between %(start)s and %(end)s.")) % span
+        found.append(Deadline("window", order.window_start, text, until=order.window_end))
+    return found
+
+
+@dataclass(frozen=True)
+class Ending:
+    code: str  # why the order ended without a handover (or was refunded)
+    by: str  # customer, vendor, staff or system
+    text: str  # in words, for the customer
+    reason: str  # what the vendor or staff typed ("" when nobody did)
+
+
+def _last_event(order: Order) -> OrderEvent | None:
+    events = list(order.events.all())  # prefetched by order_of_customer
+    last = events[-1] if events else None
+    return last if last is not None and last.to_status == order.status else None
+
+
+def order_ending(order: Order, *, now: datetime | None = None) -> Ending | None:
+    """Why an ended order ended, in words; None while it is going on or when it was completed."""
+    now = now or timezone.now()
+    if order.status not in (
+        Status.FAILED,
+        Status.REJECTED,
+        Status.EXPIRED,
+        Status.CANCELLED,
+        Status.REFUNDED,
+    ):
+        return None
+    last = _last_event(order)
+    by = last.role if last is not None else OrderEvent.Role.SYSTEM
+    typed = last.reason if last is not None and by in ("vendor", "staff") else ""
+    due = _clock(order.expires_at, now) if order.expires_at else ""
+    system_reason = last.reason if last is not None else order.reason
+    if order.status == Status.FAILED:
+        if system_reason == "not paid in time":
+            text = (
+                _("The time to pay ran out at %(time)s. You were not charged.") % {"time": due}
+                if due
+                else _("The time to pay ran out. You were not charged.")
+            )
+            return Ending("not_paid_in_time", by, text, "")
+        return Ending(
+            "payment_failed", by, _("The payment did not go through. You were not charged."), ""
+        )
+    if order.status == Status.REJECTED:
+        text = _("The vendor could not take this order. You will not be charged.")
+        return Ending("rejected_by_vendor", by, text, typed or order.reason)
+    if order.status == Status.EXPIRED:
+        if by == OrderEvent.Role.STAFF:
+            text = _("Our support team closed this order before the vendor accepted it.")
+            return Ending("expired_by_staff", by, text + " " + _("You will not be charged."), "")
+        text = (
+            _("The vendor did not accept this order by %(time)s. You will not be charged.")
+            % {"time": due}
+            if due
+            else _("Nobody could take this order in time. You will not be charged.")
+        )
+        return Ending("not_accepted_in_time", by, text, "")
+    if order.status == Status.CANCELLED:
+        if by == OrderEvent.Role.STAFF:
+            text = _("Our support team cancelled this order. Any payment is returned to your card.")
+            return Ending("cancelled_by_staff", by, text, typed)
+        if by == OrderEvent.Role.VENDOR:
+            text = _("The vendor had to cancel this order. Any payment is returned to your card.")
+            return Ending("cancelled_by_vendor", by, text, typed)
+        if by == OrderEvent.Role.CUSTOMER:
+            text = _("This order is cancelled. You cancelled it, so you will not be charged.")
+            return Ending("cancelled_by_you", by, text, "")
+        if system_reason == "not collected in time":
+            text = (
+                _("It was not collected by %(time)s, so it was cancelled.") % {"time": due}
+                if due
+                else _("It was not collected in time, so it was cancelled.")
+            )
+            return Ending(
+                "not_collected", by, text + " " + _("Your payment is returned to your card."), ""
+            )
+        return Ending("cancelled", by, _("This order is cancelled. You will not be charged."), "")
+    return Ending("refunded", by, _("This order was refunded."), "")
+
+
+DECLINES = {
+    "card_declined": _lazy("Your card was declined."),
+    "insufficient_funds": _lazy("Your card has insufficient funds."),
+    "authentication_failed": _lazy("The payment was not confirmed with your bank."),
+    "expired_card": _lazy("Your card has expired."),
+}
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """A payment still open: pay (again) until `pay_by`; the last card's decline if it was."""
+
+    can_pay: bool
+    pay_by: datetime | None
+    declined: bool
+    decline_code: str
+    decline_text: str
+    card_last4: str
+    checkout_url: str  # the provider's card page, while the order can still be paid
+
+
+def order_payment_state(order: Order, *, now: datetime | None = None) -> PaymentState | None:
+    """For an order waiting for payment: whether it can still be paid (the window is open) and
+    why the last card was declined (another card may be tried). None otherwise."""
+    from payments.selectors import payment_for_order
+
+    if order.status != Status.PENDING_PAYMENT:
+        return None
+    now = now or timezone.now()
+    payment = payment_for_order(order_id=order.pk) if order.payment_id else None
+    code = payment.failure_code if payment is not None and payment.status == "pending" else ""
+    can_pay = order.expires_at is None or order.expires_at > now
+    return PaymentState(
+        can_pay=can_pay,
+        pay_by=order.expires_at,
+        declined=bool(code),
+        decline_code=code,
+        decline_text=str(DECLINES.get(code, _lazy("Your card was declined."))) if code else "",
+        card_last4=payment.card_last4 if payment is not None and code else "",
+        checkout_url=payment.checkout_url if payment is not None and can_pay else "",
+    )

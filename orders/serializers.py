@@ -8,6 +8,8 @@ from rest_framework import serializers
 
 from . import selectors
 from .models import Fulfilment, Order, OrderEvent, OrderLine
+from .progress_serializers import PROGRESS_FIELDS, OrderProgressOutMixin
+from .receipts import OrderRefunds, order_refunds
 from .selectors import CODE_SHOWN
 
 # --- output ---------------------------------------------------------------------------------------
@@ -96,8 +98,38 @@ class VendorNearbyOutSerializer(serializers.Serializer):
     seen_at = serializers.DateTimeField()
 
 
-class OrderDetailOutSerializer(_OrderBaseOutSerializer):
-    """The customer's own order, with its history and, while it is needed, the handover code."""
+class RefundOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    amount = serializers.IntegerField(help_text="In the currency's minor unit (KRW has none).")
+    currency = serializers.CharField()
+    kind = serializers.ChoiceField(
+        choices=["order", "line", "short", "dispute", "provider", "other"],
+        help_text="order: the whole order; line: one line, by staff; short: units the vendor "
+        "could not supply; dispute: after a problem report; provider: made at the payment "
+        "provider; other.",
+    )
+    reason = serializers.CharField(
+        source="what", help_text="The reason in words, in the request's language."
+    )
+    detail = serializers.CharField(
+        help_text="What staff or the vendor wrote about it for the customer; may be empty."
+    )
+    status = serializers.ChoiceField(
+        choices=["pending", "succeeded", "failed"],
+        help_text="pending: sent, not made yet; succeeded: made; failed: refused by the provider "
+        "(our team makes it again).",
+    )
+    status_label = serializers.CharField(help_text="The status in words.")
+    created_at = serializers.DateTimeField()
+    succeeded_at = serializers.DateTimeField(allow_null=True)
+    order_line_id = serializers.IntegerField(
+        allow_null=True, help_text="The line given back (kinds line and short)."
+    )
+
+
+class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
+    """The customer's own order, with its history, its refunds and, while it is needed, the
+    handover code."""
 
     handover_code = serializers.SerializerMethodField()
     events = OrderEventOutSerializer(many=True, read_only=True)
@@ -107,9 +139,49 @@ class OrderDetailOutSerializer(_OrderBaseOutSerializer):
         "null otherwise (and always after the handover). The order page gets the same live."
     )
 
+    refunds = serializers.SerializerMethodField(
+        help_text="Every refund of the order, oldest first, whatever its status."
+    )
+    refunded_total = serializers.SerializerMethodField(
+        help_text="The refunds made (succeeded), in minor units."
+    )
+    net_total = serializers.SerializerMethodField(
+        help_text="What the customer pays in the end, in minor units: once the money was taken, "
+        "what was taken less the refunds made; before that, what will be taken (the total less "
+        "units not supplied); 0 for an order that ended without taking any."
+    )
+
     class Meta(_OrderBaseOutSerializer.Meta):
-        fields = [*_OrderBaseOutSerializer.Meta.fields, "handover_code", "events", "vendor_nearby"]
+        fields = [
+            *_OrderBaseOutSerializer.Meta.fields,
+            "handover_code",
+            "events",
+            "vendor_nearby",
+            "refunds",
+            "refunded_total",
+            "net_total",
+            *PROGRESS_FIELDS,
+        ]
         read_only_fields = fields
+
+    def _money(self, order: Order) -> OrderRefunds:
+        # One reading per order for the three fields.
+        cache = self.context.setdefault("_order_refunds", {})
+        if order.pk not in cache:
+            cache[order.pk] = order_refunds(order=order)
+        return cache[order.pk]
+
+    @extend_schema_field(RefundOutSerializer(many=True))
+    def get_refunds(self, order: Order) -> list[dict]:
+        return RefundOutSerializer(self._money(order).refunds, many=True).data
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_refunded_total(self, order: Order) -> int:
+        return self._money(order).refunded_total
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_net_total(self, order: Order) -> int:
+        return self._money(order).net_total
 
     def get_handover_code(self, order: Order) -> str | None:
         return order.handover_code if order.status in CODE_SHOWN else None

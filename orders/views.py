@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -29,6 +29,7 @@ from o2o.geo import cell_boundary, is_valid_cell
 # is slow (order_payment_start / order_payment_refresh). Nothing of payments is called directly.
 from payments.errors import PaymentUnavailable
 from vendors.models import Vendor
+from vendors.selectors import vendor_availability
 from vendors.services import OutOfStock
 
 from . import selectors
@@ -235,6 +236,7 @@ def _place(*, form: CheckoutForm, customer: CustomerProfile, cart: Cart) -> Orde
                     line2=data["new_line2"],
                     lat=data["new_lat"],
                     lng=data["new_lng"],
+                    area_vendor_id=cart.vendor_id,
                 ).pk
             except ValidationError as exc:
                 _address_error(form, exc)
@@ -301,6 +303,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         meet_cells=meet_cells,
         pickup_points=pickup_points,
         now=now,
+        availability=vendor_availability(vendor_id=vendor.pk, now=now),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -350,12 +353,8 @@ def _refresh_payment(request: HttpRequest, order: Order) -> HttpResponse:
     except PaymentUnavailable:
         messages.info(request, _("We are still checking your payment. Check again in a moment."))
         return redirect("orders:detail", order_id=order.pk)
-    if order.status == Status.FAILED:
-        messages.error(request, _("The payment did not go through. You were not charged."))
-    elif order.status == Status.PENDING_PAYMENT:
-        messages.info(request, _("We are still checking your payment. Check again in a moment."))
-    elif order.status == Status.PLACED:
-        messages.success(request, _("Paid! The vendor will confirm your order soon."))
+    # What happened (paid, declined, still checking, the time ran out) is said by the live status
+    # part of the order page, which follows the order: a flash would outlive it.
     return redirect("orders:detail", order_id=order.pk)
 
 
@@ -383,23 +382,34 @@ def pay(request: HttpRequest, order_id: int) -> HttpResponse:
 # --- the customer's orders ----------------------------------------------------------------------
 
 
-def _steps(order: Order) -> list[dict]:
-    """The path of this kind of order, with how far it got."""
+def _path(order: Order) -> list[tuple[str, str]]:
+    """The steps of this kind of order, each named as the customer sees that status."""
     if order.fulfilment == Fulfilment.PICKUP:
-        path = [
+        return [
             (Status.PLACED, _("Placed")),
             (Status.ACCEPTED, _("Accepted")),
             (Status.READY, _("Ready at the pickup point")),
             (Status.HANDED_OVER, _("Collected")),
         ]
-    else:
-        path = [
+    if order.fulfilment == Fulfilment.AT_CART:
+        return [
             (Status.PLACED, _("Placed")),
             (Status.ACCEPTED, _("Accepted")),
-            (Status.EN_ROUTE, _("On the way")),
-            (Status.READY, _("Arrived")),
+            (Status.READY, pgettext("order step", "Ready at the cart")),
             (Status.HANDED_OVER, _("Handed over")),
         ]
+    return [
+        (Status.PLACED, _("Placed")),
+        (Status.ACCEPTED, _("Accepted")),
+        (Status.EN_ROUTE, _("On the way")),
+        (Status.READY, _("Arrived")),
+        (Status.HANDED_OVER, _("Handed over")),
+    ]
+
+
+def _steps(order: Order) -> list[dict]:
+    """The path of this kind of order, with how far it got."""
+    path = _path(order)
     reached = [s for s, _label in path]
     status = Status.HANDED_OVER if order.status == Status.COMPLETED else order.status
     at = reached.index(status) if status in reached else -1
@@ -409,15 +419,25 @@ def _steps(order: Order) -> list[dict]:
     ]
 
 
+def _status_label(order: Order) -> str:
+    """The status in the words of the current step ("Arrived", not "Ready")."""
+    return dict(_path(order)).get(order.status) or str(order.get_status_display())
+
+
 def _order_context(order: Order) -> dict:
+    now = timezone.now()
     return {
         "order": order,
         "steps": _steps(order),
+        "status_label": _status_label(order),
         "show_code": order.status in selectors.CODE_SHOWN,
         "cancellable": order.status in EDGES["cancel"][0],
         "vendor_cell": selectors.vendor_cell_for(order),
         "ended": order.status
         in (Status.FAILED, Status.REJECTED, Status.EXPIRED, Status.CANCELLED, Status.REFUNDED),
+        "ending": selectors.order_ending(order, now=now),
+        "deadlines": selectors.order_deadlines(order, now=now),
+        "pay_state": selectors.order_payment_state(order, now=now),
         "cancel_form": CancelForm(),
         "staff_reason": _staff_reason(order),
         "vendor_reason": _ended_by(order, OrderEvent.Role.VENDOR),
@@ -633,6 +653,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "newOrder": _("New order!"),
         # {n}: the order's number.
         "staffEnded": _("Order #{n} was cancelled by our support team. Don't hand it over."),
+        "customerEnded": _("Order #{n} was cancelled by the customer. Don't hand it over."),
+        "expiredEnded": _("Order #{n} expired: it was not accepted in time."),
+        "otherEnded": _("Order #{n} is no longer open. Don't hand it over."),
     }
     return render(request, "orders/inbox.html", context)
 

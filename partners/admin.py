@@ -14,7 +14,7 @@ from o2o.models import Effect
 
 from . import outbound, services
 from .events import event_type_choices
-from .models import Delivery, DeliveryAttempt, Endpoint, Partner, PartnerEvent
+from .models import Delivery, DeliveryAttempt, Endpoint, Partner, PartnerEvent, PointStaff
 
 
 @admin.register(Partner)
@@ -23,6 +23,17 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "owner__email")
     raw_id_fields = ("owner", "pickup_point")
+
+
+@admin.register(PointStaff)
+class PointStaffAdmin(admin.ModelAdmin):
+    """The people of a pickup point: each hands orders over on /partner/point/."""
+
+    list_display = ("user", "pickup_point", "is_active", "created_at")
+    list_filter = ("is_active", "pickup_point")
+    search_fields = ("user__email", "user__name", "pickup_point__name")
+    list_select_related = ("user", "pickup_point")
+    raw_id_fields = ("user",)
 
 
 class EndpointForm(forms.ModelForm):

@@ -194,3 +194,33 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} {self.started_at:%Y-%m-%d %H:%M:%S} {self.status_code}"
+
+
+class PointStaff(models.Model):
+    """A person who works at a partner pickup point: their phone page (/partner/point/) lists the
+    orders waiting there and hands them over with the customer's code. One point per person."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="point_staff",
+        verbose_name=_("user"),
+    )
+    pickup_point = models.ForeignKey(
+        "vendors.PickupPoint",
+        on_delete=models.PROTECT,
+        related_name="staff",
+        verbose_name=_("pickup point"),
+    )
+    is_active = models.BooleanField(
+        _("active"), default=True, help_text=_("Untick to stop this person handing orders over.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pickup point staff")
+        verbose_name_plural = _("pickup point staff")
+        ordering = ["pickup_point_id", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.pickup_point_id}"

@@ -2,20 +2,26 @@
 service (capture, void, refund what is left, sync with the provider)."""
 
 from collections.abc import Callable
+from datetime import datetime, time
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from o2o.money import format_money
+from vendors.models import Vendor
 
-from . import disputes, ledger, payouts, reconciliation, services
+from . import disputes, ledger, payouts, reconciliation, selectors, services, settlement
 from .models import (
     CommissionPlan,
     Discrepancy,
@@ -279,6 +285,13 @@ def _note_page(modeladmin, request, queryset, *, form, action, title, intro, sub
     )
 
 
+def _wait_text(wait: selectors.PayoutWait | None) -> str:
+    """A few words in a list's column; the whole sentence as its tooltip and on the record."""
+    if wait is None:
+        return "—"
+    return format_html('<span title="{}">{}</span>', wait.message, wait.short)
+
+
 class SettlementLineInline(admin.TabularInline):
     model = SettlementLine
     extra = 0
@@ -338,10 +351,146 @@ class SettlementAdmin(ReadOnlyAdmin):
     list_select_related = ("vendor",)
     date_hierarchy = "period_start"
     inlines = [PayoutInline, SettlementLineInline]
+    change_list_template = "admin/payments/settlement/change_list.html"
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        shown.insert(shown.index("status") + 1, "wait_reason")  # on a phone's first screen
+        return shown
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "wait_detail"]
 
     @admin.display(description=_("net"), ordering="net")
     def net_money(self, obj: Settlement) -> str:
         return format_money(obj.net, obj.currency)
+
+    @admin.display(description=_("why the payout waits"))
+    def wait_reason(self, obj: Settlement) -> str:
+        return _wait_text(selectors.settlement_wait(settlement=obj))
+
+    @admin.display(description=_("why the payout waits"))
+    def wait_detail(self, obj: Settlement) -> str:
+        wait = selectors.settlement_wait(settlement=obj)
+        return wait.message if wait else "—"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.settle_now_view)
+        return [
+            path("settle-now/", view, name="payments_settlement_settle_now"),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def _queue_payouts(*, vendor_id: int | None) -> tuple[int, int]:
+        """Queue the sending (durable effects) of the payouts due (of one vendor, or all) that
+        can go now; (queued, waiting for something) by payouts.payout_waits_for."""
+        queued = waiting = 0
+        due = Payout.objects.filter(pk__in=payouts.payouts_due()).select_related("settlement")
+        if vendor_id is not None:
+            due = due.filter(vendor_id=vendor_id)
+        with transaction.atomic():
+            for payout in due.order_by("pk"):
+                if payouts.payout_waits_for(payout) is None:
+                    payout_send_later(payout.pk)
+                    queued += 1
+                else:
+                    waiting += 1
+        return queued, waiting
+
+    def settle_now_view(self, request):
+        """Staff settle an ended period now, for every vendor or one, after confirming: the same
+        service the beat's run uses (settlement.settlements_settle); payouts due are queued to
+        be sent as durable effects."""
+        if not request.user.has_perm("payments.change_payout"):
+            raise PermissionDenied
+        form = SettleNowForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            period = form.cleaned_data["period"]
+            vendor = form.cleaned_data["vendor"]
+            counts = settlement.settlements_settle(
+                period=period, vendor_id=vendor.pk if vendor else None
+            )
+            queued, waiting = self._queue_payouts(vendor_id=vendor.pk if vendor else None)
+            made = sum(
+                v for k, v in counts.items() if k not in ("nothing_new", "released_from_hold")
+            )
+            start = date_format(timezone.localtime(period.start).date(), "DATE_FORMAT")
+            summary = [
+                _("Settled the period from %(start)s.") % {"start": start},
+                ngettext("%d settlement made.", "%d settlements made.", made) % made,
+                ngettext("%d payout queued to send.", "%d payouts queued to send.", queued)
+                % queued,
+            ]
+            if counts["released_from_hold"]:
+                n = counts["released_from_hold"]
+                summary.append(ngettext("%d released from hold.", "%d released from hold.", n) % n)
+            self.message_user(request, " ".join(str(x) for x in summary), messages.SUCCESS)
+            if waiting:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%d payout waits: see why in the payouts list.",
+                        "%d payouts wait: see why in the payouts list.",
+                        waiting,
+                    )
+                    % waiting,
+                    messages.WARNING,
+                )
+            return redirect("admin:payments_settlement_changelist")
+        return TemplateResponse(
+            request,
+            "admin/payments/settle_now.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Settle now"),
+                "opts": self.model._meta,
+                "form": form,
+            },
+        )
+
+
+class SettleNowForm(forms.Form):
+    """Which ended period to settle (a day in it, local time) and for whom, confirmed."""
+
+    day = forms.DateField(
+        label=_("A day of the period"),
+        help_text=_("Local date (Korea time). The period that contains it must have ended."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    vendor = forms.ModelChoiceField(
+        label=_("Vendor"),
+        queryset=Vendor.objects.order_by("name"),
+        required=False,
+        empty_label=_("Every vendor"),
+    )
+    confirm = forms.BooleanField(
+        label=_(
+            "Settle this period now. Settlements are never edited afterwards; their payouts are "
+            "sent to the vendors' bank accounts."
+        )
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["day"].initial = settlement.last_ended_period().start.date()
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        day = data.get("day")
+        if day is not None:
+            moment = timezone.make_aware(datetime.combine(day, time(12)))
+            period = settlement.period_of(moment)
+            if period.end > timezone.now():
+                raise forms.ValidationError(
+                    _("The period of %(day)s has not ended yet; it is settled after %(end)s.")
+                    % {
+                        "day": date_format(day, "SHORT_DATE_FORMAT"),
+                        "end": date_format(timezone.localtime(period.end), "SHORT_DATETIME_FORMAT"),
+                    }
+                )
+            data["period"] = period
+        return data
 
 
 @admin.register(SettlementLine)
@@ -382,6 +531,23 @@ class PayoutAdmin(ReadOnlyAdmin):
     list_select_related = ("vendor", "settlement")
     date_hierarchy = "created_at"
     actions = ["send", "sync", "retry"]
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        shown.insert(shown.index("status") + 1, "wait_reason")  # on a phone's first screen
+        return shown
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "wait_detail"]
+
+    @admin.display(description=_("why it waits"))
+    def wait_reason(self, obj: Payout) -> str:
+        return _wait_text(selectors.payout_wait(payout=obj))
+
+    @admin.display(description=_("why it waits"))
+    def wait_detail(self, obj: Payout) -> str:
+        wait = selectors.payout_wait(payout=obj)
+        return wait.message if wait else "—"
 
     def has_change_permission(self, request, obj=None) -> bool:
         # The list's actions need "change"; a single record is only ever viewed.
@@ -521,10 +687,7 @@ class NoteForm(forms.Form):
 class DiscrepancyAdmin(ReadOnlyAdmin):
     list_display = (
         "pk",
-        "kind",
-        "object_ref",
-        "expected",
-        "actual",
+        "summary",
         "status",
         "detected_at",
         "last_seen_at",
@@ -537,6 +700,10 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None and request.user.has_perm("payments.change_discrepancy")
+
+    @admin.display(description=_("what differs"), ordering="kind")
+    def summary(self, obj: Discrepancy) -> str:
+        return obj.summary
 
     @admin.action(description=_("Mark resolved (asks for a note)"), permissions=["change"])
     def mark_resolved(self, request, queryset):

@@ -22,17 +22,18 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import permissions, serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from o2o.api import Pagination
+from o2o.errors import Conflict as DomainConflict
 from o2o.money import MINOR_UNITS
 from vendors.models import Vendor
 
-from . import earnings, statements
-from .models import Settlement
+from . import earnings, ledger, reconciliation, selectors, statements
+from .models import Discrepancy, JournalTransaction, Payout, Settlement
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -74,6 +75,49 @@ class OrderPageOutSerializer(serializers.Serializer):
     results = OrderEarningsOutSerializer(many=True)
 
 
+class PayoutWaitOutSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=[
+            "dispute_open",
+            "not_released",
+            "no_payout_account",
+            "building",
+            "carried_forward",
+            "queued",
+            "in_transit",
+            "period_open",
+        ],
+        help_text="Why the money is not on its way yet.",
+    )
+    message = serializers.CharField(help_text="The same, as a sentence in the user's language.")
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="When it moves on its own (null: someone must act)."
+    )
+
+
+class PlanOutSerializer(serializers.Serializer):
+    bps = serializers.IntegerField(help_text="Basis points: 100 = 1 %.")
+    percent = serializers.CharField()
+    scope = serializers.ChoiceField(
+        choices=["vendor", "platform", "default"],
+        help_text="The vendor's own plan, the platform's plan for every vendor, or the standard "
+        "rate (no plan).",
+    )
+    category = serializers.CharField(help_text="The category it is for; empty: every category.")
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
+    note = serializers.CharField()
+
+
+class CommissionOutSerializer(serializers.Serializer):
+    current = PlanOutSerializer(help_text="The rate in force now (without a category).")
+    categories = PlanOutSerializer(many=True, help_text="Categories with a rate of their own.")
+    next = PlanOutSerializer(allow_null=True, help_text="The next change already scheduled.")
+    delivery_fee_to_platform = serializers.BooleanField(
+        help_text="Whether the platform keeps the delivery fee (no other fixed fee is charged)."
+    )
+
+
 class EarningsOutSerializer(serializers.Serializer):
     vendor = serializers.IntegerField(source="vendor_id")
     currency = serializers.CharField()
@@ -83,6 +127,8 @@ class EarningsOutSerializer(serializers.Serializer):
     week = FiguresOutSerializer()
     balance = serializers.IntegerField(help_text="What the platform owes the vendor now.")
     next_payout = NextPayoutOutSerializer(allow_null=True)
+    payout_wait = PayoutWaitOutSerializer(allow_null=True)
+    commission = CommissionOutSerializer(help_text="The commission plan in force.")
     orders = OrderPageOutSerializer(help_text="By order, the latest activity first (paginated).")
 
 
@@ -323,6 +369,8 @@ class EarningsApi(_MoneyApi):
             "week": e.week.as_dict(),
             "balance": e.balance,
             "next_payout": e.next_payout,
+            "payout_wait": e.payout_wait.as_dict() if e.payout_wait else None,
+            "commission": e.commission.as_dict() if e.commission else None,
             "orders": {
                 "count": paginator.page.paginator.count,
                 "next": paginator.get_next_link(),
@@ -519,3 +567,235 @@ class DailyTotalsApi(_FinanceApi):
             "totals": totals.as_dict(),
         }
         return Response(DailyOutSerializer(body).data)
+
+
+# --- the vendor's payouts ------------------------------------------------------------------------
+
+
+class VendorPayoutOutSerializer(PayoutOutSerializer):
+    settlement = serializers.IntegerField(help_text="The settlement it pays.")
+    period_start = serializers.DateTimeField()
+    failure_message = serializers.CharField()
+    wait = PayoutWaitOutSerializer(allow_null=True, help_text="Why it is not paid yet.")
+
+
+class PayoutsApi(_MoneyApi):
+    """The vendor's payouts, the latest first, each with why it waits (if it does)."""
+
+    pagination_class = Pagination
+
+    @extend_schema(
+        parameters=[
+            VENDOR_PARAM,
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={
+            200: VendorPayoutOutSerializer(many=True),
+            400: OpenApiResponse(),
+            404: NOT_FOUND,
+        },
+        tags=["money"],
+    )
+    def get(self, request):
+        vendor = self.vendor()
+        paginator = Pagination()
+        page = paginator.paginate_queryset(
+            Payout.objects.filter(vendor=vendor)
+            .select_related("settlement")
+            .order_by("-created_at", "-pk"),
+            request,
+            view=self,
+        )
+        rows = []
+        for p in page:
+            wait = selectors.payout_wait(payout=p)
+            rows.append(
+                {
+                    **statements.payout_dict(p),
+                    "settlement": p.settlement_id,
+                    "period_start": p.settlement.period_start,
+                    "failure_message": p.failure_message,
+                    "wait": wait.as_dict() if wait else None,
+                }
+            )
+        return paginator.get_paginated_response(VendorPayoutOutSerializer(rows, many=True).data)
+
+
+# --- staff: discrepancies and adjustments --------------------------------------------------------
+
+
+class Conflict409(APIException):
+    status_code = 409
+    default_code = "conflict"
+    default_detail = _("It changed meanwhile.")
+
+
+class CanAdjustTheLedger(permissions.BasePermission):
+    """Staff who may read the books and add journal transactions (as the adjustment page)."""
+
+    message = _("You may not adjust the ledger.")
+
+    def has_permission(self, request, view) -> bool:
+        return earnings.reads_the_books(request.user) and request.user.has_perm(
+            "payments.add_journaltransaction"
+        )
+
+
+class CanResolveDiscrepancies(permissions.BasePermission):
+    message = _("You may not resolve discrepancies.")
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return earnings.reads_the_books(request.user)
+        return earnings.reads_the_books(request.user) and request.user.has_perm(
+            "payments.change_discrepancy"
+        )
+
+
+class DiscrepancyOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    kind_label = serializers.CharField(source="get_kind_display")
+    object_ref = serializers.CharField()
+    expected = serializers.CharField()
+    actual = serializers.CharField()
+    detail = serializers.CharField()
+    summary = serializers.CharField(help_text="One readable sentence.")
+    status = serializers.CharField()
+    detected_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
+    resolved_by = serializers.IntegerField(source="resolved_by_id", allow_null=True)
+    resolution_note = serializers.CharField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+
+
+class DiscrepancyResolveInSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=1000, help_text="What was done about it.")
+
+
+class DiscrepanciesApi(APIView):
+    """Staff: the differences the reconciliation found, the latest first (`?status=open|resolved`)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanResolveDiscrepancies]
+    pagination_class = Pagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=list(Discrepancy.Status.values)),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={200: DiscrepancyOutSerializer(many=True), 400: OpenApiResponse()},
+        tags=["finance"],
+    )
+    def get(self, request):
+        rows = Discrepancy.objects.order_by("-detected_at", "-pk")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Discrepancy.Status.values:
+                raise ValidationError({"status": _("Choose open or resolved.")})
+            rows = rows.filter(status=wanted)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(DiscrepancyOutSerializer(page, many=True).data)
+
+
+class DiscrepancyResolveApi(APIView):
+    """Staff mark a discrepancy resolved with a note (reconciliation.discrepancy_resolve, as the
+    admin's action). 409 when it was resolved already."""
+
+    permission_classes = [permissions.IsAuthenticated, CanResolveDiscrepancies]
+
+    @extend_schema(
+        request=DiscrepancyResolveInSerializer,
+        responses={
+            200: DiscrepancyOutSerializer,
+            400: OpenApiResponse(),
+            404: OpenApiResponse(description="No such discrepancy."),
+            409: OpenApiResponse(description="Already resolved."),
+        },
+        tags=["finance"],
+    )
+    def post(self, request, discrepancy_id: int):
+        body = DiscrepancyResolveInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not Discrepancy.objects.filter(pk=discrepancy_id).exists():
+            raise NotFound(_("No such discrepancy."))
+        try:
+            done = reconciliation.discrepancy_resolve(
+                discrepancy_id=discrepancy_id, actor=request.user, note=body.validated_data["note"]
+            )
+        except DomainConflict as exc:
+            raise Conflict409(exc.messages[0]) from exc
+        return Response(DiscrepancyOutSerializer(done).data)
+
+
+class AdjustmentInSerializer(serializers.Serializer):
+    debit = serializers.CharField(max_length=60, help_text="The account debited, e.g. adjustments.")
+    credit = serializers.CharField(
+        max_length=60, help_text="The account credited, e.g. vendor_payable:12."
+    )
+    amount = serializers.IntegerField(min_value=1, max_value=10**12, help_text="Minor units.")
+    currency = serializers.ChoiceField(choices=sorted(MINOR_UNITS), default="KRW")
+    reason = serializers.CharField(max_length=200, help_text="Kept in the ledger with your name.")
+    key = serializers.RegexField(
+        r"^[0-9a-f]{32}$",
+        help_text="32 hex digits chosen by the client: the same key posts once.",
+    )
+
+
+class AdjustmentOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    key = serializers.CharField()
+    kind = serializers.CharField()
+    currency = serializers.CharField()
+    memo = serializers.CharField()
+    vendor = serializers.IntegerField(source="vendor_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
+
+
+class AdjustmentsApi(APIView):
+    """Staff post a manual ledger adjustment (ledger.adjustment_post, as the staff page). Sent
+    again with the same key, it answers the one posting made (200) instead of a second (201)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanAdjustTheLedger]
+
+    @extend_schema(
+        request=AdjustmentInSerializer,
+        responses={
+            201: AdjustmentOutSerializer,
+            200: AdjustmentOutSerializer,
+            400: OpenApiResponse(),
+        },
+        tags=["finance"],
+    )
+    def post(self, request):
+        body = AdjustmentInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        for field in ("debit", "credit"):
+            if not selectors.ledger_account_known(data[field]):
+                raise ValidationError(
+                    {field: _("There is no ledger account %(code)s.") % {"code": data[field]}}
+                )
+        done = JournalTransaction.objects.filter(key=f"adjustment:{data['key']}").first()
+        if done is not None:
+            return Response(AdjustmentOutSerializer(done).data)
+        try:
+            txn = ledger.adjustment_post(
+                actor=request.user,
+                debit=data["debit"],
+                credit=data["credit"],
+                amount=data["amount"],
+                reason=data["reason"],
+                currency=data["currency"],
+                key=data["key"],
+            )
+        except ledger.LedgerError:
+            done = JournalTransaction.objects.filter(key=f"adjustment:{data['key']}").first()
+            if done is not None:  # the same key, a moment ago
+                return Response(AdjustmentOutSerializer(done).data)
+            raise
+        return Response(AdjustmentOutSerializer(txn).data, status=201)

@@ -31,6 +31,12 @@ from .models import (
     Payout,
     Settlement,
 )
+from .selectors import (
+    CommissionTerms,
+    PayoutWait,
+    vendor_commission_terms,
+    vendor_payout_wait,
+)
 from .settlement import period_of
 
 D, C = LedgerEntry.DEBIT, LedgerEntry.CREDIT
@@ -120,6 +126,8 @@ class Earnings:
     week: Figures
     balance: int
     next_payout: dict[str, Any] | None = field(default=None)
+    payout_wait: PayoutWait | None = None  # why the next payout is not on its way yet
+    commission: CommissionTerms | None = None  # the plan in force, and what changes next
 
 
 def ledger_sums(currency: str, vendor_code: str) -> dict[str, Sum]:
@@ -337,6 +345,8 @@ def vendor_earnings(
         week=vendor_figures(vendor_id=vendor_id, currency=currency, start=week_start),
         balance=ledger.vendor_payable(vendor_id, currency=currency),
         next_payout=next_payout(vendor_id=vendor_id, currency=currency, now=now),
+        payout_wait=vendor_payout_wait(vendor_id=vendor_id, now=now),
+        commission=vendor_commission_terms(vendor_id=vendor_id, now=now),
     )
 
 

@@ -45,6 +45,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from o2o.errors import DomainError
 from o2o.money import MINOR_UNITS
@@ -75,15 +76,15 @@ ADJUSTMENTS = "adjustments"
 UNALLOCATED = "unallocated"
 
 _FIXED: dict[str, tuple[str, str]] = {
-    PROVIDER_CLEARING: ("Provider clearing", AccountKind.ASSET),
-    CUSTOMER_FUNDS: ("Customer funds in transit", AccountKind.LIABILITY),
-    COMMISSION_REVENUE: ("Platform commission revenue", AccountKind.REVENUE),
-    DELIVERY_FEE_REVENUE: ("Platform delivery fee revenue", AccountKind.REVENUE),
-    REFUNDS: ("Refunds to customers", AccountKind.LIABILITY),
-    PAYOUTS_IN_TRANSIT: ("Payouts in transit", AccountKind.LIABILITY),
-    PROVIDER_FEES: ("Provider fees", AccountKind.EXPENSE),
-    ADJUSTMENTS: ("Manual adjustments", AccountKind.EXPENSE),
-    UNALLOCATED: ("Unallocated captured funds", AccountKind.LIABILITY),
+    PROVIDER_CLEARING: (gettext_noop("Provider clearing"), AccountKind.ASSET),
+    CUSTOMER_FUNDS: (gettext_noop("Customer funds in transit"), AccountKind.LIABILITY),
+    COMMISSION_REVENUE: (gettext_noop("Platform commission revenue"), AccountKind.REVENUE),
+    DELIVERY_FEE_REVENUE: (gettext_noop("Platform delivery fee revenue"), AccountKind.REVENUE),
+    REFUNDS: (gettext_noop("Refunds to customers"), AccountKind.LIABILITY),
+    PAYOUTS_IN_TRANSIT: (gettext_noop("Payouts in transit"), AccountKind.LIABILITY),
+    PROVIDER_FEES: (gettext_noop("Provider fees"), AccountKind.EXPENSE),
+    ADJUSTMENTS: (gettext_noop("Manual adjustments"), AccountKind.EXPENSE),
+    UNALLOCATED: (gettext_noop("Unallocated captured funds"), AccountKind.LIABILITY),
 }
 
 
@@ -125,6 +126,13 @@ def account(code: str, *, currency: str = "KRW") -> LedgerAccount:
         defaults={"name": name, "kind": kind, "currency": currency},
     )
     return acct
+
+
+def account_label(acct: LedgerAccount) -> str:
+    """An account's name in the reader's language (the stored name stays as it was booked)."""
+    if acct.vendor_id is not None:
+        return _("Payable to vendor %(vendor)s") % {"vendor": acct.vendor_id}
+    return _(acct.name)
 
 
 def vendor_payable_account(vendor_id: int, *, currency: str = "KRW") -> LedgerAccount:

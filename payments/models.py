@@ -2,9 +2,12 @@
 minor unit; the database keeps them in range. A payment refers to its order by id only (payments
 never imports orders)."""
 
+import re
+
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 
@@ -536,7 +539,16 @@ class Settlement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"settlement {self.pk} of vendor {self.vendor_id} ({self.period_start:%Y-%m-%d})"
+        return str(
+            _("Settlement %(id)s of vendor %(vendor)s (%(period)s)")
+            % {"id": self.pk, "vendor": self.vendor_id, "period": self.period_label}
+        )
+
+    @property
+    def period_label(self) -> str:
+        """The period's first day as the vendor lives it (TIME_ZONE, not UTC: a Korean period
+        starts at 00:00 KST, the day before in UTC), in the language's short date format."""
+        return date_format(timezone.localtime(self.period_start).date(), "SHORT_DATE_FORMAT")
 
 
 class SettlementLine(models.Model):
@@ -668,7 +680,10 @@ class Payout(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"payout {self.pk} to vendor {self.vendor_id}"
+        return str(
+            _("Payout %(id)s to vendor %(vendor)s (%(period)s)")
+            % {"id": self.pk, "vendor": self.vendor_id, "period": self.settlement.period_label}
+        )
 
     @property
     def idempotency_key(self) -> str:
@@ -824,4 +839,43 @@ class Discrepancy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.object_ref}"
+        return self.summary
+
+    @property
+    def about(self) -> str:
+        """What it is about, readable: "payment 12" for payment:12."""
+        kind, _sep, ref = self.object_ref.partition(":")
+        return f"{kind.replace('_', ' ')} {ref}".strip()
+
+    @property
+    def summary(self) -> str:
+        """One sentence: what differs, about what, expected and found."""
+        text = _("%(kind)s, %(about)s.") % {"kind": self.get_kind_display(), "about": self.about}
+        if self.expected or self.actual:
+            text += " " + _("Expected: %(expected)s; found: %(actual)s.") % {
+                "expected": _readable_figure(self.expected),
+                "actual": _readable_figure(self.actual),
+            }
+        return str(text)
+
+
+# How the reconciliation writes a payment's or an intent's state: "<status> captured N refunded M".
+_PAYMENT_FIGURE = re.compile(
+    r"^(?P<status>\w+) captured (?P<captured>-?\d+) refunded (?P<refunded>-?\d+)$"
+)
+
+
+def _readable_figure(figure: str) -> str:
+    """A figure of a discrepancy as words: "captured captured 3200 refunded 0" reads "Captured:
+    3200 captured, 0 refunded"."""
+    if not figure:
+        return "—"
+    match = _PAYMENT_FIGURE.match(figure)
+    if match is None:
+        return figure
+    status = match["status"]
+    label = PaymentStatus(status).label if status in PaymentStatus.values else status
+    return str(
+        _("%(status)s: %(captured)s captured, %(refunded)s refunded")
+        % {"status": label, "captured": match["captured"], "refunded": match["refunded"]}
+    )

@@ -53,7 +53,7 @@ from .models import (
     Settlement,
     SettlementLine,
 )
-from .settlement import settlement_hold
+from .settlement import open_dispute_on, settlement_hold
 
 log = logging.getLogger(__name__)
 P = Payout.Status
@@ -177,12 +177,44 @@ def _unavailable() -> PaymentUnavailable:
     )
 
 
+# Why a payout waits: the codes payout_send's own checks stand for (payout_waits_for), shown to
+# staff and to the vendor by payments.selectors.
+WAIT_DISPUTE = "dispute_open"
+WAIT_NOT_RELEASED = "not_released"
+WAIT_NO_ACCOUNT = "no_payout_account"
+
+
+def _has_account(payout: Payout) -> bool:
+    """Whether the payout knows where to go: its own copy, or the vendor's payout account."""
+    return (
+        bool(payout.account_number)
+        or PayoutAccount.objects.filter(vendor_id=payout.vendor_id).exists()
+    )
+
+
+def payout_waits_for(payout: Payout, *, dispute_open: bool | None = None) -> str | None:
+    """Why a PENDING payout would not be sent now, checked in payout_send's order (a dispute
+    open on its settlement, a settlement not released, no payout account); None when it would go
+    (or is not pending). `dispute_open` may be given when the caller knows it already."""
+    if payout.status != P.PENDING:
+        return None
+    if dispute_open is None:
+        dispute_open = open_dispute_on(payout.settlement_id)
+    if dispute_open:
+        return WAIT_DISPUTE
+    if payout.settlement.status != Settlement.Status.RELEASED:
+        return WAIT_NOT_RELEASED
+    if not _has_account(payout):
+        return WAIT_NO_ACCOUNT
+    return None
+
+
 def _destination(payout: Payout) -> PayoutDestination:
     """The account the payout goes to: copied onto the payout before it is first sent, so that a
     second sending asks the provider for exactly the same thing."""
     if not payout.account_number:
         account = PayoutAccount.objects.filter(vendor_id=payout.vendor_id).first()
-        if account is None:
+        if account is None:  # payout_waits_for says WAIT_NO_ACCOUNT
             raise PaymentError(
                 _("Vendor %(vendor)s has no payout account; add one, then send again.")
                 % {"vendor": payout.vendor_id},

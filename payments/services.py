@@ -135,6 +135,8 @@ def _mark_authorised(payment: Payment, intent: ProviderIntent) -> bool:
         payment,
         P.AUTHORISED,
         authorised_at=timezone.now(),
+        failure_code="",  # an earlier card's decline is history now
+        failure_message="",
         card_brand=intent.card_brand[:20],
         card_last4=intent.card_last4[:4],
     )
@@ -232,6 +234,12 @@ def _refund_succeeded(payment: Payment, *, refund_id: int, provider_ref: str) ->
             "order_line_id": refund.order_line_id,
         },
     )
+    # The customer hears of it by e-mail, once per refund (the orders app's order.email effect).
+    effect_add(
+        kind="order.email",
+        key=f"refund:{refund_id}:email",
+        payload={"order_id": payment.order_id, "refund_id": refund_id},
+    )
     return True
 
 
@@ -270,6 +278,16 @@ def _provider_refund_apply(payment: Payment, pr: ProviderRefund) -> None:
 def _apply(*, payment_id: int, intent: ProviderIntent) -> Payment:
     """Walk the payment along the graph to where the provider's intent is."""
     payment = _get(payment_id)
+    if intent.status == IntentStatus.PENDING and intent.failure_code:
+        # A declined card, the intent waiting for another: keep the decline to show the customer.
+        Payment.objects.filter(pk=payment.pk, status=P.PENDING).exclude(
+            failure_code=intent.failure_code[:40], card_last4=intent.card_last4
+        ).update(
+            failure_code=intent.failure_code[:40],
+            failure_message=intent.failure_message[:200],
+            card_last4=intent.card_last4,
+            updated_at=timezone.now(),
+        )
     if intent.status == IntentStatus.FAILED:
         _mark_failed(payment, intent)
     if intent.status in (IntentStatus.AUTHORISED, IntentStatus.CAPTURED, IntentStatus.VOIDED):
@@ -354,6 +372,7 @@ def payment_start(
     vendor_id: int | None = None,
     commission: int = 0,
     platform_fee: int = 0,
+    expires_at: datetime | None = None,
 ) -> Payment:
     """Open the order's payment at the provider (settings.PAYMENT_GATEWAY) and keep its checkout
     page URL (payment.checkout_url: send the customer there). The provider sends the browser back to
@@ -363,7 +382,8 @@ def payment_start(
     other arguments under that key are refused: PaymentRefused "idempotency_key_reused").
 
     vendor_id, commission and platform_fee are the split the ledger books at capture: the vendor
-    is owed amount − commission − platform_fee."""
+    is owed amount − commission − platform_fee. With expires_at the provider takes no card after
+    it (a declined card may be followed by another until then)."""
     _positive_amount(amount)
     for field, value in (("commission", commission), ("platform_fee", platform_fee)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -401,6 +421,7 @@ def payment_start(
             webhook_url=settings.PLATFORM_BASE_URL.rstrip("/")
             + reverse("payments:webhook", kwargs={"provider": payment.provider}),
             idempotency_key=f"order-{order_id}-start",
+            expires_at=expires_at,
         )
     except GatewayUnavailable as exc:
         raise _unavailable() from exc

@@ -335,14 +335,16 @@ def settlement_create(
 # --- the run -------------------------------------------------------------------------------------
 
 
-def _payable_accounts(batch: int) -> Iterator[LedgerAccount]:
-    """Every vendor payable account, by keyset pagination (a batch of rows in memory at a time)."""
+def _payable_accounts(batch: int, vendor_id: int | None = None) -> Iterator[LedgerAccount]:
+    """Every vendor payable account (or one vendor's), by keyset pagination (a batch of rows in
+    memory at a time)."""
+    accounts = LedgerAccount.objects.filter(vendor_id__isnull=False)
+    if vendor_id is not None:
+        accounts = accounts.filter(vendor_id=vendor_id)
     after = 0
     while True:
         page = list(
-            LedgerAccount.objects.filter(vendor_id__isnull=False, pk__gt=after)
-            .only("pk", "vendor_id", "currency")
-            .order_by("pk")[:batch]
+            accounts.filter(pk__gt=after).only("pk", "vendor_id", "currency").order_by("pk")[:batch]
         )
         if not page:
             return
@@ -393,16 +395,26 @@ def settlement_hold(*, settlement_id: int) -> bool:
     return bool(moved)
 
 
-def settlements_run(*, now: datetime | None = None, batch_size: int | None = None) -> dict:
-    """Settle every vendor's last ended period (at `now`), then release the held settlements whose
-    disputes are closed. Idempotent and restartable; returns counts by outcome."""
-    period = last_ended_period(now)
+def settlements_settle(
+    *, period: Period, vendor_id: int | None = None, batch_size: int | None = None
+) -> Counter[str]:
+    """Settle one period for every vendor (or the one named), then release the held settlements
+    whose disputes are closed. What the beat's run and staff's "settle now" both do. Idempotent:
+    a period settled already is left as it is. Counts by outcome."""
     counts: Counter[str] = Counter()
-    for acct in _payable_accounts(settings.SETTLEMENT_VENDOR_BATCH):
+    for acct in _payable_accounts(settings.SETTLEMENT_VENDOR_BATCH, vendor_id):
         settlement = settlement_create(
             vendor_id=acct.vendor_id, period=period, currency=acct.currency, batch_size=batch_size
         )
         counts[settlement.status if settlement else "nothing_new"] += 1
     counts["released_from_hold"] = settlements_release()
     log.info("settlement of %s–%s: %s", period.start, period.end, dict(counts))
+    return counts
+
+
+def settlements_run(*, now: datetime | None = None, batch_size: int | None = None) -> dict:
+    """Settle every vendor's last ended period (at `now`), then release the held settlements
+    whose disputes are closed. Idempotent and restartable; returns counts by outcome."""
+    period = last_ended_period(now)
+    counts = settlements_settle(period=period, batch_size=batch_size)
     return {"period_start": period.start.isoformat(), **counts}

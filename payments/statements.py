@@ -27,8 +27,9 @@ from xml.sax.saxutils import escape
 
 from django.db.models import BigIntegerField, Case, F, Q, Sum, Value, When
 from django.http import HttpResponse
-from django.utils import timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from o2o.money import format_money
 
@@ -88,6 +89,7 @@ class Statement:
     lines: list[StatementLine]
     totals: Totals
     payout: Payout | None
+    language: str  # the vendor's (Vendor.language): its CSV and PDF are in it
 
     @property
     def agrees(self) -> bool:
@@ -210,6 +212,7 @@ def statement_build(*, settlement: Settlement) -> Statement:
         lines=lines,
         totals=_totals(lines),
         payout=payout,
+        language=settlement.vendor.language,
     )
 
 
@@ -287,7 +290,7 @@ def statement_csv_rows(statement: Statement) -> Iterator[str]:
         yield w.writerow(
             [
                 _iso(x.booked_at),
-                _cell(x.kind_label),
+                _cell(kind_label(x.kind)),
                 x.order_id or "",
                 x.refund_id or "",
                 x.gross,
@@ -412,7 +415,7 @@ def statement_pdf(statement: Statement) -> bytes:
         return Paragraph(_markup(str(text)), style)
 
     def when(value: dt.datetime | None) -> str:
-        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+        return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else ""
 
     story: list[Any] = [
         p(_("Settlement statement"), title),
@@ -423,7 +426,7 @@ def statement_pdf(statement: Statement) -> bytes:
             % {"start": when(s.period_start), "end": when(s.period_end)}
         ),
         p(_("Status: %(status)s") % {"status": s.get_status_display()}),
-        p(_("Summary"), h2),
+        p(pgettext("statement", "Summary"), h2),
     ]
     summary = [
         (_("Sales"), t.sales),
@@ -473,7 +476,7 @@ def statement_pdf(statement: Statement) -> bytes:
     story.append(p(_("Lines"), h2))
     head = [
         p(_("Date"), bold),
-        p(_("Type"), bold),
+        p(pgettext("statement", "Type"), bold),
         p(_("Order"), bold),
         p(_("Gross"), bold_right),
         p(_("Commission"), bold_right),
@@ -485,7 +488,7 @@ def statement_pdf(statement: Statement) -> bytes:
         data.append(
             [
                 p(when(x.booked_at)),
-                p(x.kind_label),
+                p(kind_label(x.kind)),
                 p(f"#{x.order_id}" if x.order_id else ""),
                 p(_money(x.gross, cur), right),
                 p(_money(x.commission, cur), right),
@@ -534,7 +537,7 @@ def statement_pdf(statement: Statement) -> bytes:
         rightMargin=15 * mm,
         topMargin=15 * mm,
         bottomMargin=15 * mm,
-        title=f"Statement {s.pk}",
+        title=_("Statement #%(n)s") % {"n": s.pk},
         author="O2O",
     )
     doc.build(story)
@@ -546,9 +549,16 @@ def statement_pdf(statement: Statement) -> bytes:
 DOWNLOADS = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 
 
+def statement_render(statement: Statement, fmt: str) -> bytes:
+    """The statement as CSV or PDF in the vendor's language, whoever asks and from wherever (a
+    page in another language, staff, an e-mail or a task outside any request)."""
+    with translation.override(statement.language):
+        return statement_csv(statement) if fmt == "csv" else statement_pdf(statement)
+
+
 def statement_response(statement: Statement, fmt: str) -> HttpResponse:
     """The statement as a CSV or PDF attachment (for the page and the API alike)."""
-    body = statement_csv(statement) if fmt == "csv" else statement_pdf(statement)
+    body = statement_render(statement, fmt)
     response = HttpResponse(body, content_type=DOWNLOADS[fmt])
     response["Content-Disposition"] = f'attachment; filename="{statement.filename}.{fmt}"'
     response["Cache-Control"] = "private, no-store"

@@ -37,6 +37,7 @@ from vendors.models import Vendor
 from . import earnings, ledger, services, statements
 from .errors import PaymentUnavailable, UnknownProvider, WebhookInvalid
 from .models import JournalTransaction, LedgerAccount, Settlement
+from .selectors import ledger_account_known
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,7 @@ def _account_choices() -> list[tuple[str, str]]:
     """The ledger's accounts as (code, "code · name"), fixed ones first: what a staff member
     picks from (a vendor's payable account not yet used can be typed: vendor_payable:<id>)."""
     return [
-        (a.code, f"{a.code} · {a.name}")
+        (a.code, f"{a.code} · {ledger.account_label(a)}")
         for a in LedgerAccount.objects.order_by("vendor_id", "code")
     ]
 
@@ -400,11 +401,7 @@ class AdjustmentForm(forms.Form):
 
     def _account(self, field: str) -> str:
         code = self.cleaned_data[field].strip()
-        known = LedgerAccount.objects.filter(code=code).exists() or code in ledger_fixed_codes()
-        match = re.fullmatch(r"vendor_payable:(\d+)", code)
-        if match and not known:
-            known = Vendor.objects.filter(pk=int(match.group(1))).exists()
-        if not known:
+        if not ledger_account_known(code):
             raise forms.ValidationError(_("There is no ledger account %(code)s.") % {"code": code})
         return code
 
@@ -413,20 +410,6 @@ class AdjustmentForm(forms.Form):
 
     def clean_credit(self) -> str:
         return self._account("credit")
-
-
-def ledger_fixed_codes() -> set[str]:
-    return {
-        ledger.PROVIDER_CLEARING,
-        ledger.CUSTOMER_FUNDS,
-        ledger.COMMISSION_REVENUE,
-        ledger.DELIVERY_FEE_REVENUE,
-        ledger.REFUNDS,
-        ledger.PAYOUTS_IN_TRANSIT,
-        ledger.PROVIDER_FEES,
-        ledger.ADJUSTMENTS,
-        ledger.UNALLOCATED,
-    }
 
 
 def _journal_admin_url(txn_id: int) -> str:

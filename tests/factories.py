@@ -19,6 +19,7 @@ from vendors.models import (
     ServiceCell,
     Stock,
     Vendor,
+    VendorHours,
 )
 
 PASSWORD = "correct-horse-battery"
@@ -132,6 +133,16 @@ class OpeningHoursFactory(DjangoModelFactory):
     weekday = 0
     opens = "09:00"
     closes = "21:00"
+
+
+class VendorHoursFactory(DjangoModelFactory):
+    class Meta:
+        model = VendorHours
+
+    vendor = factory.SubFactory(VendorFactory)
+    weekday = 0
+    opens = "07:00"
+    closes = "19:00"
 
 
 class VendorPositionFactory(DjangoModelFactory):

@@ -13,11 +13,29 @@ from django.utils import timezone
 
 from vendors.models import Vendor
 
+from .models import Ping, VendorPosition
 from .services import PingIn, ping_record_many, shift_start
 
 log = logging.getLogger(__name__)
 METRES_PER_DEG_LAT = 111_320.0
 BATCH = 200
+SOURCE = "sim"
+# A vendor whose phone sent a ping this recently is riding for real: the simulator leaves them
+# alone (its made-up positions would be refused as faster than a cart, or worse, move the real
+# cart on the map). Longer than a phone's quiet spells (pings at most every few seconds, a
+# reconnect's batch), short enough that a demo vendor rides again soon after the phone is put away.
+REAL_PHONE_QUIET = timedelta(minutes=2)
+
+
+def vendors_on_real_phones(*, vendor_ids: list[int], now: datetime) -> set[int]:
+    """Those of `vendor_ids` with a ping from anything but the simulator since REAL_PHONE_QUIET
+    ago. Each Ping row carries its source ("ws", "batch", "sim"), so no extra state is needed."""
+    return set(
+        Ping.objects.filter(vendor_id__in=vendor_ids, received_at__gte=now - REAL_PHONE_QUIET)
+        .exclude(source=SOURCE)
+        .values_list("vendor_id", flat=True)
+        .distinct()
+    )
 
 
 @dataclass
@@ -36,6 +54,13 @@ class Rider:
         length = _metres(a, b) or 1.0
         f = min(self.progress_m / length, 1.0)
         return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
+
+    def move_to(self, lat: float, lng: float) -> None:
+        """Shift the whole loop so that the rider stands at (lat, lng): where a real phone left
+        the cart, so the next simulated ping is a step from there, not a jump back."""
+        here = self.position()
+        dlat, dlng = lat - here[0], lng - here[1]
+        self.waypoints = [(a + dlat, b + dlng) for a, b in self.waypoints]
 
     def advance(self, seconds: float) -> None:
         if self.pause_left_s > 0:
@@ -91,14 +116,20 @@ class Simulation:
         if limit:
             vendors = vendors[:limit]
         self.riders = [make_rider(v, self.rng) for v in vendors]
+        self.held: set[int] = set()  # riders a real phone is driving
         admin_actor = _SystemActor()
         for v in vendors:
             shift_start(vendor=v, actor=admin_actor)
 
     def step(self, now: datetime | None = None) -> dict[str, int]:
         now = now or timezone.now()
+        real = vendors_on_real_phones(vendor_ids=[r.vendor_id for r in self.riders], now=now)
+        self._take_back(released=self.held - real)
+        self.held = real
         pings = []
         for rider in self.riders:
+            if rider.vendor_id in real:
+                continue  # not even advanced: the loop resumes where it stood
             rider.advance(self.interval_s)
             lat, lng = rider.position()
             pings.append(
@@ -108,15 +139,29 @@ class Simulation:
                     lng=lng + self.rng.gauss(0, 0.00002),
                     accuracy_m=self.rng.uniform(5, 20),
                     recorded_at=now,
-                    source="sim",
+                    source=SOURCE,
                 )
             )
-        counts = {"accepted": 0, "rejected": 0}
+        counts = {"accepted": 0, "rejected": 0, "skipped": len(real)}
         # In batches, as the websocket batcher records a server's pings.
         for start in range(0, len(pings), BATCH):
             for result in ping_record_many(pings=pings[start : start + BATCH], now=now):
                 counts["accepted" if result.accepted else "rejected"] += 1
         return counts
+
+    def _take_back(self, *, released: set[int]) -> None:
+        """Riders whose phone went quiet carry on from where the phone last put them."""
+        if not released:
+            return
+        where: dict[int, tuple[float, float]] = {}
+        for vendor_id, lat, lng in VendorPosition.objects.filter(
+            vendor_id__in=released, lat__isnull=False, lng__isnull=False
+        ).values_list("vendor_id", "lat", "lng"):
+            if lat is not None and lng is not None:
+                where[vendor_id] = (lat, lng)
+        for rider in self.riders:
+            if rider.vendor_id in where:
+                rider.move_to(*where[rider.vendor_id])
 
 
 class _SystemActor:

@@ -76,6 +76,7 @@ def shift_page(request: HttpRequest) -> HttpResponse:
         "tiles": settings.MAP_TILE_URL,
         "attribution": settings.MAP_TILE_ATTRIBUTION,
         "centre": [vendor.home_lat, vendor.home_lng],
+        "timeZone": settings.TIME_ZONE,  # times on the page in Korea time, wherever the phone is
     }
     i18n = {
         "online": _("Connected"),
@@ -87,7 +88,17 @@ def shift_page(request: HttpRequest) -> HttpResponse:
         "goOff": _("Go off shift"),
         "lastPing": _("Last location sent"),
         "queued": _("waiting to send"),
-        "noGeo": _("Location is off or not allowed. Allow location for this site to share it."),
+        # One sentence per reason the phone gave (GeolocationPositionError codes 1, 2 and 3).
+        "noGeo": _("This browser cannot share your location. Try another browser on this phone."),
+        "geoDenied": _(
+            "Location is not allowed for this site. Allow it in the browser's site settings "
+            "(the icon beside the address), then reload this page."
+        ),
+        "geoUnavailable": _(
+            "Your phone cannot find where you are right now (no GPS or network fix). "
+            "Keep this page open: it keeps trying."
+        ),
+        "geoTimeout": _("Still looking for your location… Keep this page open."),
         "rejected": _("Location not accepted"),
         "error": _("Something went wrong; try again."),
         "never": _("not yet"),

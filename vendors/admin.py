@@ -9,9 +9,24 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from . import services
-from .models import Category, OpeningHours, PickupPoint, Product, ServiceCell, Stock, Vendor
+from .models import (
+    Category,
+    OpeningHours,
+    PickupPoint,
+    Product,
+    ServiceCell,
+    Stock,
+    Vendor,
+    VendorHours,
+)
 
 log = logging.getLogger(__name__)
+
+
+class VendorHoursInline(admin.TabularInline):
+    model = VendorHours
+    extra = 0
+    fields = ("weekday", "opens", "closes")
 
 
 class StockInline(admin.TabularInline):
@@ -100,7 +115,7 @@ class VendorAdmin(admin.ModelAdmin):
         "home_cell",
         "created_at",
     )
-    inlines = [StockInline, ServiceCellInline]
+    inlines = [VendorHoursInline, StockInline, ServiceCellInline]
     actions = ["approve", "suspend", "reject"]
     action_form = VendorActionForm
     date_hierarchy = "created_at"

@@ -1,10 +1,11 @@
 """Vendor and product API: public reads, and a vendor's own cart stock."""
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,10 +18,12 @@ from .serializers import (
     OwnStockOutSerializer,
     ProductSerializer,
     StockUpdateInSerializer,
+    VendorApplicationOutSerializer,
+    VendorApplyInSerializer,
     VendorDetailSerializer,
     VendorListSerializer,
 )
-from .services import StockChange, stock_set
+from .services import StockChange, stock_set, vendor_apply
 
 
 class VendorListApi(generics.ListAPIView):
@@ -93,3 +96,53 @@ class OwnStockApi(APIView):
             return error_response("forbidden", exc.messages[0], status.HTTP_403_FORBIDDEN)
         # Any other ValidationError goes to o2o.api.exception_handler: 400 with its fields.
         return Response(OwnStockOutSerializer(rows, many=True).data)
+
+
+class AlreadyApplied(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = gettext_lazy("You have already applied to sell.")
+    default_code = "already_applied"
+
+
+class VendorApplyApi(APIView):
+    """The signed-in person's application to sell: how it stands, and applying (the same service
+    as the page). Staff approve it in the admin; until then the vendor can't sell."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            200: VendorApplicationOutSerializer,
+            404: OpenApiResponse(description="You have not applied to sell."),
+        },
+        tags=["vendor application"],
+    )
+    def get(self, request):
+        vendor = Vendor.objects.filter(user=request.user).first()
+        if vendor is None:
+            raise NotFound(_("You have not applied to sell."))
+        return Response(VendorApplicationOutSerializer(vendor).data)
+
+    @extend_schema(
+        request=VendorApplyInSerializer,
+        responses={
+            201: VendorApplicationOutSerializer,
+            400: OpenApiResponse(description="Invalid input: `error.fields` names what to fix."),
+            409: OpenApiResponse(description="`already_applied`: see GET for its status."),
+        },
+        tags=["vendor application"],
+    )
+    def post(self, request):
+        """Apply to sell with a cart name and a home base; the application starts `pending`."""
+        body = VendorApplyInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if Vendor.objects.filter(user=request.user).exists():
+            raise AlreadyApplied()
+        try:
+            vendor = vendor_apply(user=request.user, **body.validated_data)
+        except ValidationError:
+            # The other request of a double tap got there first.
+            if Vendor.objects.filter(user=request.user).exists():
+                raise AlreadyApplied() from None
+            raise
+        return Response(VendorApplicationOutSerializer(vendor).data, status=status.HTTP_201_CREATED)

@@ -35,6 +35,14 @@ class Vendor(models.Model):
     delivery_fee = models.PositiveIntegerField(
         _("delivery fee"), default=1000, help_text=_("Charged on door deliveries, in KRW.")
     )
+    # What the vendor reads: statements made outside a request (and their downloads) follow it; the
+    # language switch sets it (o2o/language.py).
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default=settings.LANGUAGE_CODE,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -207,6 +215,32 @@ class OpeningHours(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(closes__gt=models.F("opens")), name="hours_order"),
             models.UniqueConstraint(fields=["point", "weekday", "opens"], name="hours_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+
+class VendorHours(models.Model):
+    """When a vendor usually works, by weekday (Korea time): what customers may order ahead for
+    while the cart is off shift. A vendor with no rows keeps the platform's VENDOR_HOURS."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=OpeningHours.Weekday.choices)
+    opens = models.TimeField(_("starts"))
+    closes = models.TimeField(_("ends"))
+
+    class Meta:
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
+        ordering = ["weekday", "opens"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes__gt=models.F("opens")), name="vendor_hours_order"
+            ),
+            models.UniqueConstraint(
+                fields=["vendor", "weekday", "opens"], name="vendor_hours_unique"
+            ),
         ]
 
     def __str__(self) -> str:

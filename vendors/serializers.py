@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from vendors.models import Category, Product, Stock, Vendor
+from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock, Vendor
 from vendors.services import MAX_STOCK
 
 
@@ -77,3 +77,58 @@ class OwnStockOutSerializer(serializers.ModelSerializer):
     class Meta:
         model = Stock
         fields = ["product_id", "sku", "name_ko", "name_en", "quantity", "updated_at"]
+
+
+# --- pickup points ------------------------------------------------------------------------------
+
+
+class OpeningHoursOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OpeningHours
+        fields = ["weekday", "opens", "closes"]
+
+
+class PickupPointPublicSerializer(serializers.ModelSerializer):
+    hours = OpeningHoursOutSerializer(
+        many=True,
+        read_only=True,
+        help_text="Opening hours by weekday (0 = Monday), in Korea time.",
+    )
+
+    class Meta:
+        model = PickupPoint
+        fields = ["id", "name", "address", "lat", "lng", "cell", "hours"]
+
+
+class PickupPointsQuerySerializer(serializers.Serializer):
+    vendor = serializers.SlugField(
+        max_length=90, help_text="The vendor's slug: the points near that vendor's cart."
+    )
+
+
+# --- the vendor application ---------------------------------------------------------------------
+
+
+class VendorApplyInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80, help_text="The cart's name.")
+    phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    bio = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    home_lat = serializers.FloatField(min_value=-90, max_value=90)
+    home_lng = serializers.FloatField(min_value=-180, max_value=180)
+
+
+class VendorApplicationOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Vendor
+        fields = [
+            "slug",
+            "name",
+            "phone",
+            "bio",
+            "home_lat",
+            "home_lng",
+            "status",
+            "status_reason",
+            "status_changed_at",
+            "created_at",
+        ]

@@ -7,7 +7,7 @@ import h3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -18,6 +18,7 @@ from o2o.geo import validate_lat_lng
 from o2o.hooks import on_commit_safe
 
 from .models import Product, ServiceCell, Stock, Vendor
+from .realtime import stock_publish
 from .signals import stock_changed, vendor_status_changed
 
 if TYPE_CHECKING:
@@ -195,29 +196,50 @@ def stock_set(
     missing = seen - active
     if missing:
         raise ValidationError({"product": _("Unknown or inactive product.")})
-    result: list[Stock] = []
-    # Fixed order so two batches touching the same rows can't deadlock.
+    if not changes:
+        return []
+    # Rows the cart never had start at 0 (a concurrent first save of the same row is no conflict).
+    Stock.objects.bulk_create(
+        [Stock(vendor=vendor, product_id=pid, quantity=0) for pid in sorted(seen)],
+        ignore_conflicts=True,
+    )
+    # Locked in a fixed order so two batches touching the same rows can't deadlock; then every
+    # row checked against what the vendor saw and written in one UPDATE, not three queries a row.
+    rows = {
+        row.product_id: row
+        for row in Stock.objects.select_for_update(of=("self",))
+        .filter(vendor=vendor, product_id__in=seen)
+        .select_related("product", "product__category")
+        .order_by("product_id")
+    }
     for change in sorted(changes, key=lambda c: c.product_id):
-        stock, _created = Stock.objects.get_or_create(
-            vendor=vendor, product_id=change.product_id, defaults={"quantity": 0}
-        )
-        rows = Stock.objects.filter(pk=stock.pk)
-        if change.expected is not None:
-            rows = rows.filter(quantity=change.expected)
-        if not rows.update(quantity=change.quantity, updated_at=timezone.now()):
-            current = Stock.objects.get(pk=stock.pk).quantity
+        current = rows[change.product_id].quantity
+        if change.expected is not None and current != change.expected:
             raise Conflict(
                 _("%(product)s changed meanwhile: %(current)s left now. Check and save again.")
-                % {"product": stock.product.name, "current": current}
+                % {"product": rows[change.product_id].product.name, "current": current}
             )
-        stock.refresh_from_db()
-        result.append(stock)
+    now = timezone.now()
+    Stock.objects.filter(pk__in=[row.pk for row in rows.values()]).update(
+        quantity=Case(
+            *(When(product_id=c.product_id, then=Value(c.quantity)) for c in changes),
+            output_field=IntegerField(),
+        ),
+        updated_at=now,
+    )
+    result: list[Stock] = []
+    for change in sorted(changes, key=lambda c: c.product_id):
+        row = rows[change.product_id]
+        row.quantity, row.updated_at = change.quantity, now
+        result.append(row)
     _notify_stock_changed(vendor.pk)
     return result
 
 
 def _notify_stock_changed(vendor_id: int | None) -> None:
     on_commit_safe(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id)
+    # The vendor page's "N left", live: a best-effort broadcast, which pages resync on reconnect.
+    on_commit_safe(stock_publish, vendor_id=vendor_id)
 
 
 def stock_adjust(*, stock_id: int, delta: int) -> bool:

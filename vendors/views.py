@@ -18,7 +18,10 @@ from .services import StockChange, stock_set, vendor_apply
 
 @require_GET
 def vendor_list(request: HttpRequest) -> HttpResponse:
-    vendors = selectors.vendors_public().order_by("-products_left", "name")
+    vendors = list(selectors.vendors_listed().order_by("-products_left", "name"))
+    availability = selectors.availability_of(vendors=vendors)
+    for v in vendors:
+        v.availability = availability[v.pk]  # type: ignore[attr-defined]
     return render(request, "vendors/list.html", {"vendors": vendors})
 
 
@@ -28,7 +31,17 @@ def vendor_detail(request: HttpRequest, slug: str) -> HttpResponse:
         vendor = selectors.vendor_public_detail(slug=slug)
     except Vendor.DoesNotExist as exc:
         raise Http404(_("No such vendor.")) from exc
-    return render(request, "vendors/detail.html", {"vendor": vendor})
+    return render(
+        request,
+        "vendors/detail.html",
+        {
+            "vendor": vendor,
+            "availability": selectors.availability_of(vendors=[vendor])[vendor.pk],
+            # "N left" for the live updates (the same message as the page's own "N left").
+            "left_one": ngettext("%(n)s left", "%(n)s left", 1),
+            "left_other": ngettext("%(n)s left", "%(n)s left", 2),
+        },
+    )
 
 
 @login_required

@@ -1,7 +1,8 @@
 """The order's payment: starting it at the provider and following what the provider decides."""
 
+import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,18 @@ def order_payment_start(*, order_id: int, return_url: str) -> str:
     order = Order.objects.get(pk=order_id)
     if order.status != Status.PENDING_PAYMENT:
         raise InvalidTransition(_("This order is not waiting for payment."))
+    now = timezone.now()
+    if order.expires_at is not None and order.expires_at <= now:
+        # The window closed before the sweep came by: end it now, as the sweep would.
+        with transaction.atomic(), contextlib.suppress(InvalidTransition):
+            _transition(
+                order_id=order.pk,
+                action="fail",
+                role=Role.SYSTEM,
+                reason="not paid in time",
+                scope={"expires_at__lte": now},
+            )
+        raise InvalidTransition(_("The time to pay for this order has run out."))
     payment = payment_start(
         order_id=order.pk,
         amount=order.total,
@@ -34,15 +47,33 @@ def order_payment_start(*, order_id: int, return_url: str) -> str:
         vendor_id=order.vendor_id,
         commission=order.commission,
         platform_fee=order.platform_fee,
+        # The provider takes no card after the order's payment window: a declined card may be
+        # followed by another until then, and none can be authorised once the stock is released.
+        expires_at=order.expires_at,
     )
     Order.objects.filter(pk=order.pk, payment_id__isnull=True).update(payment_id=payment.pk)
     return payment.checkout_url
 
 
+def _accept_deadline(*, order_id: int, now: datetime) -> datetime:
+    """How long a paid order waits for its vendor: ORDER_ACCEPT_MINUTES from now, or, for an
+    order placed ahead while the cart was off shift, from the start of the vendor's next hours."""
+    from vendors.selectors import vendor_availability
+
+    start = now
+    vendor_id = Order.objects.filter(pk=order_id).values_list("vendor_id", flat=True).first()
+    if vendor_id is not None:  # (no such order: the transition refuses it)
+        availability = vendor_availability(vendor_id=vendor_id, now=now)
+        if not availability.on_shift and availability.next_hours is not None:
+            start = max(now, availability.next_hours[0])
+    return start + timedelta(minutes=settings.ORDER_ACCEPT_MINUTES)
+
+
 @transaction.atomic
 def order_payment_settled(*, order_id: int, payment_status: str) -> Order | None:
-    """The payment of a waiting order was decided at the provider: PLACED or FAILED.
-    Repeated or late news (a webhook after the return page) changes nothing."""
+    """The payment of a waiting order was decided at the provider: PLACED or FAILED (its window
+    closed at the provider). A declined card is not a decision: the payment stays pending for
+    another card. Repeated or late news (a webhook after the return page) changes nothing."""
     now = timezone.now()
     try:
         if payment_status == "authorised":
@@ -51,11 +82,20 @@ def order_payment_settled(*, order_id: int, payment_status: str) -> Order | None
                 action="authorise",
                 role=Role.SYSTEM,
                 placed_at=now,
-                expires_at=now + timedelta(minutes=settings.ORDER_ACCEPT_MINUTES),
+                expires_at=_accept_deadline(order_id=order_id, now=now),
             )
         if payment_status == "failed":
+            # A declined card leaves the payment open (another card may be tried): it fails only
+            # when its window is over at the provider, or if it was never started.
+            from payments.selectors import payment_for_order
+
+            payment = payment_for_order(order_id=order_id)
+            code = payment.failure_code if payment is not None else ""
             return _transition(
-                order_id=order_id, action="fail", role=Role.SYSTEM, reason="payment declined"
+                order_id=order_id,
+                action="fail",
+                role=Role.SYSTEM,
+                reason="not paid in time" if code == "expired" else "payment failed",
             )
     except InvalidTransition:
         return None

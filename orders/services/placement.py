@@ -21,6 +21,7 @@ from o2o.money import format_money
 from payments.commission import commission_bps_for, commission_of
 from tracking.models import VendorPosition
 from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Vendor
+from vendors.selectors import Availability, vendor_availability
 from vendors.services import stock_reserve
 
 from ..models import Fulfilment, Order, OrderEvent, OrderLine, Status
@@ -82,6 +83,49 @@ def _items(lines: list[LineIn]) -> dict[int, int]:
             _("At most %(n)s of one product per order.") % {"n": settings.ORDER_MAX_QUANTITY}
         )
     return items
+
+
+# Ways to receive that don't need the vendor now: an off-shift cart takes them for later.
+WAYS_AHEAD = (Fulfilment.DELIVERY, Fulfilment.PICKUP)
+
+
+def ways_allowed(availability: Availability) -> tuple[str, ...]:
+    if availability.on_shift:
+        return tuple(Fulfilment.values)
+    return WAYS_AHEAD if availability.has_hours else ()
+
+
+def receive_time_check(*, availability: Availability, receive: Receive) -> None:
+    """Refuse what an off-shift cart can't take (vendors.selectors.Availability, the one rule the
+    pages show): meeting or buying at the cart, a window outside the published hours or too soon."""
+    if availability.on_shift:
+        return
+    if not availability.has_hours:
+        raise ValidationError(
+            _("This vendor is off shift now and has published no hours. Try again later."),
+            code="off_shift",
+        )
+    if receive.fulfilment not in ways_allowed(availability):
+        raise ValidationError(
+            {
+                "fulfilment": _(
+                    "This vendor is off shift now: order ahead for delivery or pickup instead."
+                )
+            },
+            code="off_shift",
+        )
+    start, end = receive.window_start, receive.window_end
+    if start is not None and end is not None and not availability.window_allowed(start, end):
+        raise ValidationError(
+            {
+                "window": _(
+                    "This vendor is off shift now: choose a time within the vendor's hours, "
+                    "at least %(minutes)s minutes from now."
+                )
+                % {"minutes": availability.lead_minutes}
+            },
+            code="off_shift",
+        )
 
 
 def _vendor_position(vendor: Vendor) -> VendorPosition | None:
@@ -208,15 +252,15 @@ def order_place(
     vendor = Vendor.objects.filter(pk=vendor_id).first()
     if vendor is None or not vendor.can_sell:
         raise ValidationError(_("This vendor is not selling now."))
-    pos = _vendor_position(vendor)
-    if pos is None or not pos.on_shift:
-        raise ValidationError(_("This vendor is off shift now. Try again later."))
     if vendor.user_id == customer.user_id:
         raise ValidationError(_("You can't order from your own cart."))
     items = _items(lines)
     products = {p.pk: p for p in Product.objects.filter(pk__in=items, is_active=True)}
     if len(products) != len(items):
         raise ValidationError(_("A product in the cart is no longer on sale."))
+    receive_time_check(
+        availability=vendor_availability(vendor_id=vendor.pk, now=now), receive=receive
+    )
     extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
     subtotal = sum(products[pid].price * q for pid, q in items.items())
     delivery_fee = extra.pop("delivery_fee", 0)

@@ -417,8 +417,8 @@ def orders_expire(*, now: datetime | None = None, batch_size: int = 200) -> dict
                             "unpaid": "not paid in time",
                             "uncollected": "not collected in time",
                         }[label],
+                        # The deadline stays on the order: the page says which one was missed.
                         scope={"expires_at__lt": now},
-                        expires_at=None,
                     )
             except InvalidTransition:
                 continue

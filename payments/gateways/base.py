@@ -119,8 +119,11 @@ class PaymentGateway(ABC):
         return_url: str,
         webhook_url: str,
         idempotency_key: str,
+        expires_at: datetime | None = None,
     ) -> ProviderIntent:
-        """Ask the provider for a payment the customer then authorises on its checkout page."""
+        """Ask the provider for a payment the customer then authorises on its checkout page. A
+        declined card leaves it waiting for another one (PENDING, with the decline as its
+        failure_code) until `expires_at`, when it fails."""
 
     @abstractmethod
     def get_intent(self, *, ref: str) -> ProviderIntent:

@@ -184,6 +184,7 @@ class SandboxGateway(PaymentGateway):
         return_url: str,
         webhook_url: str,
         idempotency_key: str,
+        expires_at: datetime | None = None,
     ) -> ProviderIntent:
         body = {
             "amount": amount,
@@ -193,6 +194,8 @@ class SandboxGateway(PaymentGateway):
             "return_url": return_url,
             "webhook_url": webhook_url,
         }
+        if expires_at is not None:
+            body["expires_at"] = int(expires_at.timestamp())
         return _intent(self._call("POST", "intents", body=body, key=idempotency_key))
 
     def get_intent(self, *, ref: str) -> ProviderIntent:

@@ -137,6 +137,7 @@ def _intent_create(request: HttpRequest) -> JsonResponse:
         description=data.get("description"),
         return_url=data.get("return_url"),
         webhook_url=data.get("webhook_url"),
+        expires_at=data.get("expires_at"),
         checkout_base=f"{request.scheme}://{request.get_host()}",
     )
     return JsonResponse(intent_data(intent), status=201)

@@ -57,8 +57,14 @@ class SandboxIntent(models.Model):
     # What the sandbox charges the merchant for the capture (services.capture_fee), fixed when it
     # is captured and kept when the money is refunded, as card acquirers do.
     fee = models.BigIntegerField(_("fee"), default=0)
+    # The last decline while the intent waits for a card (Stripe's last_payment_error): another
+    # card may still be tried until expires_at; "expired" once that time is over (then FAILED).
     failure_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=200, blank=True)
+    declines = models.PositiveSmallIntegerField(_("declined tries"), default=0)
+    expires_at = models.DateTimeField(
+        _("pay by"), null=True, blank=True, help_text=_("No card is taken after this time.")
+    )
     card_brand = models.CharField(max_length=20, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
     # The slow test card: this many of the next fetches answer after SANDBOX_SLOW_SECONDS.

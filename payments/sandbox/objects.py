@@ -32,6 +32,9 @@ def intent_data(intent: SandboxIntent) -> dict:
         "return_url": intent.return_url,
         "failure_code": intent.failure_code or None,
         "failure_message": intent.failure_message or None,
+        # Declined tries so far (each leaves the intent waiting for another card until expires).
+        "declines": intent.declines,
+        "expires_at": int(intent.expires_at.timestamp()) if intent.expires_at else None,
         "payment_method": card,
         "refunds": [refund_data(r) for r in intent.refunds.order_by("created_at", "id")],
         "created": int(intent.created_at.timestamp()),

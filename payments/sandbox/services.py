@@ -3,7 +3,7 @@ with the allowed source status in its WHERE, and queues a webhook event in the s
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -156,6 +156,15 @@ def _refused(intent_id: str, action: str, allowed: str) -> SandboxError:
     )
 
 
+def _expiry(value: object) -> datetime | None:
+    """expires_at: unix seconds (as Stripe's Checkout Sessions take it), or nothing."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**40:
+        raise SandboxError("invalid_request", "expires_at must be unix seconds.")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
 @transaction.atomic
 def intent_create(
     *,
@@ -165,9 +174,12 @@ def intent_create(
     reference: object = None,
     description: object = None,
     webhook_url: object = None,
+    expires_at: object = None,
     checkout_base: str,
 ) -> SandboxIntent:
-    """A new intent waiting for the card. `checkout_base` is the scheme and host of the card page."""
+    """A new intent waiting for the card. `checkout_base` is the scheme and host of the card page.
+    With `expires_at` (unix seconds) no card is taken after that time: the intent then fails
+    with the code "expired" (intent_expire_if_due)."""
     currency = _currency(currency)
     intent = SandboxIntent(
         amount=_amount(amount),
@@ -176,6 +188,7 @@ def intent_create(
         description=_text(description, field="description", max_length=200),
         return_url=_url(return_url, field="return_url", required=True),
         webhook_url=_url(webhook_url, field="webhook_url", required=False),
+        expires_at=_expiry(expires_at),
     )
     base = (settings.SANDBOX_PUBLIC_URL or checkout_base).rstrip("/")
     intent.checkout_url = base + reverse("sandbox:pay", args=[intent.id])
@@ -183,8 +196,33 @@ def intent_create(
     return intent
 
 
+def _open(now: datetime) -> Q:
+    """Still taking a card at `now`: no deadline, or one not reached."""
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+
+
+@transaction.atomic
+def intent_expire_if_due(*, intent_id: str) -> bool:
+    """An unpaid intent past its expires_at fails for good (code "expired") and says so in a
+    webhook; True if this call did it. Checked whenever the intent is fetched or its page shown."""
+    now = timezone.now()
+    changed = SandboxIntent.objects.filter(
+        pk=intent_id, status__in=(S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION), expires_at__lte=now
+    ).update(
+        status=S.FAILED,
+        failure_code="expired",
+        failure_message="The time to pay ran out.",
+        updated_at=now,
+    )
+    if changed:
+        _event_emit(intent_id=intent_id, type="intent.failed")
+    return bool(changed)
+
+
 def intent_fetch(*, intent_id: str) -> tuple[SandboxIntent, float]:
     """The intent, and how long the answer must wait (the slow test card's one slow fetch)."""
+    _get(intent_id)
+    intent_expire_if_due(intent_id=intent_id)
     intent = _get(intent_id)
     slow = SandboxIntent.objects.filter(pk=intent_id, slow_fetches_left__gt=0).update(
         slow_fetches_left=F("slow_fetches_left") - 1
@@ -236,31 +274,58 @@ def intents_list(
     return _page(qs, cursor=cursor, limit=limit)
 
 
+def _declined(
+    *, intent_id: str, source: str, now: datetime, code: str, message: str, **card: Any
+) -> int:
+    """A declined try: like Stripe's, the intent goes back to waiting for a card (another one may
+    be tried until it expires), with the decline kept as its last error."""
+    return SandboxIntent.objects.filter(_open(now), pk=intent_id, status=source).update(
+        status=S.REQUIRES_PAYMENT_METHOD,
+        failure_code=code,
+        failure_message=message,
+        declines=F("declines") + 1,
+        updated_at=now,
+        **card,
+    )
+
+
 @transaction.atomic
 def card_submit(*, intent_id: str, number: str) -> SandboxIntent:
-    """The card holder entered a (valid) test card on the hosted page."""
+    """The card holder entered a (valid) test card on the hosted page. A declined card leaves the
+    intent waiting for another card; past its expires_at no card is taken."""
     card = TEST_CARDS.get(number)
     if card is None:
         raise SandboxError("card_unknown", "Use one of the test cards.")
-    waiting = SandboxIntent.objects.filter(pk=intent_id, status=S.REQUIRES_PAYMENT_METHOD)
-    common = {"card_brand": "visa", "card_last4": number[-4:], "updated_at": timezone.now()}
+    now = timezone.now()
+    waiting = SandboxIntent.objects.filter(
+        _open(now), pk=intent_id, status=S.REQUIRES_PAYMENT_METHOD
+    )
+    common = {"card_brand": "visa", "card_last4": number[-4:], "updated_at": now}
     if card.outcome in ("approve", "slow"):
         changed = waiting.update(
-            status=S.AUTHORISED, slow_fetches_left=1 if card.outcome == "slow" else 0, **common
+            status=S.AUTHORISED,
+            slow_fetches_left=1 if card.outcome == "slow" else 0,
+            failure_code="",
+            failure_message="",
+            **common,
         )
         event = "intent.authorised"
     elif card.outcome == "challenge":
         changed = waiting.update(status=S.REQUIRES_ACTION, **common)
         event = "intent.requires_action"
     else:
-        changed = waiting.update(
-            status=S.FAILED,
-            failure_code=card.failure_code,
-            failure_message=card.failure_message,
-            **common,
+        changed = _declined(
+            intent_id=intent_id,
+            source=S.REQUIRES_PAYMENT_METHOD,
+            now=now,
+            code=card.failure_code,
+            message=card.failure_message,
+            card_brand="visa",
+            card_last4=number[-4:],
         )
-        event = "intent.failed"
+        event = "intent.payment_failed"
     if not changed:
+        intent_expire_if_due(intent_id=intent_id)
         raise _refused(intent_id, "paid", "unpaid")
     _event_emit(intent_id=intent_id, type=event)
     return SandboxIntent.objects.get(pk=intent_id)
@@ -268,20 +333,28 @@ def card_submit(*, intent_id: str, number: str) -> SandboxIntent:
 
 @transaction.atomic
 def challenge_resolve(*, intent_id: str, approve: bool) -> SandboxIntent:
-    """The card holder answered the 3-D-Secure-like challenge."""
-    waiting = SandboxIntent.objects.filter(pk=intent_id, status=S.REQUIRES_ACTION)
+    """The card holder answered the 3-D-Secure-like challenge: a refusal is a decline (another
+    card may be tried)."""
+    now = timezone.now()
+    waiting = SandboxIntent.objects.filter(_open(now), pk=intent_id, status=S.REQUIRES_ACTION)
     if approve:
-        changed = waiting.update(status=S.AUTHORISED, updated_at=timezone.now())
-    else:
         changed = waiting.update(
-            status=S.FAILED,
-            failure_code="authentication_failed",
-            failure_message="The card holder did not confirm the payment.",
-            updated_at=timezone.now(),
+            status=S.AUTHORISED, failure_code="", failure_message="", updated_at=now
+        )
+    else:
+        changed = _declined(
+            intent_id=intent_id,
+            source=S.REQUIRES_ACTION,
+            now=now,
+            code="authentication_failed",
+            message="The card holder did not confirm the payment.",
         )
     if not changed:
+        intent_expire_if_due(intent_id=intent_id)
         raise _refused(intent_id, "confirmed", "challenged")
-    _event_emit(intent_id=intent_id, type="intent.authorised" if approve else "intent.failed")
+    _event_emit(
+        intent_id=intent_id, type="intent.authorised" if approve else "intent.payment_failed"
+    )
     return SandboxIntent.objects.get(pk=intent_id)
 
 

@@ -72,19 +72,40 @@ def _test_cards() -> list[tuple[str, str]]:
     ]
 
 
+def _decline_text(code: str) -> str:
+    """Why the last card was declined, for the card holder."""
+    return {
+        "card_declined": _("Your card was declined."),
+        "insufficient_funds": _("Your card has insufficient funds."),
+        "authentication_failed": _("The payment was not confirmed with your bank."),
+    }.get(code, _("Your card was declined."))
+
+
 def _closed(request: HttpRequest, intent: SandboxIntent) -> HttpResponse:
     return render(
         request,
         "sandbox/closed.html",
-        {"intent": intent, "back_url": return_to_shop(intent)},
+        {
+            "intent": intent,
+            "back_url": return_to_shop(intent),
+            "ran_out": intent.status == S.FAILED and intent.failure_code == "expired",
+        },
         status=409 if request.method == "POST" else 200,
     )
+
+
+def _fresh(intent_id: str) -> SandboxIntent:
+    """The intent, failed first if its time to pay is over."""
+    intent = _intent(intent_id)
+    if services.intent_expire_if_due(intent_id=intent.id):
+        intent = _intent(intent_id)
+    return intent
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 def pay(request: HttpRequest, intent_id: str) -> HttpResponse:
-    intent = _intent(intent_id)
+    intent = _fresh(intent_id)
     if intent.status == S.REQUIRES_ACTION:
         return redirect("sandbox:challenge", intent_id=intent.id)
     if intent.status != S.REQUIRES_PAYMENT_METHOD:
@@ -94,9 +115,12 @@ def pay(request: HttpRequest, intent_id: str) -> HttpResponse:
         try:
             intent = services.card_submit(intent_id=intent.id, number=form.cleaned_data["number"])
         except SandboxError:
-            return _closed(request, _intent(intent_id))  # paid meanwhile (a second tab)
+            return _closed(request, _fresh(intent_id))  # paid meanwhile, or the time ran out
         if intent.status == S.REQUIRES_ACTION:
             return redirect("sandbox:challenge", intent_id=intent.id)
+        if intent.status == S.REQUIRES_PAYMENT_METHOD:
+            # Declined: the page again, saying why, for another card (a reload sends nothing).
+            return redirect("sandbox:pay", intent_id=intent.id)
         return _back_to_shop(intent)
     return render(
         request,
@@ -104,6 +128,7 @@ def pay(request: HttpRequest, intent_id: str) -> HttpResponse:
         {
             "intent": intent,
             "form": form,
+            "declined": _decline_text(intent.failure_code) if intent.failure_code else "",
             "test_cards": _test_cards(),
             "back_url": return_to_shop(intent),
         },
@@ -114,7 +139,7 @@ def pay(request: HttpRequest, intent_id: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def challenge(request: HttpRequest, intent_id: str) -> HttpResponse:
-    intent = _intent(intent_id)
+    intent = _fresh(intent_id)
     if intent.status != S.REQUIRES_ACTION:
         return _closed(request, intent)
     if request.method == "POST":
@@ -125,7 +150,9 @@ def challenge(request: HttpRequest, intent_id: str) -> HttpResponse:
                     intent_id=intent.id, approve=decision == "approve"
                 )
             except SandboxError:
-                return _closed(request, _intent(intent_id))
+                return _closed(request, _fresh(intent_id))
+            if intent.status == S.REQUIRES_PAYMENT_METHOD:  # not confirmed: try another card
+                return redirect("sandbox:pay", intent_id=intent.id)
             return _back_to_shop(intent)
     return render(
         request,

@@ -58,6 +58,39 @@
     announce.textContent = t.newOrder;
   }
 
+  // --- an order that ended (cancelled, expired…) -------------------------------------------------
+  var ENDED = ["cancelled", "expired", "rejected", "failed", "refunded"];
+  function endedText(msg) {
+    var key = msg.status === "expired" ? "expiredEnded"
+      : msg.status === "cancelled" && msg.by === "staff" ? "staffEnded"
+      : msg.status === "cancelled" && msg.by === "customer" ? "customerEnded" : "otherEnded";
+    return t[key].replace("{n}", msg.order_id);
+  }
+  function ended(msg) {
+    // Said where it stays until the next one (the card leaves the list), and at once on the card
+    // itself: the list may wait to reload while the vendor is typing in it.
+    var text = endedText(msg);
+    notice.textContent = text;
+    notice.hidden = false;
+    announce.textContent = text;
+    var card = document.getElementById("order-" + msg.order_id);
+    if (!card) return;
+    card.setAttribute("data-status", msg.status);
+    card.classList.add("inbox-order-ended");
+    var note = card.querySelector(".inbox-ended-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "note ended inbox-ended-note";
+      note.setAttribute("data-testid", "card-ended");
+      var head = card.querySelector("header");
+      if (head) head.after(note); else card.prepend(note);
+    }
+    note.textContent = text;
+    var deadline = card.querySelector(".inbox-deadline");  // "accept by" means nothing now
+    if (deadline) deadline.remove();
+    card.querySelectorAll("button, input").forEach(function (el) { el.disabled = true; });
+  }
+
   // --- the list ---------------------------------------------------------------------------------
   var submitting = false;
   // A form sent from the list: the page is about to be replaced by the answer. Replacing the list
@@ -96,13 +129,8 @@
     message: function (msg) {
       if (msg.type !== "order.changed") return;
       if (msg.status === "placed") ring();
-      if (msg.by === "staff" && msg.status === "cancelled") {
-        // The card leaves the list: say why, where it stays until the next one.
-        var text = t.staffEnded.replace("{n}", msg.order_id);
-        notice.textContent = text;
-        notice.hidden = false;
-        announce.textContent = text;
-      }
+      else if (ENDED.indexOf(msg.status) >= 0) ended(msg);
+      else if (announce.textContent === t.newOrder) announce.textContent = "";  // old news now
       refresh();
     },
     close: function () {

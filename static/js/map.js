@@ -44,8 +44,8 @@
     });
   }
 
-  function setLive() {
-    var n = Object.keys(vendors).length;
+  function setLive(n) {
+    // n: the carts listed (renderList), so the status line and "Carts in view (n)" always agree.
     var template = plural.select(n) === "one" ? text.liveOne : text.liveOther;
     setStatus(fill(template, { count: n }), "live");
   }
@@ -114,13 +114,18 @@
     return origin || [centre.lat, centre.lng];
   }
 
-  function renderList() {
-    var point = listPoint();
+  function listed() {
+    // The one definition of what is counted: carts whose area is in the map's view and that have
+    // the chosen product. The socket also sends the carts around the view (whole H3 groups).
     var bounds = map.getBounds();
-    var items = Object.keys(vendors).map(function (id) { return vendors[id]; }).filter(function (v) {
-      // "Carts in view": the socket also sends the carts around the view (whole H3 groups).
+    return Object.keys(vendors).map(function (id) { return vendors[id]; }).filter(function (v) {
       return visible(v) && bounds.intersects(L.latLngBounds(v.boundary));
     });
+  }
+
+  function renderList() {
+    var point = listPoint();
+    var items = listed();
     items.sort(function (a, b) { return distanceFrom(point, a) - distanceFrom(point, b); });
     listEl.textContent = "";
     items.forEach(function (v) {
@@ -143,6 +148,7 @@
     });
     countEl.textContent = "(" + items.length + ")";
     emptyEl.hidden = items.length !== 0;
+    if (live) setLive(items.length);
   }
 
   function refreshTimes() {
@@ -198,7 +204,6 @@
       live = false;
       setStatus(t.zoomIn, "");
     }
-    if (live) setLive();
     renderList();
     document.body.dataset.mapReady = "1";
   }

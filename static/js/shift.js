@@ -6,25 +6,45 @@
   var t = JSON.parse(document.getElementById("shift-i18n").textContent);
   var text = document.getElementById("shift-text").dataset;  // whole sentences, {name} slots
   var lang = document.documentElement.lang || undefined;
+  var plural = new Intl.PluralRules(lang);
   var csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   var QUEUE_KEY = "o2o.pingQueue", MAX_QUEUE = 2000, MIN_GAP_MS = 3000;
   var onShift = cfg.onShift, socket = null, watchId = null, wakeLock = null;
   var lastSent = 0, flushing = false, pending = null, pendingTimer = null;
   var unacked = {};  // ts -> ping sent on the socket, until the server answers
+  // Whether the vendor was told positions are waiting (so is told when they are sent): not for
+  // the first fix, kept only until the socket's first connection.
+  var everConnected = false, toldWaiting = false;
   var el = function (id) { return document.getElementById(id); };
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, function (slot, name) {
       return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : slot;
     });
   }
-  function sentNow() { el("last-ping").textContent = new Date().toLocaleTimeString(lang); }
+  function clock() { return new Date().toLocaleTimeString(lang, { timeZone: cfg.timeZone }); }
+  function sentNow() { el("last-ping").textContent = clock(); }
+  function pick(one, other, n) { return fill(plural.select(n) === "one" ? one : other, { count: n }); }
+  // The server took a ping: whatever stood in the way (no fix, a refusal) is over.
+  function flowing() { el("geo-error").textContent = ""; el("shift-error").textContent = ""; }
+  function geoFailed(err) {
+    // The real reason (GeolocationPositionError): denied, no fix, or no fix yet.
+    var code = err && err.code;
+    el("geo-error").textContent = code === 1 ? t.geoDenied : code === 2 ? t.geoUnavailable
+      : code === 3 ? t.geoTimeout : t.noGeo;
+  }
 
   function queue() {
     try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; }
   }
   function saveQueue(q) {
     localStorage.setItem(QUEUE_KEY, JSON.stringify(q.slice(-MAX_QUEUE)));
-    el("queue-size").textContent = String(Math.min(q.length, MAX_QUEUE));
+    var n = Math.min(q.length, MAX_QUEUE);
+    el("queue-size").textContent = String(n);
+    // "3 positions waiting to be sent" while they wait; what became of them once sent stays.
+    if (n && everConnected) {
+      el("queue-state").textContent = pick(text.waitingOne, text.waitingOther, n);
+      toldWaiting = true;
+    }
   }
   function setConn(text) { el("conn-state").textContent = text; }
   function render() {
@@ -50,11 +70,22 @@
     flushing = true;
     var chunk = q.slice(0, 500);
     post(cfg.batchUrl, { pings: chunk }).then(function (res) {
-      if (res.ok || res.status === 422) {
-        saveQueue(queue().slice(chunk.length));  // accepted or refused for good: not retried
-        sentNow();
-        loadTrack();
-      }
+      if (!res.ok && res.status !== 422) return;
+      return res.json().then(function (body) {
+        var rest = queue().slice(chunk.length);  // accepted or refused for good: not retried
+        saveQueue(rest);
+        var said = [];
+        if (body.accepted) {
+          sentNow();
+          flowing();
+          loadTrack();
+          said.push(fill(text.queueSent, { time: clock() }));
+        }
+        if (body.rejected) said.push(pick(text.refusedOne, text.refusedOther, body.rejected));
+        if (rest.length) said = [pick(text.waitingOne, text.waitingOther, rest.length)];
+        if (toldWaiting || body.rejected) el("queue-state").textContent = said.join(" ");
+        toldWaiting = rest.length > 0 && toldWaiting;
+      });
     }).catch(function () {}).then(function () {
       flushing = false;
       if (queue().length && socket && socket.open()) setTimeout(flush, 500);
@@ -65,7 +96,11 @@
     if (!onShift) return;
     setConn(t.connecting);
     var live = socket = O2O.live(cfg.ws, {
-      open: function () { setConn(t.online); flush(); },  // what waited on the phone goes first
+      open: function () {
+        everConnected = true;
+        setConn(t.online);
+        flush();  // what waited on the phone goes first
+      },
       message: onMessage,
       close: function () {
         if (socket !== live) return;  // replaced since (off and on again quickly)
@@ -84,7 +119,7 @@
     delete unacked[msg.ts];
     if (msg.type === "ack") {
       sentNow();
-      el("shift-error").textContent = "";
+      flowing();
       if (ping) addToTrack([ping.lat, ping.lng]);
     } else if (msg.type === "rejected") {
       el("shift-error").textContent = fill(text.rejected, { reason: msg.message });
@@ -95,6 +130,7 @@
   }
 
   function onPosition(p) {
+    el("geo-error").textContent = "";  // the phone knows where it is again
     var ping = { lat: p.coords.latitude, lng: p.coords.longitude,
                  accuracy: Math.max(1, p.coords.accuracy || 1), ts: Math.round(p.timestamp || Date.now()) };
     clearTimeout(pendingTimer);
@@ -128,10 +164,9 @@
   }
 
   function startWatching() {
-    if (!navigator.geolocation) { el("shift-error").textContent = t.noGeo; return; }
-    watchId = navigator.geolocation.watchPosition(onPosition, function () {
-      el("shift-error").textContent = t.noGeo;
-    }, { enableHighAccuracy: true, maximumAge: 5000, timeout: 20000 });
+    if (!navigator.geolocation) { geoFailed(null); return; }
+    watchId = navigator.geolocation.watchPosition(onPosition, geoFailed,
+      { enableHighAccuracy: true, maximumAge: 5000, timeout: 20000 });
     requestWakeLock();
     connect();
   }
@@ -142,6 +177,7 @@
     pending = null;
     if (socket) { socket.close(); socket = null; }
     if (wakeLock) { wakeLock.release().catch(function () {}); wakeLock = null; }
+    el("geo-error").textContent = "";  // no longer asking the phone
     setConn(text.notConnected);
   }
   function requestWakeLock() {

@@ -139,3 +139,42 @@ def assert_accessible():
         assert not problems, f"{page.url}: {problems}"
 
     return _check
+
+
+# axe-core from the npm registry (MPL-2.0), vendored: never fetched at run time.
+AXE_SOURCE = Path(__file__).resolve().parent / "assets" / "axe-core-4.11.0" / "axe.min.js"
+AXE_RUN = """async (impacts) => {
+  const result = await window.axe.run(document, {
+    runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]},
+  });
+  return result.violations
+    .filter((v) => impacts.includes(v.impact))
+    .map((v) => `${v.impact} ${v.id}: ${v.help} at `
+      + v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "));
+}"""
+
+
+def _axes_own_style(problem: str) -> bool:
+    return "Applying inline style" in problem or "style-src-elem blocked inline" in problem
+
+
+@pytest.fixture
+def axe(new_page):
+    """axe(page): the serious and critical axe-core violations of the page as it is now, as a
+    list of sentences (empty when there are none). The script goes in through the DevTools
+    protocol, so the page's Content-Security-Policy does not block it (and is not weakened).
+    On some pages axe adds <style> elements of its own while it measures, which the page's CSP
+    rightly blocks: those reports, and only those, made during the run are not the page's."""
+    source = AXE_SOURCE.read_text(encoding="utf-8")
+    problems = new_page.problems
+
+    def _axe(page, impacts=("serious", "critical")) -> list[str]:
+        before = len(problems)
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(f"() => {{ {source}\n }}")
+        found = page.evaluate(AXE_RUN, list(impacts))
+        page.wait_for_timeout(50)  # console reports arrive after the run
+        problems[before:] = [p for p in problems[before:] if not _axes_own_style(p)]
+        return found
+
+    return _axe

@@ -177,7 +177,7 @@ def test_order_paid_taken_and_handed_over_live(live_server, new_page, shot, asse
     # Left at the pickup point
     inbox.locator(f"#order-{order.pk}").get_by_role("button", name="픽업 장소에 맡겼어요").click()
     expect(inbox.get_by_text(f"주문 #{order.pk}이 준비됐어요.")).to_be_visible()
-    expect(page.get_by_test_id("status")).to_have_text("준비됨")
+    expect(page.get_by_test_id("status")).to_have_text("픽업 장소에 준비됨")  # as its step reads
     shot(page, "orders-order-ready")
 
     # A wrong code is refused; the customer's code hands it over
@@ -190,7 +190,7 @@ def test_order_paid_taken_and_handed_over_live(live_server, new_page, shot, asse
     inbox.locator(f"#order-{order.pk}").get_by_role("button", name="전달하기").click()
     expect(inbox.get_by_text(f"주문 #{order.pk}을 전달했어요.", exact=False)).to_be_visible()
     # (handed over, then completed once the money is captured: eagerly, on this server)
-    expect(page.get_by_test_id("status")).to_have_text(re.compile(r"^(전달 완료|완료)$"))
+    expect(page.get_by_test_id("status")).to_have_text(re.compile(r"^(찾아감|완료)$"))
     expect(page.get_by_test_id("handover-code")).to_have_count(0)
     assert page.evaluate("window.sameDocument") is True
     shot(page, "orders-order-handed-over")

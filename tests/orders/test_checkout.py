@@ -134,8 +134,8 @@ def test_a_new_address_outside_the_area_is_not_kept_either(ready, shop, buyer):
         new_lat=FAR[0],
         new_lng=FAR[1],
     )
-    # Then the address is refused for the area, and not saved with nothing to show for it
-    assert refused(response, shop, stock, "address")
+    # Then the address is refused for the area (next to the map's pin), and not saved
+    assert refused(response, shop, stock, "new_lat")
     assert list(
         Address.objects.filter(customer=buyer.customer).values_list("label", flat=True)
     ) == ["집"]
@@ -214,7 +214,9 @@ def test_a_vendor_off_shift_takes_no_orders(ready, shop):
     stock = shop.stock()
     VendorPosition.objects.filter(vendor=shop.vendor).update(on_shift=False)
     response = submit(ready, fulfilment="pickup", pickup_point=shop.point.pk)
-    assert refused(response, shop, stock) == ["This vendor is off shift now. Try again later."]
+    assert refused(response, shop, stock) == [
+        "This vendor is off shift now and has published no hours. Try again later."
+    ]
 
 
 @pytest.mark.django_db

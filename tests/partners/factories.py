@@ -5,7 +5,7 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from partners.events import EVENT_TYPES
-from partners.models import Delivery, DeliveryAttempt, Endpoint, Partner, PartnerEvent
+from partners.models import Delivery, DeliveryAttempt, Endpoint, Partner, PartnerEvent, PointStaff
 from partners.outbound import secret_new
 from tests.factories import PickupPointFactory, UserFactory
 
@@ -64,3 +64,11 @@ class DeliveryAttemptFactory(DjangoModelFactory):
     duration_ms = 12
     status_code = 200
     ok = True
+
+
+class PointStaffFactory(DjangoModelFactory):
+    class Meta:
+        model = PointStaff
+
+    user = factory.SubFactory(UserFactory)
+    pickup_point = factory.SubFactory(PickupPointFactory)

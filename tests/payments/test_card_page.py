@@ -74,19 +74,38 @@ def test_approved_card_authorises_and_goes_back_to_the_shop():
 
 
 @pytest.mark.parametrize(
-    "number, code", [(DECLINE, "card_declined"), (INSUFFICIENT, "insufficient_funds")]
+    "number, code, words",
+    [
+        (DECLINE, "card_declined", "Your card was declined."),
+        (INSUFFICIENT, "insufficient_funds", "Your card has insufficient funds."),
+    ],
 )
-def test_declined_cards_fail_the_intent_and_go_back_to_the_shop(number, code):
+def test_a_declined_card_leaves_the_intent_open_for_another_card(number, code, words):
+    # Given an intent waiting for a card
     intent = SandboxIntentFactory()
-    response = Client().post(page(intent), card(number))
+    client = Client(headers={"accept-language": "en"})
+    # When a declined card is entered
+    response = client.post(page(intent), card(number))
+    # Then the page comes back (not the shop) and says why, with the form for another card
+    assert response.status_code == 302 and response["Location"] == page(intent)
+    intent.refresh_from_db()
+    assert intent.status == S.REQUIRES_PAYMENT_METHOD
+    assert (intent.failure_code, intent.declines, intent.card_last4) == (code, 1, number[-4:])
+    assert events(intent) == ["intent.payment_failed"]
+    html = client.get(page(intent)).content.decode()
+    assert words in html and "Try another card" in html and 'name="number"' in html
+    # When another card is approved
+    response = client.post(page(intent), card(APPROVE))
+    # Then the intent is authorised, its decline cleared, and the browser goes back to the shop
     intent.refresh_from_db()
     assert back_to_shop(response, intent)
-    assert intent.status == S.FAILED
-    assert intent.failure_code == code
-    assert events(intent) == ["intent.failed"]
+    assert (intent.status, intent.failure_code, intent.card_last4) == (S.AUTHORISED, "", "4242")
+    assert events(intent) == ["intent.payment_failed", "intent.authorised"]
 
 
-@pytest.mark.parametrize("decision, status", [("approve", S.AUTHORISED), ("fail", S.FAILED)])
+@pytest.mark.parametrize(
+    "decision, status", [("approve", S.AUTHORISED), ("fail", S.REQUIRES_PAYMENT_METHOD)]
+)
 def test_challenge_card_asks_the_card_holder_first(decision, status):
     # Given the challenge card entered on the page
     intent = SandboxIntentFactory()
@@ -100,15 +119,19 @@ def test_challenge_card_asks_the_card_holder_first(decision, status):
     assert "Approve" in html and "Fail" in html and "3220" in html
     # When the card holder answers
     response = client.post(challenge_url, {"decision": decision})
-    # Then the intent follows the answer and the browser goes back to the shop
+    # Then the intent follows the answer: back to the shop, or (not confirmed) to the card page
     intent.refresh_from_db()
-    assert back_to_shop(response, intent)
     assert intent.status == status
-    if status == S.FAILED:
+    if status == S.AUTHORISED:
+        assert back_to_shop(response, intent)
+    else:
+        assert response["Location"] == page(intent)
         assert intent.failure_code == "authentication_failed"
+        html = client.get(page(intent)).content.decode()
+        assert "The payment was not confirmed with your bank." in html
     assert events(intent) == [
         "intent.requires_action",
-        "intent.authorised" if status == S.AUTHORISED else "intent.failed",
+        "intent.authorised" if status == S.AUTHORISED else "intent.payment_failed",
     ]
 
 

@@ -25,7 +25,7 @@ from payments.gateways.sandbox import SandboxGateway
 from payments.models import Payment, Refund
 from payments.sandbox.models import SandboxIntent, SandboxRefund
 
-from .conftest import CHALLENGE, DECLINE, INSUFFICIENT, RETURN_URL, SLOW, over_http, pay
+from .conftest import APPROVE, CHALLENGE, DECLINE, INSUFFICIENT, RETURN_URL, SLOW, over_http, pay
 from .factories import PaymentFactory
 
 P = Payment.Status
@@ -130,13 +130,23 @@ def test_paid_card_is_authorised_on_sync(sandbox, status_signals, ledger_calls):
     "number, code", [(DECLINE, "card_declined"), (INSUFFICIENT, "insufficient_funds")]
 )
 @over_http
-def test_declined_card_fails_the_payment(sandbox, status_signals, number, code):
+def test_a_declined_card_leaves_the_payment_pending_with_its_decline(
+    sandbox, status_signals, number, code
+):
+    # A decline is not the end (the customer may try another card): the payment stays pending,
+    # no status change is signalled, and the decline is kept to be shown
     payment = sandbox.paid(number=number)
     payment = services.payment_sync(payment_id=payment.pk)
-    assert payment.status == P.FAILED
+    assert payment.status == P.PENDING
     assert payment.failure_code == code and payment.failure_message
-    assert payment.closed_at is not None
-    assert [s["status"] for s in status_signals] == ["failed"]
+    assert payment.card_last4 == number.replace(" ", "")[-4:]
+    assert payment.closed_at is None
+    assert status_signals == []
+    # Another card authorises it, and the decline is history
+    assert pay(payment.checkout_url, APPROVE).status_code == 302
+    payment = services.payment_sync(payment_id=payment.pk)
+    assert (payment.status, payment.failure_code, payment.failure_message) == (P.AUTHORISED, "", "")
+    assert [s["status"] for s in status_signals] == ["authorised"]
 
 
 @over_http

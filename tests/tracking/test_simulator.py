@@ -1,16 +1,18 @@
 """The demo simulator: approved vendors ride loops around their home base, and every simulated
 position goes through ping_record like a real phone's."""
 
+from datetime import timedelta
 from io import StringIO
 
 import h3
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from tests.factories import VendorFactory
 from tracking.models import Ping, PingRejectCount, Presence, VendorPosition
-from tracking.services import Reject
-from tracking.simulator import simulate_for
+from tracking.services import Reject, ping_record
+from tracking.simulator import REAL_PHONE_QUIET, Simulation, simulate_for
 from vendors.models import Vendor
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +62,44 @@ def test_a_simulated_ride_changes_cells_at_a_cart_s_pace():
     for vendor in vendors:
         pos = VendorPosition.objects.get(vendor=vendor)
         assert pos.public_cell == Ping.objects.filter(vendor=vendor).latest("recorded_at").cell
+
+
+def test_a_vendor_on_shift_from_a_real_phone_is_left_alone_until_the_phone_goes_quiet():
+    # given two demo vendors ridden by the simulator, 5 s a step
+
+    real, demo = VendorFactory.create_batch(2)
+    sim = Simulation(interval_s=5)
+    start = timezone.now()
+    # ... and the first vendor opens the on-shift page on a phone 3 km away from the loop
+    phone = (real.home_lat + 0.027, real.home_lng)
+    assert ping_record(
+        vendor_id=real.pk, lat=phone[0], lng=phone[1], accuracy_m=8, recorded_at=start, now=start
+    ).accepted
+
+    # when the simulator steps on for a minute while the phone keeps sending
+    for i in range(1, 13):
+        now = start + timedelta(seconds=5 * i)
+        ping_record(
+            vendor_id=real.pk, lat=phone[0], lng=phone[1], accuracy_m=8, recorded_at=now, now=now
+        )
+        counts = sim.step(now)
+        assert counts == {"accepted": 1, "rejected": 0, "skipped": 1}
+
+    # then the phone's vendor got no simulated ping, none of theirs was refused as too fast,
+    # and the cart stays where the phone is; the other vendor rode on
+    assert not Ping.objects.filter(vendor=real, source="sim").exists()
+    assert Ping.objects.filter(vendor=real, source="ws").count() == 13
+    assert not PingRejectCount.objects.exists()
+    pos = VendorPosition.objects.get(vendor=real)
+    assert (pos.lat, pos.lng) == phone
+    assert Ping.objects.filter(vendor=demo, source="sim").count() == 12
+
+    # when the phone goes quiet for longer than REAL_PHONE_QUIET (by the server's clock)
+    later = now + REAL_PHONE_QUIET + timedelta(seconds=1)
+    counts = sim.step(later)
+    # then the simulator rides that vendor again, from where the phone left the cart (a walk,
+    # not a jump back to the loop: nothing refused)
+    assert counts == {"accepted": 2, "rejected": 0, "skipped": 0}
+    last = Ping.objects.filter(vendor=real, source="sim").get()
+    assert abs(last.lat - phone[0]) < 0.0005 and abs(last.lng - phone[1]) < 0.0005
+    assert not PingRejectCount.objects.exists()

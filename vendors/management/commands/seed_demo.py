@@ -10,7 +10,17 @@ from django.db import transaction
 
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
-from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock, Vendor
+from partners.demo import point_staff_seed
+from payments.demo import money_history_seed
+from vendors.models import (
+    Category,
+    OpeningHours,
+    PickupPoint,
+    Product,
+    Stock,
+    Vendor,
+    VendorHours,
+)
 from vendors.services import StockChange, stock_set, vendor_apply, vendor_approve, vendor_suspend
 
 User = get_user_model()
@@ -19,6 +29,8 @@ DEMO_PASSWORD = "o2o-demo-1234"
 ADMIN = ("admin@o2o.test", "운영자")
 CUSTOMER = ("customer@o2o.test", "김민지")
 VENDOR = ("vendor@o2o.test", "박순자")
+# Every demo vendor's usual hours: weekdays 07:00-19:00, Saturday mornings.
+DEMO_ROUND = [(d, time(7), time(19)) for d in range(5)] + [(5, time(8), time(13))]
 
 CATEGORIES = [
     ("fermented", "발효유", "Fermented milk", 1),
@@ -208,6 +220,12 @@ class Command(BaseCommand):
                     vendor_approve(vendor_id=vendor.pk, reason="demo")
                 if index == 17:
                     vendor_suspend(vendor_id=vendor.pk, reason="demo: missed health check")
+            if not VendorHours.objects.filter(vendor=vendor).exists():
+                # Their usual round, so an off-shift cart can be ordered from ahead of time.
+                VendorHours.objects.bulk_create(
+                    VendorHours(vendor=vendor, weekday=d, opens=opens, closes=closes)
+                    for d, opens, closes in DEMO_ROUND
+                )
             if not Stock.objects.filter(vendor=vendor).exists():
                 carried = rng.sample(products, k=rng.randint(6, len(products)))
                 changes = [
@@ -232,6 +250,15 @@ class Command(BaseCommand):
                     ]
                 )
 
+        # Past days of money (orders, a refund, settlements, paid payouts): payments.demo.
+        created["orders"] = money_history_seed(
+            vendor=Vendor.objects.get(user__email=VENDOR[0]),
+            customer=profile,
+            staff=admin,
+            point=PickupPoint.objects.get(name=PICKUP_POINTS[1][0]),  # open around the clock
+            other=Vendor.objects.get(user__email="vendor01@o2o.test"),  # no payout account
+        )
+        created["users"] += point_staff_seed(password=DEMO_PASSWORD)
         self.stdout.write(
             self.style.SUCCESS(
                 "Demo data ready: "
