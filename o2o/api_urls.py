@@ -22,6 +22,7 @@ urlpatterns = [
     path("tracking/me/", tracking_api.OwnTrackApi.as_view(), name="api-own-track"),
     path("vendors/me/stock/", vendors_api.OwnStockApi.as_view(), name="api-own-stock"),
     path("vendors/apply/", vendors_api.VendorApplyApi.as_view(), name="api-vendor-apply"),
+    path("vendors/me/hours/", vendors_api.OwnHoursApi.as_view(), name="api-own-hours"),
     path("vendors/<slug:slug>/", vendors_api.VendorDetailApi.as_view(), name="api-vendor"),
     path("pickup-points/", orders_api.PickupPointsApi.as_view(), name="api-pickup-points"),
     path("me/addresses/", address_api.AddressesApi.as_view(), name="api-addresses"),

@@ -1,4 +1,4 @@
-"""The partner point's person in the demo (seed_demo calls this): point@example.com works at the
+"""The partner point's person in the demo (seed_demo calls this): point@o2o.test works at the
 first pickup point and hands orders over on /partner/point/. Idempotent."""
 
 from django.contrib.auth import get_user_model
@@ -8,7 +8,7 @@ from vendors.models import PickupPoint
 
 from .models import PointStaff
 
-POINT_STAFF = ("point@example.com", "이수진")
+POINT_STAFF = ("point@o2o.test", "이수진")
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-"""Vendor and product API: public reads, and a vendor's own cart stock."""
+"""Vendor and product API: public reads, and a vendor's own cart stock and working hours."""
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -15,6 +15,7 @@ from o2o.errors import Conflict, NotAllowed
 from . import selectors
 from .models import Vendor
 from .serializers import (
+    OwnHoursSerializer,
     OwnStockOutSerializer,
     ProductSerializer,
     StockUpdateInSerializer,
@@ -23,7 +24,7 @@ from .serializers import (
     VendorDetailSerializer,
     VendorListSerializer,
 )
-from .services import StockChange, stock_set, vendor_apply
+from .services import DayHours, StockChange, stock_set, vendor_apply, vendor_hours_set
 
 
 class VendorListApi(generics.ListAPIView):
@@ -96,6 +97,46 @@ class OwnStockApi(APIView):
             return error_response("forbidden", exc.messages[0], status.HTTP_403_FORBIDDEN)
         # Any other ValidationError goes to o2o.api.exception_handler: 400 with its fields.
         return Response(OwnStockOutSerializer(rows, many=True).data)
+
+
+class OwnHoursApi(APIView):
+    """The signed-in vendor's weekly working hours (Korea time): customers may order ahead for
+    delivery or pickup within them while the cart is off shift. The same service as the page."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    @staticmethod
+    def _body(vendor: Vendor) -> dict:
+        spans = selectors.vendor_hours(vendor_ids=[vendor.pk])[vendor.pk]
+        days = [{"weekday": s.weekday, "opens": s.opens, "closes": s.closes} for s in spans]
+        return OwnHoursSerializer({"days": days}).data
+
+    @extend_schema(responses=OwnHoursSerializer, tags=["vendor hours"])
+    def get(self, request):
+        """The hours customers see now, by weekday then start."""
+        return Response(self._body(request.user.vendor))
+
+    @extend_schema(
+        request=OwnHoursSerializer,
+        responses={
+            200: OwnHoursSerializer,
+            400: OpenApiResponse(description="Invalid input: `error.fields` names what to fix."),
+            403: OpenApiResponse(description="Not a vendor, or the vendor account is suspended."),
+        },
+        tags=["vendor hours"],
+    )
+    def put(self, request):
+        """Replace all the working hours with `days` (an empty list publishes none)."""
+        body = OwnHoursSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        days = [DayHours(**d) for d in body.validated_data["days"]]
+        vendor = request.user.vendor
+        try:
+            vendor_hours_set(vendor=vendor, days=days)
+        except NotAllowed as exc:
+            return error_response("forbidden", exc.messages[0], status.HTTP_403_FORBIDDEN)
+        # Any other ValidationError goes to o2o.api.exception_handler: 400 with its fields.
+        return Response(self._body(vendor))
 
 
 class AlreadyApplied(APIException):

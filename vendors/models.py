@@ -43,6 +43,9 @@ class Vendor(models.Model):
         choices=settings.LANGUAGES,
         default=settings.LANGUAGE_CODE,
     )
+    # Set once the vendor publishes working hours themselves (VendorHours), even none: from then on
+    # their own rows are the truth and the platform's VENDOR_HOURS no longer stands in.
+    hours_published = models.BooleanField(_("publishes own working hours"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

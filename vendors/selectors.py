@@ -94,15 +94,19 @@ def parse_hours(spec: str) -> tuple[Span, ...]:
 
 def vendor_hours(*, vendor_ids: Iterable[int]) -> dict[int, tuple[Span, ...]]:
     """Each vendor's published weekly hours (empty: none published), in one query: the vendor's
-    own (VendorHours), else the platform's default VENDOR_HOURS."""
-    from .models import VendorHours
-
+    own (VendorHours) once they have any or have published their own (even none), else the
+    platform's default VENDOR_HOURS."""
     ids = list(vendor_ids)
     own: dict[int, list[Span]] = {}
-    for vid, weekday, opens, closes in VendorHours.objects.filter(vendor_id__in=ids).values_list(
-        "vendor_id", "weekday", "opens", "closes"
-    ):
-        own.setdefault(vid, []).append(Span(weekday, opens, closes))
+    rows = (
+        Vendor.objects.filter(pk__in=ids)
+        .filter(Q(hours_published=True) | Q(hours__isnull=False))
+        .values_list("pk", "hours__weekday", "hours__opens", "hours__closes")
+    )
+    for vid, weekday, opens, closes in rows:
+        spans = own.setdefault(vid, [])
+        if weekday is not None:
+            spans.append(Span(weekday, opens, closes))
     default = parse_hours(settings.VENDOR_HOURS)
     return {
         vid: tuple(sorted(own[vid], key=lambda s: (s.weekday, s.opens))) if vid in own else default

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock, Vendor
+from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock, Vendor, VendorHours
 from vendors.services import MAX_STOCK
 
 
@@ -132,3 +132,31 @@ class VendorApplicationOutSerializer(serializers.ModelSerializer):
             "status_changed_at",
             "created_at",
         ]
+
+
+# --- the vendor's own working hours -------------------------------------------------------------
+
+
+class DayHoursSerializer(serializers.ModelSerializer):
+    """One weekday's working span, in Korea time."""
+
+    weekday = serializers.IntegerField(
+        min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday."
+    )
+    opens = serializers.TimeField(format="%H:%M", help_text="Start, e.g. 07:00 (Korea time).")
+    closes = serializers.TimeField(
+        format="%H:%M", help_text="End, after the start, e.g. 19:00 (Korea time)."
+    )
+
+    class Meta:
+        model = VendorHours
+        fields = ["weekday", "opens", "closes"]
+
+
+class OwnHoursSerializer(serializers.Serializer):
+    days = DayHoursSerializer(
+        many=True,
+        max_length=7,
+        help_text="At most one span a weekday. Empty: no hours published, so the cart takes no "
+        "orders while off shift.",
+    )

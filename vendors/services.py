@@ -1,6 +1,8 @@
-"""Every write that matters for vendors: application, approval, cart stock, service area."""
+"""Every write that matters for vendors: application, approval, cart stock, service area, working
+hours."""
 
 from dataclasses import dataclass
+from datetime import time
 from typing import TYPE_CHECKING
 
 import h3
@@ -17,7 +19,7 @@ from o2o.errors import Conflict, NotAllowed
 from o2o.geo import validate_lat_lng
 from o2o.hooks import on_commit_safe
 
-from .models import Product, ServiceCell, Stock, Vendor
+from .models import OpeningHours, Product, ServiceCell, Stock, Vendor, VendorHours
 from .realtime import stock_publish
 from .signals import stock_changed, vendor_status_changed
 
@@ -299,3 +301,66 @@ def stock_release(*, vendor_id: int, items: dict[int, int]) -> None:
             quantity=F("quantity") + quantity, updated_at=timezone.now()
         )
     _notify_stock_changed(vendor_id)
+
+
+# --- working hours ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayHours:
+    """One weekday's working span (Korea time), 0 = Monday."""
+
+    weekday: int
+    opens: time
+    closes: time
+
+
+def _check_days(days: list[DayHours]) -> None:
+    """Every problem of the list at once, each naming its day, under "days"."""
+    problems: list[str] = []
+    seen: set[int] = set()
+    for day in days:
+        weekday = day.weekday
+        if isinstance(weekday, bool) or weekday not in OpeningHours.Weekday.values:
+            problems.append(_("A weekday is a number from 0 (Monday) to 6 (Sunday)."))
+            continue
+        name = str(OpeningHours.Weekday(weekday).label)
+        if weekday in seen:
+            problems.append(_("%(day)s is given more than once: one span a day.") % {"day": name})
+        seen.add(weekday)
+        if not (isinstance(day.opens, time) and isinstance(day.closes, time)):
+            problems.append(_("%(day)s needs a start and an end time.") % {"day": name})
+        elif day.opens.tzinfo is not None or day.closes.tzinfo is not None:
+            problems.append(
+                _("%(day)s: give the times in Korea time, without a zone.") % {"day": name}
+            )
+        elif day.closes <= day.opens:
+            problems.append(_("%(day)s: the end must be after the start.") % {"day": name})
+    if problems:
+        raise ValidationError({"days": problems})
+
+
+@transaction.atomic
+def vendor_hours_set(*, vendor: Vendor, days: list[DayHours]) -> list[VendorHours]:
+    """The vendor publishes their weekly working hours, replacing the ones before (at most one span
+    a weekday). Customers may order ahead (delivery, pickup) inside them while the cart is off
+    shift; an empty list publishes none, so the cart takes no orders while off shift."""
+    _check_days(days)
+    # Locking the vendor row serialises two saves of the same vendor's hours (the second sees the
+    # first's rows and replaces them) and reads the status as it is now, not as the caller saw it.
+    status = (
+        Vendor.objects.select_for_update()
+        .filter(pk=vendor.pk)
+        .values_list("status", flat=True)
+        .get()
+    )
+    if status in (Vendor.Status.SUSPENDED, Vendor.Status.REJECTED):
+        raise NotAllowed(_("Your vendor account is %(s)s.") % {"s": Vendor.Status(status).label})
+    VendorHours.objects.filter(vendor=vendor).delete()
+    Vendor.objects.filter(pk=vendor.pk, hours_published=False).update(hours_published=True)
+    return VendorHours.objects.bulk_create(
+        [
+            VendorHours(vendor=vendor, weekday=d.weekday, opens=d.opens, closes=d.closes)
+            for d in sorted(days, key=lambda d: d.weekday)
+        ]
+    )

@@ -9,5 +9,6 @@ urlpatterns = [
     path("apply/", views.vendor_apply_view, name="apply"),
     path("me/", views.vendor_dashboard, name="dashboard"),
     path("me/stock/", views.stock_edit, name="stock"),
+    path("me/hours/", views.hours_edit, name="hours"),
     path("<slug:slug>/", views.vendor_detail, name="detail"),
 ]

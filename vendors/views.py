@@ -12,8 +12,9 @@ from o2o.forms import add_service_error
 
 from . import selectors
 from .forms import StockFormSet, VendorApplyForm
+from .hours_forms import VendorHoursForm
 from .models import Vendor
-from .services import StockChange, stock_set, vendor_apply
+from .services import StockChange, stock_set, vendor_apply, vendor_hours_set
 
 
 @require_GET
@@ -140,3 +141,33 @@ def stock_edit(request: HttpRequest) -> HttpResponse:
     return render(
         request, "vendors/stock.html", {"vendor": vendor, "formset": formset, "lines": lines}
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def hours_edit(request: HttpRequest) -> HttpResponse:
+    """The vendor's own weekly working hours: what customers may order ahead for while off shift."""
+    vendor = _my_vendor(request)
+    if vendor is None:
+        messages.info(request, _("Only vendors have working hours. Apply to sell first."))
+        return redirect("vendors:apply")
+    spans = selectors.vendor_hours(vendor_ids=[vendor.pk])[vendor.pk]
+    form = VendorHoursForm(request.POST or None, spans=spans)
+    if request.method == "POST" and form.is_valid():
+        days = form.days()
+        try:
+            vendor_hours_set(vendor=vendor, days=days)
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            if days:
+                messages.success(request, _("Your working hours are saved."))
+            else:
+                messages.success(
+                    request,
+                    _(
+                        "You have no working hours now: customers can order only while you are on shift."
+                    ),
+                )
+            return redirect("vendors:hours")
+    return render(request, "vendors/hours.html", {"vendor": vendor, "form": form})

@@ -37,6 +37,7 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
     # vendors
     "vendors:apply": ("api-vendor-apply",),
     "vendors:stock": ("api-own-stock",),
+    "vendors:hours": ("api-own-hours",),
     "orders:vendor-action": (
         "api-vendor-order-accept",
         "api-vendor-order-reject",

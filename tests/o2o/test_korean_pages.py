@@ -256,6 +256,7 @@ PAGES: dict[str, Page] = {
     "vendors:apply": Page("customer"),
     "vendors:dashboard": Page("vendor"),
     "vendors:stock": Page("vendor"),
+    "vendors:hours": Page("vendor"),
     "orders:cart": Page("customer", prepare=_basket),
     "orders:checkout": Page("customer", prepare=_basket),
     "orders:list": Page("customer"),

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
-from partners.demo import point_staff_seed
+from partners.demo import POINT_STAFF, point_staff_seed
 from payments.demo import money_history_seed
 from vendors.models import (
     Category,
@@ -269,8 +269,9 @@ class Command(BaseCommand):
         if not options["quiet"]:
             self.stdout.write(
                 "Logins (password for all: %s):\n  admin     %s  -> /admin/\n"
-                "  customer  %s\n  vendor    %s  -> /vendors/me/stock/"
-                % (DEMO_PASSWORD, ADMIN[0], CUSTOMER[0], VENDOR[0])
+                "  customer  %s\n  vendor    %s  -> /shift/, /orders/vendor/\n"
+                "  pickup point staff  %s  -> /partner/point/"
+                % (DEMO_PASSWORD, ADMIN[0], CUSTOMER[0], VENDOR[0], POINT_STAFF[0])
             )
         return None
 
