@@ -11,7 +11,7 @@ class CustomerProfile(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
     )
     phone = models.CharField(_("phone"), max_length=20, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("customer")
@@ -33,7 +33,7 @@ class Address(models.Model):
     lng = models.FloatField(_("longitude"))
     cell = models.CharField(max_length=16, db_index=True, editable=False)
     is_default = models.BooleanField(_("default"), default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("address")

@@ -33,7 +33,7 @@ class Partner(models.Model):
         help_text=_("For a pickup-point shop: its staff hand orders over here."),
     )
     is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("partner")
@@ -56,14 +56,16 @@ class Endpoint(models.Model):
     event_types = models.JSONField(_("event types"), default=list, blank=True)
     secret = models.CharField(max_length=100, editable=False)
     previous_secret = models.CharField(max_length=100, blank=True, editable=False)
-    previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
+    previous_secret_until = models.DateTimeField(
+        _("previous secret valid until"), null=True, blank=True, editable=False
+    )
     is_active = models.BooleanField(_("active"), default=True)
     disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True)
     disabled_reason = models.CharField(_("why disabled"), max_length=200, blank=True)
     # Failing since the first failed try after the last success; cleared by a success.
     failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
     last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -89,7 +91,7 @@ class PartnerEvent(models.Model):
     sequence = models.BigIntegerField(_("sequence"))
     occurred_at = models.DateTimeField(_("occurred at"))
     data = models.JSONField(_("data"), default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("partner event")
@@ -215,7 +217,7 @@ class PointStaff(models.Model):
     is_active = models.BooleanField(
         _("active"), default=True, help_text=_("Untick to stop this person handing orders over.")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("pickup point staff")

@@ -69,7 +69,7 @@ class SandboxIntent(models.Model):
     card_last4 = models.CharField(max_length=4, blank=True)
     # The slow test card: this many of the next fetches answer after SANDBOX_SLOW_SECONDS.
     slow_fetches_left = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -112,7 +112,7 @@ class SandboxRefund(models.Model):
     amount = models.BigIntegerField(_("amount"))
     reference = models.CharField(_("merchant reference"), max_length=100, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SUCCEEDED)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         db_table = "sandbox_refund"
@@ -139,7 +139,7 @@ class SandboxIdempotencyKey(models.Model):
     fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body")
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.JSONField(null=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
         db_table = "sandbox_idempotency_key"
@@ -158,7 +158,7 @@ class SandboxEvent(models.Model):
     type = models.CharField(max_length=40)
     intent = models.ForeignKey(SandboxIntent, on_delete=models.CASCADE, related_name="events")
     body = models.TextField(help_text="The exact JSON that is signed and posted.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         db_table = "sandbox_event"
@@ -182,7 +182,7 @@ class SandboxWebhookDelivery(models.Model):
     url = models.URLField(max_length=500)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     is_duplicate = models.BooleanField(
-        default=False, help_text="A second sending of an event already delivered."
+        _("duplicate"), default=False, help_text="A second sending of an event already delivered."
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -190,7 +190,7 @@ class SandboxWebhookDelivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=200, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         db_table = "sandbox_webhook_delivery"
@@ -239,7 +239,7 @@ class SandboxPayout(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     failure_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
