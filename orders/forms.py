@@ -59,11 +59,12 @@ class CartRemoveForm(forms.Form):
 
 
 def _slot_label(start: datetime, *, with_day: bool = False) -> str:
-    """ "07:00–08:00"; with the day ("Tue 12/8 07:00–08:00") where the option alone must say it
-    is not today (a closed select shows no group label)."""
+    """ "07:00–08:00"; with the day ("Tue Dec 8 07:00–08:00", the short date format every page
+    uses) where the option alone must say it is not today (a closed select shows no group label)."""
     end = start + timedelta(hours=1)
     hours = f"{time_format(start, 'H:i')}–{time_format(end, 'H:i')}"
-    return f"{date_format(start, 'D n/j')} {hours}" if with_day else hours
+    day = f"{date_format(start, 'D')} {date_format(start, 'SHORT_DATE_FORMAT')}"
+    return f"{day} {hours}" if with_day else hours
 
 
 def window_choices(now: datetime, availability: Availability | None = None) -> list:
