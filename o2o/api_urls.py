@@ -8,6 +8,7 @@ from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
 from partners import point_api
 from payments import api as payments_api
+from subscriptions import api as subscriptions_api
 from tracking import api as tracking_api
 from vendors import api as vendors_api
 
@@ -32,6 +33,32 @@ urlpatterns = [
         name="api-address",
     ),
     path("products/", vendors_api.ProductListApi.as_view(), name="api-products"),
+    path("subscriptions/", subscriptions_api.SubscriptionsApi.as_view(), name="api-subscriptions"),
+    path(
+        "subscriptions/<int:subscription_id>/",
+        subscriptions_api.SubscriptionDetailApi.as_view(),
+        name="api-subscription",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/pause/",
+        subscriptions_api.SubscriptionPauseApi.as_view(),
+        name="api-subscription-pause",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/resume/",
+        subscriptions_api.SubscriptionResumeApi.as_view(),
+        name="api-subscription-resume",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/skip/",
+        subscriptions_api.SubscriptionSkipApi.as_view(),
+        name="api-subscription-skip",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/cancel/",
+        subscriptions_api.SubscriptionCancelApi.as_view(),
+        name="api-subscription-cancel",
+    ),
     path("orders/", orders_api.OrdersApi.as_view(), name="api-orders"),
     path("orders/<int:order_id>/", orders_api.OrderDetailApi.as_view(), name="api-order"),
     path(
@@ -102,6 +129,11 @@ urlpatterns = [
         name="api-vendor-order-line-short",
     ),
     # Money: a vendor's earnings and statements; finance exports for staff
+    re_path(
+        r"^me/cards/(?:(?P<card_id>[0-9]+)/)?$",
+        payments_api.MyCardsApi.as_view(),
+        name="api-my-cards",
+    ),
     path("earnings/", payments_api.EarningsApi.as_view(), name="api-earnings"),
     path(
         "earnings/orders/<int:order_id>/",

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "payments",
     "payments.sandbox",
     "partners",
+    "subscriptions",
 ]
 
 MIDDLEWARE = [
@@ -464,6 +465,9 @@ if DELIVERY_FEE_TO not in ("vendor", "platform"):
     raise ImproperlyConfigured("DELIVERY_FEE_TO is 'vendor' or 'platform'")
 ORDER_ACCEPT_MINUTES = env.int("ORDER_ACCEPT_MINUTES", default=10)
 ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
+# Hours after a soft-declined off-session charge (a saved card) at which it is tried again, one
+# per retry; after the last, or after a hard decline, it is not tried again (payments.vault).
+OFF_SESSION_RETRY_HOURS = env.list("OFF_SESSION_RETRY_HOURS", cast=int, default=[1, 6, 24])
 # Orders and payments that disagree for longer than this are not "in flight" but stuck: the
 # convergence sweep fixes them and reconciliation reports what it can't (seconds).
 CONVERGE_GRACE_SECONDS = env.int("CONVERGE_GRACE_SECONDS", default=120)
@@ -586,3 +590,14 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
     },
 }
+
+# Subscriptions (issue 15): the plans a customer may choose. `months` is the commitment (0: cancel
+# anytime), `discount_bps` the price advantage on each delivery's items, `cancel_fee_bps` the share
+# of the remaining committed value charged when a commitment is cancelled early
+# (subscriptions/services.py, subscription_cancel). SUBSCRIPTION_MAX_QUANTITY bounds one line.
+SUBSCRIPTION_PLANS = {
+    "anytime": {"months": 0, "discount_bps": 0, "cancel_fee_bps": 0},
+    "commit_3m": {"months": 3, "discount_bps": 500, "cancel_fee_bps": 1000},
+    "commit_6m": {"months": 6, "discount_bps": 1000, "cancel_fee_bps": 1000},
+}
+SUBSCRIPTION_MAX_QUANTITY = env.int("SUBSCRIPTION_MAX_QUANTITY", default=20)

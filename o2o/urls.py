@@ -32,6 +32,7 @@ urlpatterns = [
     path("sandbox/", include("payments.sandbox.urls")),
     path("orders/", include("orders.urls")),
     path("partner/", include("partners.urls")),
+    path("subscriptions/", include("subscriptions.urls")),
     path("", include("tracking.urls")),
     path("api/", include("o2o.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -23,6 +23,8 @@ from vendors.models import Vendor
 
 from . import disputes, ledger, payouts, reconciliation, selectors, services, settlement
 from .models import (
+    CardCharge,
+    CardSetup,
     CommissionPlan,
     Discrepancy,
     Dispute,
@@ -33,8 +35,10 @@ from .models import (
     Payout,
     PayoutAccount,
     Refund,
+    SavedCard,
     Settlement,
     SettlementLine,
+    VaultCustomer,
     WebhookEvent,
 )
 from .tasks import payout_send_later
@@ -733,3 +737,32 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
             ),
             submit=_("Mark resolved"),
         )
+
+
+# --- the customer vault (payments.vault): read-only records ---------------------------------------
+
+
+@admin.register(VaultCustomer)
+class VaultCustomerAdmin(ReadOnlyAdmin):
+    list_display = ("customer", "provider", "provider_ref", "created_at")
+    search_fields = ("provider_ref",)
+
+
+@admin.register(CardSetup)
+class CardSetupAdmin(ReadOnlyAdmin):
+    list_display = ("customer", "provider", "provider_ref", "card", "created_at", "completed_at")
+    search_fields = ("provider_ref",)
+
+
+@admin.register(SavedCard)
+class SavedCardAdmin(ReadOnlyAdmin):
+    list_display = ("customer", "brand", "last4", "exp_month", "exp_year", "is_default", "status")
+    list_filter = ("status",)
+    search_fields = ("last4", "payment_method_ref")
+
+
+@admin.register(CardCharge)
+class CardChargeAdmin(ReadOnlyAdmin):
+    list_display = ("idempotency_key", "payment", "card", "outcome", "decline_kind", "created_at")
+    list_filter = ("outcome", "decline_kind")
+    search_fields = ("idempotency_key",)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
@@ -27,12 +28,14 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from o2o.api import Pagination
+from customers.services import customer_profile_get_or_create
+from o2o.api import Pagination, error_response
 from o2o.errors import Conflict as DomainConflict
 from o2o.money import MINOR_UNITS
 from vendors.models import Vendor
 
-from . import earnings, ledger, reconciliation, selectors, statements
+from . import earnings, ledger, reconciliation, selectors, statements, vault
+from .errors import PaymentUnavailable
 from .models import Discrepancy, JournalTransaction, Payout, Settlement
 
 # --- serializers ---------------------------------------------------------------------------------
@@ -799,3 +802,95 @@ class AdjustmentsApi(APIView):
                 return Response(AdjustmentOutSerializer(done).data)
             raise
         return Response(AdjustmentOutSerializer(txn).data, status=201)
+
+
+# --- the customer's saved cards (payments.vault) ---------------------------------------------------
+
+
+class SavedCardOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    brand = serializers.CharField()
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField()
+    exp_year = serializers.IntegerField()
+    is_default = serializers.BooleanField()
+    status = serializers.CharField(help_text="active, or needs_attention (its last charge failed).")
+
+
+class CardsInSerializer(serializers.Serializer):
+    return_url = serializers.URLField(
+        required=False, help_text="Where the setup page sends the browser back (start a setup)."
+    )
+    setup_session = serializers.CharField(
+        required=False, max_length=64, help_text="The setup_session the browser came back with."
+    )
+
+    def validate(self, data: dict) -> dict:
+        if bool(data.get("return_url")) == bool(data.get("setup_session")):
+            raise ValidationError(_("Give either return_url or setup_session."))
+        return data
+
+
+def _vault_error(exc: DjangoValidationError) -> Response:
+    """A vault refusal in the one error format: 404 for a card or setup not the caller's, 409 for
+    a state that changed, 503 when the provider did not answer, 400 otherwise."""
+    message = exc.messages[0]
+    if isinstance(exc, PaymentUnavailable):
+        return error_response("unavailable", message, 503)
+    if isinstance(exc, DomainConflict):
+        return error_response("conflict", message, 409)
+    if getattr(exc, "code", None) == "not_found":
+        return error_response("not_found", message, 404)
+    return error_response(getattr(exc, "code", None) or "invalid", message, 400)
+
+
+class MyCardsApi(APIView):
+    """GET: the customer's saved cards. POST {return_url}: a setup page to save a card
+    ({setup_url}, nothing charged); POST {setup_session}: keep the card saved there (asked of the
+    provider, not taken from the browser). DELETE /api/me/cards/<id>/: remove one of them."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    def _customer(self, request):
+        return customer_profile_get_or_create(user=request.user)
+
+    @extend_schema(responses={200: SavedCardOutSerializer(many=True)}, tags=["payments"])
+    def get(self, request, card_id: int | None = None):
+        if card_id is not None:
+            raise NotFound()
+        cards = vault.cards_of(customer=self._customer(request))
+        return Response(SavedCardOutSerializer(cards, many=True).data)
+
+    @extend_schema(
+        request=CardsInSerializer,
+        responses={201: OpenApiResponse(description="{setup_url} or the saved card")},
+        tags=["payments"],
+    )
+    def post(self, request, card_id: int | None = None):
+        if card_id is not None:
+            raise NotFound()
+        body = CardsInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        customer = self._customer(request)
+        try:
+            if body.validated_data.get("return_url"):
+                url = vault.card_setup_start(
+                    customer=customer, return_url=body.validated_data["return_url"]
+                )
+                return Response({"setup_url": url}, status=201)
+            card = vault.card_setup_complete(
+                customer=customer, setup_ref=body.validated_data["setup_session"]
+            )
+        except DjangoValidationError as exc:
+            return _vault_error(exc)
+        return Response(SavedCardOutSerializer(card).data, status=201)
+
+    @extend_schema(responses={204: None}, tags=["payments"])
+    def delete(self, request, card_id: int | None = None):
+        if card_id is None:
+            raise NotFound()
+        try:
+            vault.card_detach(customer=self._customer(request), card_id=int(card_id))
+        except DjangoValidationError as exc:
+            return _vault_error(exc)
+        return Response(status=204)

@@ -879,3 +879,177 @@ def _readable_figure(figure: str) -> str:
         _("%(status)s: %(captured)s captured, %(refunded)s refunded")
         % {"status": label, "captured": match["captured"], "refunded": match["refunded"]}
     )
+
+
+# --- the customer vault: saved cards and off-session charges --------------------------------------
+
+
+class VaultCustomer(models.Model):
+    """A platform customer's account at a payment provider, which owns their saved cards. Made
+    once per (customer, provider) the first time they save a card there."""
+
+    customer = models.ForeignKey(
+        "customers.CustomerProfile", on_delete=models.CASCADE, related_name="vault_accounts"
+    )
+    provider = models.CharField(_("provider"), max_length=20)
+    provider_ref = models.CharField(_("provider reference"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer at the provider")
+        verbose_name_plural = _("customers at the provider")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "provider"], name="vault_customer_once_per_provider"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"], name="vault_customer_ref_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.provider_ref}"
+
+
+class CardSetup(models.Model):
+    """One visit to the provider's hosted "save a card" page, started by payments.vault
+    .card_setup_start. Only the customer who started it can complete it (card_setup_complete reads
+    the outcome from the provider, never from the browser); completed once."""
+
+    customer = models.ForeignKey(
+        "customers.CustomerProfile", on_delete=models.CASCADE, related_name="card_setups"
+    )
+    provider = models.CharField(_("provider"), max_length=20)
+    provider_ref = models.CharField(_("provider reference"), max_length=64)
+    url = models.URLField(_("setup page"), max_length=500)
+    card = models.ForeignKey(
+        "SavedCard", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("card setup")
+        verbose_name_plural = _("card setups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"], name="card_setup_ref_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.provider_ref}"
+
+
+class SavedCardStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    # Removed by the customer (detached at the provider too): never charged again.
+    DETACHED = "detached", _("Removed")
+    # Its last charge was declined hard or needed the card holder: kept, shown with a warning,
+    # and not charged again until the customer fixes it (adds a card or confirms a payment).
+    NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+
+
+class SavedCard(models.Model):
+    """A card a customer saved at a provider for later off-session payments (subscriptions).
+    We keep only the provider's token (payment_method_ref) and what the customer recognises the
+    card by; the number never reaches the platform. At most one ACTIVE card per customer is the
+    default. Status moves only through payments.vault (guarded UPDATEs)."""
+
+    Status = SavedCardStatus
+
+    customer = models.ForeignKey(
+        "customers.CustomerProfile", on_delete=models.CASCADE, related_name="saved_cards"
+    )
+    provider = models.CharField(_("provider"), max_length=20)
+    provider_customer_ref = models.CharField(_("customer at the provider"), max_length=64)
+    payment_method_ref = models.CharField(_("card token"), max_length=64)
+    brand = models.CharField(_("card brand"), max_length=20, blank=True)
+    last4 = models.CharField(_("card ending"), max_length=4)
+    exp_month = models.PositiveSmallIntegerField(_("expiry month"))
+    exp_year = models.PositiveSmallIntegerField(_("expiry year"))
+    is_default = models.BooleanField(_("default"), default=False)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("saved card")
+        verbose_name_plural = _("saved cards")
+        ordering = ["-is_default", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "payment_method_ref"], name="saved_card_token_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(is_default=True, status="active"),
+                name="saved_card_one_default",
+            ),
+            models.CheckConstraint(
+                condition=Q(exp_month__gte=1, exp_month__lte=12), name="saved_card_exp_month"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=SavedCardStatus.values), name="saved_card_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} •••• {self.last4}"
+
+
+class CardChargeOutcome(models.TextChoices):
+    SENT = "sent", _("Sent, no answer yet")
+    AUTHORISED = "authorised", _("Authorised")
+    CAPTURED = "captured", _("Captured")
+    DECLINED = "declined", _("Declined")
+    AUTHENTICATION_REQUIRED = "authentication_required", _("Needs the card holder")
+
+
+class CardCharge(models.Model):
+    """One attempt to charge a saved card off-session for an order's payment
+    (payments.vault.payment_charge_off_session). The caller's idempotency key is unique: the same
+    key never charges twice, it returns the recorded outcome (or, if the answer was lost, asks the
+    provider again with the same key). Declines carry their kind, which decides a retry
+    (charge_retry_at): "hard" never, "soft" on the schedule, "authentication_required" only when
+    the card holder confirms on action_url. The order's payment stays PENDING after a decline; the
+    caller decides what the order does."""
+
+    Outcome = CardChargeOutcome
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="card_charges")
+    card = models.ForeignKey(SavedCard, on_delete=models.PROTECT, related_name="charges")
+    idempotency_key = models.CharField(_("idempotency key"), max_length=100, unique=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=24, choices=Outcome.choices, default=Outcome.SENT
+    )
+    decline_kind = models.CharField(_("decline kind"), max_length=24, blank=True)
+    failure_code = models.CharField(_("failure code"), max_length=40, blank=True)
+    failure_message = models.CharField(_("failure"), max_length=200, blank=True)
+    action_url = models.URLField(_("confirmation page"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("card charge")
+        verbose_name_plural = _("card charges")
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=CardChargeOutcome.values), name="card_charge_outcome_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(decline_kind__in=["", "hard", "soft", "authentication_required"]),
+                name="card_charge_decline_kind_valid",
+            ),
+            # One attempt in flight per payment: two racing charges for one order can't both
+            # reach the provider (and open two intents for it).
+            models.UniqueConstraint(
+                fields=["payment"], condition=Q(outcome="sent"), name="card_charge_one_in_flight"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"charge {self.idempotency_key}: {self.outcome}"

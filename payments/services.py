@@ -23,18 +23,16 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Sum, Value, When
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from o2o.effects import effect_add, event_emit
-from o2o.money import MINOR_UNITS, format_money
+from o2o.money import format_money
 
 from . import ledger
+from .checks import payment_args_check, webhook_url
 from .errors import (
     InvalidTransition,
     PaymentError,
@@ -384,18 +382,13 @@ def payment_start(
     vendor_id, commission and platform_fee are the split the ledger books at capture: the vendor
     is owed amount − commission − platform_fee. With expires_at the provider takes no card after
     it (a declined card may be followed by another until then)."""
-    _positive_amount(amount)
-    for field, value in (("commission", commission), ("platform_fee", platform_fee)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise PaymentError({field: _("Enter a whole amount of zero or more, in minor units.")})
-    if commission + platform_fee > amount:
-        raise PaymentError({"commission": _("The platform's part can't exceed the amount.")})
-    if currency not in MINOR_UNITS:
-        raise PaymentError({"currency": _("Unknown currency.")})
-    try:
-        URLValidator(schemes=["http", "https"])(return_url)
-    except ValidationError as exc:
-        raise PaymentError({"return_url": _("Give a full http(s) address.")}) from exc
+    payment_args_check(
+        amount=amount,
+        currency=currency,
+        commission=commission,
+        platform_fee=platform_fee,
+        return_url=return_url,
+    )
     payment, _created = Payment.objects.get_or_create(
         order_id=order_id,
         defaults={
@@ -418,8 +411,7 @@ def payment_start(
             reference=f"order-{order_id}",
             description=description[:200],
             return_url=return_url,
-            webhook_url=settings.PLATFORM_BASE_URL.rstrip("/")
-            + reverse("payments:webhook", kwargs={"provider": payment.provider}),
+            webhook_url=webhook_url(payment.provider),
             idempotency_key=f"order-{order_id}-start",
             expires_at=expires_at,
         )

@@ -6,6 +6,8 @@ app_name = "payments"
 
 urlpatterns = [
     path("webhooks/<slug:provider>/", views.webhook, name="webhook"),
+    # The customer's saved cards
+    path("cards/", views.cards, name="cards"),
     # The vendor's money (and, for staff, any vendor's)
     path("earnings/", views.earnings_mine, name="earnings"),
     path("earnings/vendor/<int:vendor_id>/", views.earnings_of_vendor, name="earnings-vendor"),

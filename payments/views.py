@@ -20,7 +20,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -31,10 +31,11 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from customers.services import customer_profile_get_or_create
 from o2o.money import MINOR_UNITS, format_money
 from vendors.models import Vendor
 
-from . import earnings, ledger, services, statements
+from . import earnings, ledger, services, statements, vault
 from .errors import PaymentUnavailable, UnknownProvider, WebhookInvalid
 from .models import JournalTransaction, LedgerAccount, Settlement
 from .selectors import ledger_account_known
@@ -469,3 +470,39 @@ def adjustment_new(request: HttpRequest) -> HttpResponse:
         "accounts": _account_choices(),
     }
     return render(request, "admin/payments/adjustment_form.html", context)
+
+
+# --- the customer's saved cards (payments.vault) ---------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cards(request: HttpRequest) -> HttpResponse:
+    """The customer's saved cards: list, add one (on the provider's setup page, nothing charged),
+    remove one. Back from the setup page (?setup_session=<ref>), the saved card is asked of the
+    provider and kept, then the page is shown again without the parameter."""
+    customer = customer_profile_get_or_create(user=request.user)
+    here = reverse("payments:cards")
+    try:
+        if request.method == "POST":
+            action = request.POST.get("action")
+            if action == "add":
+                return redirect(
+                    vault.card_setup_start(customer=customer, return_url=vault.cards_page_url())
+                )
+            if action == "remove":
+                card_id = _int_or_404(request.POST.get("card"))
+                vault.card_detach(customer=customer, card_id=card_id)
+                messages.success(request, _("The card was removed."))
+                return redirect(here)
+            return HttpResponse(status=400)
+        if setup_ref := request.GET.get("setup_session"):
+            vault.card_setup_complete(customer=customer, setup_ref=setup_ref)
+            messages.success(request, _("The card is saved for later payments."))
+            return redirect(here)
+    except ValidationError as exc:
+        if getattr(exc, "code", None) == "not_found":
+            raise Http404 from exc
+        messages.error(request, exc.messages[0])
+        return redirect(here)
+    return render(request, "payments/cards.html", {"cards": vault.cards_of(customer=customer)})

@@ -94,6 +94,64 @@ class ProviderPayout:
     failure_message: str = ""
 
 
+class DeclineKind(StrEnum):
+    """What kind of no an off-session charge got, which decides whether it is tried again."""
+
+    HARD = "hard"  # never again with this card (stolen, closed, declined outright)
+    SOFT = "soft"  # the same card may work later (insufficient funds, issuer unavailable)
+    AUTHENTICATION_REQUIRED = "authentication_required"  # the card holder must confirm it
+
+
+@dataclass(frozen=True)
+class ProviderCustomer:
+    """The platform's customer at the provider: the owner of saved cards."""
+
+    ref: str
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderPaymentMethod:
+    """A card saved at the provider (its token), as the provider describes it."""
+
+    ref: str
+    customer_ref: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    detached: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderSetup:
+    """A hosted page that saves a card without charging it. `payment_method` is set once the card
+    holder saved one (`succeeded`)."""
+
+    ref: str
+    customer_ref: str
+    url: str
+    succeeded: bool
+    payment_method: ProviderPaymentMethod | None = None
+
+
+@dataclass(frozen=True)
+class OffSessionCharge:
+    """The outcome of charging a saved card without the card holder. `intent.status` is
+    AUTHORISED or CAPTURED when it went through; PENDING otherwise, with intent.failure_code and
+    `decline_kind`: HARD or SOFT (the intent waits for another try), or AUTHENTICATION_REQUIRED
+    (the card holder confirms on `action_url`, the intent's checkout page)."""
+
+    intent: ProviderIntent
+    decline_kind: DeclineKind | None = None
+
+    @property
+    def action_url(self) -> str:
+        if self.decline_kind == DeclineKind.AUTHENTICATION_REQUIRED:
+            return self.intent.checkout_url
+        return ""
+
+
 @dataclass(frozen=True)
 class WebhookNotice:
     """What a verified webhook says happened. The platform does not trust the rest of the body:
@@ -180,3 +238,50 @@ class PaymentGateway(ABC):
         self, *, created_from: datetime, created_to: datetime
     ) -> Iterator[ProviderPayout]:
         """Every payout the provider created in [created_from, created_to), page after page."""
+
+    # --- the customer vault: saved cards and off-session charges --------------------------------
+
+    @abstractmethod
+    def customer_create(
+        self, *, reference: str, email: str, idempotency_key: str
+    ) -> ProviderCustomer:
+        """A customer at the provider to save cards for, once per idempotency key."""
+
+    @abstractmethod
+    def setup_create(
+        self, *, customer_ref: str, return_url: str, idempotency_key: str
+    ) -> ProviderSetup:
+        """A hosted page (ProviderSetup.url) where the card holder saves a card, charging nothing;
+        the browser then comes back to return_url (the provider adds the setup's ref)."""
+
+    @abstractmethod
+    def setup_get(self, *, ref: str) -> ProviderSetup:
+        """The provider's view of a setup: whether a card was saved, and which."""
+
+    @abstractmethod
+    def payment_methods_list(self, *, customer_ref: str) -> list[ProviderPaymentMethod]:
+        """The customer's saved cards that can still be charged."""
+
+    @abstractmethod
+    def payment_method_detach(self, *, ref: str, idempotency_key: str) -> ProviderPaymentMethod:
+        """Forget a saved card: it can't be charged any more."""
+
+    @abstractmethod
+    def charge_off_session(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        customer_ref: str,
+        payment_method_ref: str,
+        reference: str,
+        description: str,
+        return_url: str,
+        webhook_url: str,
+        idempotency_key: str,
+        capture: bool = False,
+        intent_ref: str = "",
+    ) -> OffSessionCharge:
+        """Charge a saved card with the card holder absent. With `intent_ref` (an intent whose
+        last try was declined) that intent is tried again instead of a new one being created.
+        A decline is an answer, not an exception: see OffSessionCharge."""

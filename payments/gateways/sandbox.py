@@ -17,15 +17,20 @@ import httpx
 from payments.sandbox import signing
 
 from .base import (
+    DeclineKind,
     GatewayRefused,
     GatewayUnavailable,
     IntentStatus,
+    OffSessionCharge,
     PaymentGateway,
     PayoutDestination,
     PayoutState,
+    ProviderCustomer,
     ProviderIntent,
+    ProviderPaymentMethod,
     ProviderPayout,
     ProviderRefund,
+    ProviderSetup,
     WebhookNotice,
     WebhookSignatureError,
 )
@@ -106,6 +111,46 @@ def _payout(data: dict) -> ProviderPayout:
         return _parse_payout(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GatewayUnavailable(f"the sandbox's payout makes no sense: {exc!r}") from exc
+
+
+def _parse_payment_method(data: dict) -> ProviderPaymentMethod:
+    card = data["card"]
+    return ProviderPaymentMethod(
+        ref=data["id"],
+        customer_ref=data["customer"],
+        brand=card.get("brand") or "",
+        last4=card["last4"],
+        exp_month=int(card["exp_month"]),
+        exp_year=int(card["exp_year"]),
+        detached=bool(data.get("detached")),
+    )
+
+
+def _parsed(parse: Callable, data: dict, what: str):  # noqa: ANN202 - whatever `parse` returns
+    try:
+        return parse(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GatewayUnavailable(f"the sandbox's {what} makes no sense: {exc!r}") from exc
+
+
+def _parse_setup(data: dict) -> ProviderSetup:
+    pm = data.get("payment_method")
+    return ProviderSetup(
+        ref=data["id"],
+        customer_ref=data["customer"],
+        url=data["url"],
+        succeeded=data["status"] == "succeeded",
+        payment_method=_parse_payment_method(pm) if pm else None,
+    )
+
+
+def _parse_charge(data: dict) -> OffSessionCharge:
+    intent = _parse_intent(data)
+    kind = data.get("decline_kind")
+    failed = intent.status in (IntentStatus.PENDING, IntentStatus.FAILED)
+    return OffSessionCharge(
+        intent=intent, decline_kind=DeclineKind(kind) if failed and kind else None
+    )
 
 
 class SandboxGateway(PaymentGateway):
@@ -292,3 +337,72 @@ class SandboxGateway(PaymentGateway):
         self, *, created_from: datetime, created_to: datetime
     ) -> Iterator[ProviderPayout]:
         return self._pages("payouts", _payout, created_from, created_to)
+
+    # --- the customer vault ------------------------------------------------------------------
+
+    def customer_create(
+        self, *, reference: str, email: str, idempotency_key: str
+    ) -> ProviderCustomer:
+        body = {"reference": reference, "email": email}
+        data = self._call("POST", "customers", body=body, key=idempotency_key)
+        return _parsed(
+            lambda d: ProviderCustomer(ref=d["id"], reference=d.get("reference") or ""),
+            data,
+            "customer",
+        )
+
+    def setup_create(
+        self, *, customer_ref: str, return_url: str, idempotency_key: str
+    ) -> ProviderSetup:
+        body = {"customer": customer_ref, "return_url": return_url}
+        data = self._call("POST", "setup_sessions", body=body, key=idempotency_key)
+        return _parsed(_parse_setup, data, "setup session")
+
+    def setup_get(self, *, ref: str) -> ProviderSetup:
+        return _parsed(_parse_setup, self._call("GET", f"setup_sessions/{ref}"), "setup session")
+
+    def payment_methods_list(self, *, customer_ref: str) -> list[ProviderPaymentMethod]:
+        page = self._call("GET", f"customers/{customer_ref}/payment_methods")
+        return _parsed(
+            lambda d: [_parse_payment_method(row) for row in d["data"]], page, "card list"
+        )
+
+    def payment_method_detach(self, *, ref: str, idempotency_key: str) -> ProviderPaymentMethod:
+        data = self._call("POST", f"payment_methods/{ref}/detach", body={}, key=idempotency_key)
+        return _parsed(_parse_payment_method, data, "payment method")
+
+    def charge_off_session(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        customer_ref: str,
+        payment_method_ref: str,
+        reference: str,
+        description: str,
+        return_url: str,
+        webhook_url: str,
+        idempotency_key: str,
+        capture: bool = False,
+        intent_ref: str = "",
+    ) -> OffSessionCharge:
+        if intent_ref:
+            body: dict = {"payment_method": payment_method_ref, "capture": capture}
+            data = self._call(
+                "POST", f"intents/{intent_ref}/confirm", body=body, key=idempotency_key
+            )
+        else:
+            body = {
+                "amount": amount,
+                "currency": currency,
+                "customer": customer_ref,
+                "payment_method": payment_method_ref,
+                "off_session": True,
+                "capture": capture,
+                "reference": reference,
+                "description": description,
+                "return_url": return_url,
+                "webhook_url": webhook_url,
+            }
+            data = self._call("POST", "intents", body=body, key=idempotency_key)
+        return _parsed(_parse_charge, data, "intent")

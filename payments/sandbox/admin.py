@@ -9,11 +9,14 @@ from payments.admin import ReadOnlyAdmin
 
 from . import services
 from .models import (
+    SandboxCustomer,
     SandboxEvent,
     SandboxIdempotencyKey,
     SandboxIntent,
+    SandboxPaymentMethod,
     SandboxPayout,
     SandboxRefund,
+    SandboxSetupSession,
     SandboxWebhookDelivery,
 )
 
@@ -124,3 +127,23 @@ class SandboxPayoutAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Bank: mark pending payouts failed"), permissions=["change"])
     def mark_failed(self, request, queryset):
         self._finish(request, queryset, paid=False)
+
+
+@admin.register(SandboxCustomer)
+class SandboxCustomerAdmin(ReadOnlyAdmin):
+    list_display = ("id", "reference", "email", "created_at")
+    search_fields = ("id", "reference", "email")
+
+
+@admin.register(SandboxPaymentMethod)
+class SandboxPaymentMethodAdmin(ReadOnlyAdmin):
+    list_display = ("id", "customer", "brand", "last4", "exp_month", "exp_year", "detached_at")
+    search_fields = ("id", "customer__id", "last4")
+    exclude = ("number",)  # the card number never shows, not even here
+
+
+@admin.register(SandboxSetupSession)
+class SandboxSetupSessionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "customer", "status", "payment_method", "created_at")
+    list_filter = ("status",)
+    search_fields = ("id", "customer__id")

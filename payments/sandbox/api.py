@@ -1,5 +1,12 @@
 """The sandbox provider's JSON API, /sandbox/api/v1/. Bearer SANDBOX_SECRET_KEY on every call;
-every POST honours an Idempotency-Key. Errors: {"error": {"code": "...", "message": "..."}}."""
+every POST honours an Idempotency-Key. Errors: {"error": {"code": "...", "message": "..."}}.
+
+The customer vault (vault.py): POST customers, GET customers/<id>, GET
+customers/<id>/payment_methods, POST payment_methods/<id>/detach, POST setup_sessions (a hosted
+page that saves a card, charging nothing), GET setup_sessions/<id>; POST intents with
+payment_method and off_session: true charges a saved card at once (a decline is a 201 intent with
+failure_code and decline_kind: hard, soft or authentication_required), and POST
+intents/<id>/confirm tries a declined one again."""
 
 import hmac
 import json
@@ -14,9 +21,16 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
-from . import services
+from . import services, vault
 from .idempotency import error, idempotent
-from .objects import intent_data, payout_data, refund_data
+from .objects import (
+    customer_data,
+    intent_data,
+    payment_method_data,
+    payout_data,
+    refund_data,
+    setup_data,
+)
 from .services import NUL, SandboxError
 
 MAX_LIST = 100
@@ -130,6 +144,8 @@ def intents(request: HttpRequest) -> JsonResponse:
 
 def _intent_create(request: HttpRequest) -> JsonResponse:
     data = _body(request)
+    if data.get("payment_method") is not None:
+        return _intent_create_off_session(request, data)
     intent = services.intent_create(
         amount=data.get("amount"),
         currency=data.get("currency"),
@@ -191,3 +207,82 @@ def payouts(request: HttpRequest) -> JsonResponse:
 @endpoint("GET")
 def payout_detail(request: HttpRequest, payout_id: str) -> JsonResponse:
     return JsonResponse(payout_data(services.payout_fetch(payout_id=payout_id)))
+
+
+# --- the customer vault --------------------------------------------------------------------------
+
+
+def _base(request: HttpRequest) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
+def _intent_create_off_session(request: HttpRequest, data: dict) -> JsonResponse:
+    """POST /intents with payment_method (a saved card) and off_session: true: charged at once.
+    A decline is still a 201 with the intent (failure_code, decline_kind), so that an
+    Idempotency-Key replays it."""
+    intent = vault.intent_create_off_session(
+        amount=data.get("amount"),
+        currency=data.get("currency"),
+        return_url=data.get("return_url"),
+        payment_method=data.get("payment_method"),
+        customer=data.get("customer"),
+        off_session=data.get("off_session"),
+        capture=data.get("capture"),
+        reference=data.get("reference"),
+        description=data.get("description"),
+        webhook_url=data.get("webhook_url"),
+        checkout_base=_base(request),
+    )
+    return JsonResponse(intent_data(intent), status=201)
+
+
+@endpoint("POST")
+def intent_confirm(request: HttpRequest, intent_id: str) -> JsonResponse:
+    data = _body(request)
+    intent = vault.intent_confirm(
+        intent_id=intent_id, payment_method=data.get("payment_method"), capture=data.get("capture")
+    )
+    return JsonResponse(intent_data(intent))
+
+
+@endpoint("POST")
+def customers(request: HttpRequest) -> JsonResponse:
+    data = _body(request)
+    customer = vault.customer_create(
+        reference=data.get("reference"), email=data.get("email"), name=data.get("name")
+    )
+    return JsonResponse(customer_data(customer), status=201)
+
+
+@endpoint("GET")
+def customer_detail(request: HttpRequest, customer_id: str) -> JsonResponse:
+    return JsonResponse(customer_data(vault.customer_get(customer_id=customer_id)))
+
+
+@endpoint("GET")
+def customer_payment_methods(request: HttpRequest, customer_id: str) -> JsonResponse:
+    rows = vault.payment_methods_list(customer_id=customer_id)
+    return _list(rows, False, payment_method_data)
+
+
+@endpoint("POST")
+def payment_method_detach(request: HttpRequest, payment_method_id: str) -> JsonResponse:
+    _body(request)
+    pm = vault.payment_method_detach(payment_method_id=payment_method_id)
+    return JsonResponse(payment_method_data(pm))
+
+
+@endpoint("POST")
+def setup_sessions(request: HttpRequest) -> JsonResponse:
+    data = _body(request)
+    session = vault.setup_create(
+        customer_id=data.get("customer"),
+        return_url=data.get("return_url"),
+        checkout_base=_base(request),
+    )
+    return JsonResponse(setup_data(session), status=201)
+
+
+@endpoint("GET")
+def setup_session_detail(request: HttpRequest, setup_id: str) -> JsonResponse:
+    return JsonResponse(setup_data(vault.setup_get(setup_id=setup_id)))

@@ -67,6 +67,22 @@ class SandboxIntent(models.Model):
     )
     card_brand = models.CharField(max_length=20, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
+    # An off-session charge of a saved card (services.intent_create with payment_method): who and
+    # which card, and, when it did not go through, what kind of no it was (services.DECLINE_KINDS:
+    # "hard" never retry, "soft" retry later, "authentication_required" the card holder must
+    # confirm on checkout_url).
+    customer = models.ForeignKey(
+        "SandboxCustomer", null=True, blank=True, on_delete=models.PROTECT, related_name="intents"
+    )
+    payment_method = models.ForeignKey(
+        "SandboxPaymentMethod",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="intents",
+    )
+    off_session = models.BooleanField(default=False)
+    decline_kind = models.CharField(max_length=24, blank=True)
     # The slow test card: this many of the next fetches answer after SANDBOX_SLOW_SECONDS.
     slow_fetches_left = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
@@ -250,6 +266,117 @@ class SandboxPayout(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="sandbox_payout_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+# --- the customer vault ---------------------------------------------------------------------------
+
+
+def new_customer_id() -> str:
+    return _new_id("cus")
+
+
+def new_payment_method_id() -> str:
+    return _new_id("pm")
+
+
+def new_setup_id() -> str:
+    return _new_id("seti")
+
+
+class SandboxCustomer(models.Model):
+    """A merchant's customer at the provider: the owner of saved cards (Stripe's Customer).
+    `reference` is the merchant's own id for the person (e.g. "customer-42")."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_customer_id, editable=False)
+    reference = models.CharField(_("merchant reference"), max_length=100, blank=True, db_index=True)
+    email = models.CharField(_("e-mail"), max_length=254, blank=True)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "sandbox_customer"
+        verbose_name = _("sandbox customer")
+        verbose_name_plural = _("sandbox customers")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxPaymentMethod(models.Model):
+    """A card saved for a customer (token pm_...). The full test number stays here, server-side
+    only, so that a later off-session charge behaves as that test card does
+    (services.TEST_CARDS[number].off_session); the API shows brand, last4 and expiry only.
+    Detached cards are kept (detached_at set) but can never be charged again."""
+
+    id = models.CharField(
+        primary_key=True, max_length=40, default=new_payment_method_id, editable=False
+    )
+    customer = models.ForeignKey(
+        SandboxCustomer, on_delete=models.CASCADE, related_name="payment_methods"
+    )
+    number = models.CharField(max_length=19, help_text="The test card number (never shown).")
+    brand = models.CharField(max_length=20, default="visa")
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    detached_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "sandbox_payment_method"
+        verbose_name = _("sandbox saved card")
+        verbose_name_plural = _("sandbox saved cards")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(exp_month__gte=1, exp_month__lte=12),
+                name="sandbox_pm_exp_month_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxSetupSession(models.Model):
+    """A hosted page that only saves a card for a customer, charging nothing (Stripe's Checkout in
+    setup mode). OPEN until the card holder enters a card, then SUCCEEDED with the saved
+    payment_method; the browser goes back to return_url?setup_session=<id>, and the merchant reads
+    the outcome from the API (never from the browser)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Waiting for the card")
+        SUCCEEDED = "succeeded", _("Card saved")
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_setup_id, editable=False)
+    customer = models.ForeignKey(
+        SandboxCustomer, on_delete=models.CASCADE, related_name="setup_sessions"
+    )
+    return_url = models.URLField(max_length=500)
+    url = models.URLField(max_length=500)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    payment_method = models.OneToOneField(
+        SandboxPaymentMethod, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "sandbox_setup_session"
+        verbose_name = _("sandbox card setup")
+        verbose_name_plural = _("sandbox card setups")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="open", payment_method__isnull=True)
+                | Q(status="succeeded", payment_method__isnull=False),
+                name="sandbox_setup_card_when_succeeded",
             ),
         ]
 

@@ -48,6 +48,19 @@ class TestCard:
     outcome: str  # "approve", "decline", "challenge" or "slow"
     failure_code: str = ""
     failure_message: str = ""
+    # What an off-session charge of this card, once saved, does: "approve", "decline" (with the
+    # failure code above) or "authentication_required" (the card holder must come back).
+    # "" = like its on-session outcome (a challenge card needs the card holder: it can't confirm
+    # off-session).
+    off_session: str = ""
+
+    @property
+    def off_session_outcome(self) -> str:
+        if self.off_session:
+            return self.off_session
+        return {"slow": "approve", "challenge": "authentication_required"}.get(
+            self.outcome, self.outcome
+        )
 
 
 TEST_CARDS: dict[str, TestCard] = {
@@ -56,9 +69,25 @@ TEST_CARDS: dict[str, TestCard] = {
     "4000000000009995": TestCard(
         "decline", "insufficient_funds", "The card has insufficient funds."
     ),
+    "4000000000000119": TestCard(
+        "decline", "try_again_later", "The card issuer could not be reached; try again later."
+    ),
     "4000000000003220": TestCard("challenge"),
     "4000000000000077": TestCard("slow"),
+    # Approved while the card holder is there; every off-session charge needs them back.
+    "4000002500003155": TestCard("approve", off_session="authentication_required"),
 }
+# Whether a charge that failed with this code may be tried again later: "soft" (the same card may
+# work tomorrow) or "hard" (never again with this card; any code not listed is hard).
+# "authentication_required" is its own kind: only the card holder can confirm it.
+SOFT_DECLINES = frozenset({"insufficient_funds", "try_again_later"})
+DECLINE_KINDS = ("hard", "soft", "authentication_required")
+
+
+def decline_kind(code: str) -> str:
+    if code == "authentication_required":
+        return "authentication_required"
+    return "soft" if code in SOFT_DECLINES else "hard"
 
 
 def capture_fee(amount: int) -> int:
@@ -283,6 +312,7 @@ def _declined(
         status=S.REQUIRES_PAYMENT_METHOD,
         failure_code=code,
         failure_message=message,
+        decline_kind=decline_kind(code),
         declines=F("declines") + 1,
         updated_at=now,
         **card,
@@ -339,7 +369,11 @@ def challenge_resolve(*, intent_id: str, approve: bool) -> SandboxIntent:
     waiting = SandboxIntent.objects.filter(_open(now), pk=intent_id, status=S.REQUIRES_ACTION)
     if approve:
         changed = waiting.update(
-            status=S.AUTHORISED, failure_code="", failure_message="", updated_at=now
+            status=S.AUTHORISED,
+            failure_code="",
+            failure_message="",
+            decline_kind="",
+            updated_at=now,
         )
     else:
         changed = _declined(

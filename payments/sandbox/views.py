@@ -11,9 +11,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from . import services
+from . import services, vault
 from .forms import CardForm
-from .models import SandboxIntent
+from .models import SandboxIntent, SandboxSetupSession
 from .services import NUL, TEST_CARDS, SandboxError
 
 S = SandboxIntent.Status
@@ -65,9 +65,16 @@ def _test_cards() -> list[tuple[str, str]]:
         "challenge": _("asks the card holder to confirm (like 3-D Secure)"),
         "card_declined": _("declined"),
         "insufficient_funds": _("declined: insufficient funds"),
+        "try_again_later": _("declined for now: try again later"),
+        "authentication_required": _(
+            "approved; once saved, payments without the card holder need their confirmation"
+        ),
     }
     return [
-        (" ".join(number[i : i + 4] for i in range(0, 16, 4)), labels[c.failure_code or c.outcome])
+        (
+            " ".join(number[i : i + 4] for i in range(0, 16, 4)),
+            labels[c.off_session or c.failure_code or c.outcome],
+        )
         for number, c in TEST_CARDS.items()
     ]
 
@@ -160,3 +167,50 @@ def challenge(request: HttpRequest, intent_id: str) -> HttpResponse:
         {"intent": intent},
         status=400 if request.method == "POST" else 200,
     )
+
+
+# --- the setup page: save a card, charge nothing ---------------------------------------------------
+
+
+def _setup_back(session: SandboxSetupSession) -> str:
+    """return_url with setup_session=<id> added to its query."""
+    parts = urlsplit(session.return_url)
+    query = (parts.query + "&" if parts.query else "") + urlencode({"setup_session": session.id})
+    return urlunsplit(parts._replace(query=query))
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def setup(request: HttpRequest, setup_id: str) -> HttpResponse:
+    """The hosted page of a setup session: the card holder saves a test card for later payments.
+    Saved (or already saved): back to the merchant's return_url?setup_session=<id>."""
+    try:
+        session = vault.setup_get(setup_id=setup_id)
+    except SandboxError as exc:
+        raise Http404 from exc
+    if session.status != SandboxSetupSession.Status.OPEN:
+        return HttpResponseRedirect(_setup_back(session))
+    form = CardForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            session = vault.setup_complete(
+                setup_id=session.id,
+                number=form.cleaned_data["number"],
+                expiry=form.cleaned_data["expiry"],
+            )
+        except SandboxError:
+            session = vault.setup_get(setup_id=setup_id)  # saved meanwhile (another tab)
+        return HttpResponseRedirect(_setup_back(session))
+    response = render(
+        request,
+        "sandbox/setup.html",
+        {
+            "form": form,
+            "test_cards": _test_cards(),
+            "back_url": _setup_back(session),
+        },
+        status=400 if form.is_bound else 200,
+    )
+    shop = urlsplit(session.return_url)
+    response._csp_update = {"form-action": [f"{shop.scheme}://{shop.netloc}"]}  # type: ignore[attr-defined]
+    return response

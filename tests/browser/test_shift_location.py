@@ -60,7 +60,7 @@ def test_location_not_allowed_says_how_to_allow_it(
     # while the connection itself is fine
     # (going on shift is a round trip to the server first: give a loaded machine time)
     expect(page.locator("#geo-error")).to_have_text(t["geoDenied"], timeout=15_000)
-    expect(page.locator("#conn-state")).to_have_text(CONNECTED[lang])
+    expect(page.locator("#conn-state")).to_have_text(CONNECTED[lang], timeout=15_000)
     expect(page.locator("#shift-error")).to_have_text("")
     assert t["geoDenied"] not in (t["geoUnavailable"], t["geoTimeout"], t["noGeo"])
     assert_accessible(page)
@@ -71,7 +71,9 @@ def test_location_not_allowed_says_how_to_allow_it(
     page.context.set_geolocation(geolocation(CENTRE))
     page.reload()
     # Then pings flow and there is nothing to say about the location
-    expect(page.locator("#last-ping")).to_have_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
+    expect(page.locator("#last-ping")).to_have_text(
+        re.compile(r"\d{1,2}:\d{2}:\d{2}"), timeout=15_000
+    )
     expect(page.locator("#geo-error")).to_have_text("")
     assert Ping.objects.filter(vendor=vendor).exists()
 
@@ -100,8 +102,10 @@ def test_queued_positions_are_counted_then_said_to_be_sent_and_the_error_clears(
 
     page.route_web_socket(re.compile(r"/ws/vendor/location/$"), socket_route)
     page.get_by_role("button", name=GO_ON[lang]).click()
-    expect(page.locator("#conn-state")).to_have_text(CONNECTED[lang])
-    expect(page.locator("#last-ping")).to_have_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
+    expect(page.locator("#conn-state")).to_have_text(CONNECTED[lang], timeout=15_000)
+    expect(page.locator("#last-ping")).to_have_text(
+        re.compile(r"\d{1,2}:\d{2}:\d{2}"), timeout=15_000
+    )
     expect(page.locator("#queue-state")).to_have_text("")
 
     # When the connection drops while the phone moves on (a few fixes, 3 s apart at least)
@@ -110,7 +114,7 @@ def test_queued_positions_are_counted_then_said_to_be_sent_and_the_error_clears(
     for ws, server in sockets:
         server.close()
         ws.close(code=4000, reason="offline")
-    expect(page.locator("#conn-state")).not_to_have_text(CONNECTED[lang])
+    expect(page.locator("#conn-state")).not_to_have_text(CONNECTED[lang], timeout=15_000)
     for point in (next_door, start, next_door):
         page.wait_for_timeout(3_200)
         page.context.set_geolocation(geolocation(point))
@@ -136,7 +140,7 @@ def test_queued_positions_are_counted_then_said_to_be_sent_and_the_error_clears(
     expect(page.locator("#queue-state")).to_have_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
     expect(page.locator("#geo-error")).to_have_text("")
     expect(page.locator("#shift-error")).to_have_text("")
-    expect(page.locator("#conn-state")).to_have_text(CONNECTED[lang])
+    expect(page.locator("#conn-state")).to_have_text(CONNECTED[lang], timeout=15_000)
     assert Ping.objects.filter(vendor=vendor, source="batch").exists()
     assert_accessible(page)
     shot(page, f"shift-location-03-sent-{lang}")

@@ -34,6 +34,14 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
     "orders:payment-refresh": ("api-order-payment-refresh",),
     "orders:cancel": ("api-order-cancel",),
     "orders:problem": ("api-order-problem",),
+    # customers: subscriptions
+    "subscriptions:new": ("api-subscriptions",),
+    "subscriptions:action": (
+        "api-subscription-pause",
+        "api-subscription-resume",
+        "api-subscription-skip",
+        "api-subscription-cancel",
+    ),
     # vendors
     "vendors:apply": ("api-vendor-apply",),
     "vendors:stock": ("api-own-stock",),
@@ -51,6 +59,7 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
     "partners:point": ("api-point-order-collect",),
     # staff
     "payments:adjustment-new": ("api-staff-adjustments",),
+    "payments:cards": ("api-my-cards",),
     # machines, not people
     "payments:webhook": NoApi("the payment provider's callback, not a page"),
 }

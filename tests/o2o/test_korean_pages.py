@@ -25,6 +25,7 @@ from django.utils import timezone, translation
 from orders.models import Status
 from payments.models import Payout
 from payments.payouts import payout_mark_paid, payout_mark_sent
+from payments.sandbox.models import SandboxCustomer, SandboxSetupSession
 from payments.settlement import period_of, settlement_create
 from tests.factories import AddressFactory, CustomerProfileFactory, StaffFactory
 from tests.orders.conftest import open_shop, place, placed, put_cart
@@ -234,6 +235,16 @@ def _receipts(w: World) -> list[dict]:
     return [{"order_id": o.pk} for o in w.ids["orders"] if o.status not in unpaid]
 
 
+def _subscriptions(w: World) -> list[dict]:
+    from tests.subscriptions.factories import SubscriptionFactory, SubscriptionItemFactory
+
+    sub = SubscriptionFactory(
+        customer=w.users["customer"].customer, vendor=w.ids["vendor"], plan="commit_3m"
+    )
+    SubscriptionItemFactory(subscription=sub, product=w.ids["shop"].yakult, unit_price=1200)
+    return [{"subscription_id": sub.pk}]
+
+
 def _basket(client: Client, w: World) -> None:
     put_cart(client, w.ids["vendor"], {w.ids["shop"].yakult.pk: 2})
 
@@ -276,8 +287,24 @@ PAGES: dict[str, Page] = {
     "payments:adjustment-new": Page("staff"),
     "sandbox:pay": Page("anonymous", lambda w: [{"intent_id": w.ids["intent"]}]),
     "sandbox:challenge": Page("anonymous", lambda w: [{"intent_id": w.ids["intent"]}]),
+    "payments:cards": Page("customer"),
+    "sandbox:setup": Page(
+        "anonymous",
+        lambda w: [
+            {
+                "setup_id": SandboxSetupSession.objects.create(
+                    customer=SandboxCustomer.objects.create(),
+                    return_url="https://shop.example/cards/",
+                    url="https://shop.example/sandbox/setup/",
+                ).pk
+            }
+        ],
+    ),
     "partners:point": Page("partner"),
     "partners:point-orders": Page("partner"),
+    "subscriptions:list": Page("customer"),
+    "subscriptions:new": Page("customer"),
+    "subscriptions:detail": Page("customer", _subscriptions),
 }
 
 NOT_PAGES: dict[str, str] = {
@@ -294,6 +321,13 @@ NOT_PAGES: dict[str, str] = {
     "sandbox:api-refunds": "the sandbox gateway's API",
     "sandbox:api-payouts": "the sandbox gateway's API",
     "sandbox:api-payout": "the sandbox gateway's API",
+    "sandbox:api-confirm": "the sandbox gateway's API",
+    "sandbox:api-customers": "the sandbox gateway's API",
+    "sandbox:api-customer": "the sandbox gateway's API",
+    "sandbox:api-customer-payment-methods": "the sandbox gateway's API",
+    "sandbox:api-payment-method-detach": "the sandbox gateway's API",
+    "sandbox:api-setup-sessions": "the sandbox gateway's API",
+    "sandbox:api-setup": "the sandbox gateway's API",
     "orders:cart-add": "a POST that redirects",
     "orders:cart-update": "a POST that redirects",
     "orders:cart-remove": "a POST that redirects",
@@ -305,6 +339,7 @@ NOT_PAGES: dict[str, str] = {
     "orders:again": "a POST that redirects",
     "tracking:manifest": "the web app manifest (JSON)",
     "tracking:sw": "the service worker (JavaScript)",
+    "subscriptions:action": "a POST that redirects",
 }
 ERROR_PAGES = ["403.html", "403_csrf.html", "404.html", "500.html", "503.html"]
 

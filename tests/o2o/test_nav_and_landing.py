@@ -50,7 +50,12 @@ def test_a_customer_keeps_map_carts_basket_and_orders():
     customer = factories.CustomerProfileFactory().user
     bar, more = nav(logged_in(customer))
     assert bar == ["/map/", "/vendors/", "/orders/cart/", "/orders/"]
-    assert more == ["/vendors/apply/", "/accounts/password_change/"]
+    assert more == [
+        "/subscriptions/",
+        "/payments/cards/",
+        "/vendors/apply/",
+        "/accounts/password_change/",
+    ]
 
 
 def test_staff_also_get_admin():

@@ -11,6 +11,8 @@ from factory.django import DjangoModelFactory
 
 from payments import ledger
 from payments.models import (
+    CardCharge,
+    CardSetup,
     CommissionPlan,
     Discrepancy,
     Dispute,
@@ -21,21 +23,27 @@ from payments.models import (
     Payout,
     PayoutAccount,
     Refund,
+    SavedCard,
     Settlement,
     SettlementLine,
+    VaultCustomer,
     WebhookEvent,
 )
 from payments.sandbox.models import (
+    SandboxCustomer,
     SandboxEvent,
     SandboxIdempotencyKey,
     SandboxIntent,
+    SandboxPaymentMethod,
     SandboxPayout,
     SandboxRefund,
+    SandboxSetupSession,
     SandboxWebhookDelivery,
     new_event_id,
     new_intent_id,
+    new_setup_id,
 )
-from tests.factories import VendorFactory
+from tests.factories import CustomerProfileFactory, VendorFactory
 
 
 class PaymentFactory(DjangoModelFactory):
@@ -306,3 +314,76 @@ class SandboxPayoutFactory(DjangoModelFactory):
     account_number = "110123456789"
     holder = "Kim Yakult"
     status = SandboxPayout.Status.PAID
+
+
+# --- the customer vault ----------------------------------------------------------------------------
+
+
+class SandboxCustomerFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxCustomer
+
+    reference = factory.Sequence(lambda n: f"customer-{n}")
+
+
+class SandboxPaymentMethodFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxPaymentMethod
+
+    customer = factory.SubFactory(SandboxCustomerFactory)
+    number = "4242424242424242"
+    last4 = "4242"
+    exp_month = 12
+    exp_year = 2039
+
+
+class SandboxSetupSessionFactory(DjangoModelFactory):
+    class Meta:
+        model = SandboxSetupSession
+
+    id = factory.LazyFunction(new_setup_id)
+    customer = factory.SubFactory(SandboxCustomerFactory)
+    return_url = "https://shop.example/cards/"
+    url = factory.LazyAttribute(lambda o: f"http://127.0.0.1:8000/sandbox/setup/{o.id}/")
+
+
+class VaultCustomerFactory(DjangoModelFactory):
+    class Meta:
+        model = VaultCustomer
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    provider = "sandbox"
+    provider_ref = factory.Sequence(lambda n: f"cus_factory{n:08d}")
+
+
+class SavedCardFactory(DjangoModelFactory):
+    class Meta:
+        model = SavedCard
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    provider = "sandbox"
+    provider_customer_ref = factory.Sequence(lambda n: f"cus_factory{n:08d}")
+    payment_method_ref = factory.Sequence(lambda n: f"pm_factory{n:08d}")
+    brand = "visa"
+    last4 = "4242"
+    exp_month = 12
+    exp_year = 2039
+
+
+class CardSetupFactory(DjangoModelFactory):
+    class Meta:
+        model = CardSetup
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    provider = "sandbox"
+    provider_ref = factory.Sequence(lambda n: f"seti_factory{n:08d}")
+    url = factory.LazyAttribute(lambda o: f"http://127.0.0.1:8000/sandbox/setup/{o.provider_ref}/")
+
+
+class CardChargeFactory(DjangoModelFactory):
+    class Meta:
+        model = CardCharge
+
+    payment = factory.SubFactory(PaymentFactory)
+    card = factory.SubFactory(SavedCardFactory)
+    idempotency_key = factory.Sequence(lambda n: f"charge-{n}")

@@ -1,0 +1,57 @@
+"""Staff see every subscription and delivery; state changes go through the services, so the
+state fields are read-only here."""
+
+from django.contrib import admin
+
+from .models import Delivery, Subscription, SubscriptionItem, SubscriptionSkip
+
+
+class ItemInline(admin.TabularInline):
+    model = SubscriptionItem
+    extra = 0
+    raw_id_fields = ["product"]
+
+
+class SkipInline(admin.TabularInline):
+    model = SubscriptionSkip
+    extra = 0
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["id", "customer", "vendor", "plan", "status", "starts_on", "paused_until"]
+    list_filter = ["status", "plan"]
+    search_fields = ["customer__user__email", "vendor__name", "vendor__slug"]
+    raw_id_fields = ["customer", "vendor", "address"]
+    readonly_fields = [
+        "status",
+        "paused_from",
+        "paused_until",
+        "cancellation_fee",
+        "cancelled_at",
+        "created_at",
+        "plan_months",
+        "discount_bps",
+        "cancel_fee_bps",
+    ]
+    inlines = [ItemInline, SkipInline]
+
+
+@admin.register(SubscriptionItem)
+class SubscriptionItemAdmin(admin.ModelAdmin):
+    list_display = ["subscription", "product", "quantity", "unit_price"]
+    raw_id_fields = ["subscription", "product"]
+
+
+@admin.register(SubscriptionSkip)
+class SubscriptionSkipAdmin(admin.ModelAdmin):
+    list_display = ["subscription", "date", "created_at"]
+    raw_id_fields = ["subscription"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["subscription", "date", "status", "order", "reason", "created_at"]
+    list_filter = ["status", "date"]
+    raw_id_fields = ["subscription", "order"]
+    readonly_fields = ["status", "order", "created_at"]

@@ -1,0 +1,68 @@
+"""The subscription pages' forms: they only shape input; the services decide."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Subscription, plan_choices
+
+WEEKDAYS = [
+    (0, _("Mon")),
+    (1, _("Tue")),
+    (2, _("Wed")),
+    (3, _("Thu")),
+    (4, _("Fri")),
+    (5, _("Sat")),
+    (6, _("Sun")),
+]
+
+
+class SubscriptionForm(forms.Form):
+    address = forms.TypedChoiceField(label=_("Deliver to"), coerce=int)
+    plan = forms.ChoiceField(label=_("Plan"))
+    starts_on = forms.DateField(
+        label=_("First delivery"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        label=_("Days"),
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    every_n_days = forms.IntegerField(label=_("Or every N days"), required=False, min_value=1)
+    shortage_policy = forms.ChoiceField(
+        label=_("When stock is short"), choices=Subscription.Shortage.choices
+    )
+    not_at_home_policy = forms.ChoiceField(
+        label=_("When nobody is at home"), choices=Subscription.NotAtHome.choices
+    )
+
+    def __init__(self, *args, addresses=(), products=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["address"].choices = [(a.pk, str(a)) for a in addresses]
+        self.fields["plan"].choices = plan_choices()
+        self.products = list(products)
+        for product in self.products:
+            self.fields[f"qty_{product.pk}"] = forms.IntegerField(
+                label=product.name, min_value=0, max_value=99, required=False, initial=0
+            )
+
+    def quantity_fields(self):
+        return [self[f"qty_{p.pk}"] for p in self.products]
+
+    def items(self) -> list[tuple[int, int]]:
+        return [
+            (p.pk, self.cleaned_data.get(f"qty_{p.pk}") or 0)
+            for p in self.products
+            if self.cleaned_data.get(f"qty_{p.pk}")
+        ]
+
+
+class PauseForm(forms.Form):
+    until = forms.DateField(
+        label=_("Pause until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class SkipForm(forms.Form):
+    date = forms.DateField(label=_("Date"))

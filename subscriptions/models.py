@@ -1,0 +1,240 @@
+"""Regulars: a customer's standing order with one vendor, and each of its deliveries.
+
+- `Subscription`: who (customer), from whom (vendor), where (an address in the vendor's area), what
+  (`SubscriptionItem` lines with a unit price snapshotted when chosen), when (the schedule: weekdays
+  as a bitmask, or every N days from an anchor; `schedule_from` is the first day the current
+  schedule governs — earlier days are already recorded as `Delivery` rows), on which plan (a key
+  of settings.SUBSCRIPTION_PLANS; the plan's terms are snapshotted on the row so a later change of
+  settings never re-prices a running commitment), and the customer's policies for a short cart and
+  for not being at home. The state is one field, changed only by subscriptions.services with the
+  allowed from-state in the UPDATE's WHERE.
+- `SubscriptionSkip`: a day the customer asked not to be delivered (unique per subscription+day).
+- `Delivery`: the exactly-once record of one due day of one subscription, unique on
+  (subscription, date). Beat inserts it ("due", or "skipped" when a skip exists) with
+  INSERT … ON CONFLICT DO NOTHING; the order made for it (next session) hangs off `order`. The
+  nightly completeness check proves each due day has exactly one row.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .calendar import Schedule, weekdays_of
+
+PLAN_LABELS = {
+    "anytime": _("Cancel anytime"),
+    "commit_3m": _("3-month commitment"),
+    "commit_6m": _("6-month commitment"),
+}
+
+
+def plan_choices() -> list[tuple[str, str]]:
+    """The plans offered (settings.SUBSCRIPTION_PLANS), labelled for people."""
+    return [(kind, str(PLAN_LABELS.get(kind, kind))) for kind in settings.SUBSCRIPTION_PLANS]
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        PAUSED = "paused", _("paused")
+        CANCELLED = "cancelled", _("cancelled")
+
+    class Shortage(models.TextChoices):
+        SUPPLY_WHAT_YOU_CAN = "supply", _("Deliver what there is, charge only that")
+        SKIP = "skip", _("Skip the delivery")
+
+    class NotAtHome(models.TextChoices):
+        LEAVE_AT_DOOR = "door", _("Leave it at the door")
+        TRY_TOMORROW = "tomorrow", _("Try again tomorrow")
+        REFUND = "refund", _("Refund it")
+
+    customer = models.ForeignKey(
+        "customers.CustomerProfile", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    vendor = models.ForeignKey(
+        "vendors.Vendor", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    address = models.ForeignKey(
+        "customers.Address", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    plan = models.CharField(_("plan"), max_length=20)
+    # The plan's terms when subscribed (settings may change later; a commitment keeps its terms).
+    plan_months = models.PositiveSmallIntegerField(default=0)
+    discount_bps = models.PositiveIntegerField(default=0)
+    cancel_fee_bps = models.PositiveIntegerField(default=0)
+    starts_on = models.DateField(_("starts on"))
+    commitment_ends_on = models.DateField(
+        _("commitment ends on"), null=True, blank=True, help_text=_("First day without commitment")
+    )
+    # The schedule: weekdays bitmask (bit 0 = Monday) XOR every N days from an anchor date.
+    weekdays = models.PositiveSmallIntegerField(_("weekdays"), default=0)
+    every_n_days = models.PositiveSmallIntegerField(_("every N days"), null=True, blank=True)
+    anchor = models.DateField(_("counted from"), null=True, blank=True)
+    schedule_from = models.DateField(_("schedule in force from"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
+    # A pause is the half-open window [paused_from, paused_until); paused_until None: until resumed.
+    paused_from = models.DateField(_("paused from"), null=True, blank=True)
+    paused_until = models.DateField(
+        _("paused until"), null=True, blank=True, help_text=_("The first day delivered again")
+    )
+    shortage_policy = models.CharField(
+        _("when stock is short"),
+        max_length=10,
+        choices=Shortage.choices,
+        default=Shortage.SUPPLY_WHAT_YOU_CAN,
+    )
+    not_at_home_policy = models.CharField(
+        _("when nobody is at home"),
+        max_length=10,
+        choices=NotAtHome.choices,
+        default=NotAtHome.LEAVE_AT_DOOR,
+    )
+    # The card saved at the gateway (payments.SavedCard, being built in parallel): a plain id until
+    # that model lands, then a ForeignKey in a later migration. Not imported here on purpose.
+    card_id = models.BigIntegerField(_("saved card"), null=True, blank=True)
+    cancellation_fee = models.BigIntegerField(_("cancellation fee"), default=0)
+    currency = models.CharField(max_length=3, default="KRW", editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "vendor"], name="subscription_status_vendor")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(every_n_days__isnull=True, anchor__isnull=True, weekdays__gt=0)
+                    & Q(weekdays__lte=127)
+                )
+                | Q(every_n_days__gte=1, anchor__isnull=False, weekdays=0),
+                name="subscription_one_schedule",
+            ),
+            models.CheckConstraint(
+                condition=Q(cancellation_fee__gte=0), name="subscription_fee_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="cancelled", cancelled_at__isnull=False)
+                | (~Q(status="cancelled") & Q(cancelled_at__isnull=True)),
+                name="subscription_cancelled_at_iff_cancelled",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="paused", paused_from__isnull=False)
+                | (~Q(status="paused") & Q(paused_from__isnull=True, paused_until__isnull=True)),
+                name="subscription_pause_window_iff_paused",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer} ← {self.vendor}"
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(weekdays=self.weekdays, every_n_days=self.every_n_days, anchor=self.anchor)
+
+    @property
+    def weekday_list(self) -> list[int]:
+        return weekdays_of(self.weekdays)
+
+    @property
+    def plan_label(self) -> str:
+        return str(PLAN_LABELS.get(self.plan, self.plan))
+
+
+class SubscriptionItem(models.Model):
+    """One product of a subscription, with its quantity per delivery and the unit price the
+    customer agreed to (snapshotted; a later price change is a separate, announced change)."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey("vendors.Product", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveSmallIntegerField(_("quantity"))
+    unit_price = models.PositiveIntegerField(_("unit price"))
+
+    class Meta:
+        verbose_name = _("subscription item")
+        verbose_name_plural = _("subscription items")
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "product"], name="subscription_item_once"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="subscription_item_qty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} × {self.quantity}"
+
+    @property
+    def line_total(self) -> int:
+        return self.quantity * self.unit_price
+
+
+class SubscriptionSkip(models.Model):
+    """A due day the customer will not take."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="skips")
+    date = models.DateField(_("date"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("skipped day")
+        verbose_name_plural = _("skipped days")
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "date"], name="subscription_skip_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.date}"
+
+
+class Delivery(models.Model):
+    """One due day of one subscription: exactly one row per (subscription, date).
+
+    due -> ordered (its order made; next session) | skipped (the customer skipped, or stock was
+    short under the "skip" policy) | failed (no order could be made or paid; `reason` says why) |
+    cancelled (the subscription was paused or cancelled after the row was made)."""
+
+    class Status(models.TextChoices):
+        DUE = "due", _("due")
+        ORDERED = "ordered", _("ordered")
+        SKIPPED = "skipped", _("skipped")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    date = models.DateField(_("date"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DUE
+    )
+    order = models.OneToOneField(
+        "orders.Order",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="subscription_delivery",
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["date", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "date"], name="delivery_once_per_day"),
+            models.CheckConstraint(
+                condition=Q(status="ordered", order__isnull=False) | ~Q(status="ordered"),
+                name="delivery_ordered_has_order",
+            ),
+        ]
+        indexes = [models.Index(fields=["date", "status"], name="delivery_date_status")]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.date} {self.status}"

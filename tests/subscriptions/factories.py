@@ -1,0 +1,85 @@
+"""Factories for the subscriptions app: a vendor that works Mon-Fri, delivers to MAPO, and a
+customer with an address there."""
+
+from datetime import timedelta
+
+import factory
+from django.conf import settings
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from o2o.geo import cell_of
+from subscriptions.models import Delivery, Subscription, SubscriptionItem, SubscriptionSkip
+from subscriptions.selectors import add_months
+from tests.factories import (
+    MAPO,
+    AddressFactory,
+    CustomerProfileFactory,
+    ProductFactory,
+    ServiceCellFactory,
+    StockFactory,
+    VendorFactory,
+    VendorHoursFactory,
+)
+
+
+def working_vendor(weekdays=range(5), **kwargs):
+    """A vendor with hours on `weekdays` (Mon-Fri) whose area holds the factories' address."""
+    vendor = VendorFactory(**kwargs)
+    for day in weekdays:
+        VendorHoursFactory(vendor=vendor, weekday=day)
+    ServiceCellFactory(vendor=vendor, cell=cell_of(*MAPO, res=settings.SERVICE_AREA_RES))
+    return vendor
+
+
+def stocked(vendor, price=1200, **kwargs):
+    return StockFactory(vendor=vendor, product=ProductFactory(price=price, **kwargs)).product
+
+
+class SubscriptionFactory(DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    vendor = factory.LazyFunction(working_vendor)
+    address = factory.LazyAttribute(lambda o: AddressFactory(customer=o.customer))
+    plan = "anytime"
+    plan_months = factory.LazyAttribute(lambda o: settings.SUBSCRIPTION_PLANS[o.plan]["months"])
+    discount_bps = factory.LazyAttribute(
+        lambda o: settings.SUBSCRIPTION_PLANS[o.plan]["discount_bps"]
+    )
+    cancel_fee_bps = factory.LazyAttribute(
+        lambda o: settings.SUBSCRIPTION_PLANS[o.plan]["cancel_fee_bps"]
+    )
+    starts_on = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=1))
+    commitment_ends_on = factory.LazyAttribute(
+        lambda o: add_months(o.starts_on, o.plan_months) if o.plan_months else None
+    )
+    schedule_from = factory.LazyAttribute(lambda o: o.starts_on)
+    weekdays = 0b11111
+
+
+class SubscriptionItemFactory(DjangoModelFactory):
+    class Meta:
+        model = SubscriptionItem
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    product = factory.LazyAttribute(lambda o: stocked(o.subscription.vendor))
+    quantity = 1
+    unit_price = factory.LazyAttribute(lambda o: o.product.price)
+
+
+class SubscriptionSkipFactory(DjangoModelFactory):
+    class Meta:
+        model = SubscriptionSkip
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    date = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=2))
+
+
+class DeliveryFactory(DjangoModelFactory):
+    class Meta:
+        model = Delivery
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    date = factory.LazyFunction(timezone.localdate)
