@@ -218,6 +218,12 @@ except ValueError as exc:
     raise ImproperlyConfigured(
         f"RECONCILIATION_AT must be HH:MM, not {RECONCILIATION_AT!r}"
     ) from exc
+# Regulars: the hour (Korea time) of the evening notice of tomorrow's deliveries, and of the
+# morning run that orders and charges the day's deliveries.
+SUBSCRIPTION_NOTICE_HOUR = env.int("SUBSCRIPTION_NOTICE_HOUR", default=19)
+SUBSCRIPTION_ORDER_HOUR = env.int("SUBSCRIPTION_ORDER_HOUR", default=5)
+if not (0 <= SUBSCRIPTION_NOTICE_HOUR < 24 and 0 <= SUBSCRIPTION_ORDER_HOUR < 24):
+    raise ImproperlyConfigured("SUBSCRIPTION_NOTICE_HOUR and SUBSCRIPTION_ORDER_HOUR are 0-23")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Durable effects due (a lost kick, a retry's time come, a killed worker's lease run out),
     # and orders and payments that disagree driven to the right state.
@@ -252,6 +258,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "orders-reconcile": {
         "task": "orders.tasks.orders_reconcile",
         "schedule": crontab(hour=_RECONCILE_H, minute=_RECONCILE_M),
+    },
+    # Regulars (subscriptions/delivery.py), Korea time: tomorrow's deliveries and their notices in
+    # the evening; today's orders and charges from the morning hour, a bounded batch every 5
+    # minutes for that hour; the completeness check late at night.
+    "subscription-deliveries-prepare": {
+        "task": "subscriptions.tasks.deliveries_prepare",
+        "schedule": crontab(hour=SUBSCRIPTION_NOTICE_HOUR, minute=0),
+    },
+    "subscription-deliveries-place": {
+        "task": "subscriptions.tasks.deliveries_place",
+        "schedule": crontab(hour=SUBSCRIPTION_ORDER_HOUR, minute="*/5"),
+    },
+    "subscription-deliveries-check": {
+        "task": "subscriptions.tasks.deliveries_check",
+        "schedule": crontab(hour=23, minute=40),
     },
 }
 # The in-process scheduler runs only when tasks are eager (no broker to hand them to).

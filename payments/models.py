@@ -777,6 +777,12 @@ class DiscrepancyKind(models.TextChoices):
     PROVIDER_FEE_MISMATCH = "provider_fee_mismatch", _("Provider fee differs from the ledger")
     ORDER_PAYMENT_MISMATCH = "order_payment", _("Order and payment disagree")
     EFFECT_FAILED = "effect_failed", _("An effect could not be carried out")
+    # subscriptions.delivery.deliveries_check: a due day of a subscription without exactly one
+    # settled Delivery (missing, or still "due" after its day). object_ref subscription:<id>:<day>.
+    DELIVERY_INCOMPLETE = (
+        "delivery_incomplete",
+        _("A subscription's due day has no settled delivery"),
+    )
 
 
 class DiscrepancyStatus(models.TextChoices):

@@ -62,7 +62,8 @@ def _unavailable(exc: GatewayUnavailable) -> PaymentUnavailable:
 
 def cards_page_url() -> str:
     """The customer's cards page, absolute (the provider sends browsers back to it)."""
-    return settings.PLATFORM_BASE_URL.rstrip("/") + reverse("payments:cards")
+    base: str = settings.PLATFORM_BASE_URL
+    return base.rstrip("/") + reverse("payments:cards")
 
 
 def cards_of(*, customer: CustomerProfile) -> QuerySet[SavedCard]:

@@ -22,11 +22,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_display = ["id", "customer", "vendor", "plan", "status", "starts_on", "paused_until"]
     list_filter = ["status", "plan"]
     search_fields = ["customer__user__email", "vendor__name", "vendor__slug"]
-    raw_id_fields = ["customer", "vendor", "address"]
+    raw_id_fields = ["customer", "vendor", "address", "card"]
     readonly_fields = [
         "status",
         "paused_from",
         "paused_until",
+        "pause_reason",
         "cancellation_fee",
         "cancelled_at",
         "created_at",

@@ -76,8 +76,9 @@ class SubscriptionsApi(_SubscriptionApi):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         vendor = get_object_or_404(Vendor, slug=data["vendor"])
+        customer = customer_profile_get_or_create(user=request.user)
         subscription = services.subscription_create(
-            customer=customer_profile_get_or_create(user=request.user),
+            customer=customer,
             vendor=vendor,
             address_id=data["address_id"],
             plan=data["plan"],
@@ -87,6 +88,7 @@ class SubscriptionsApi(_SubscriptionApi):
             every_n_days=data.get("every_n_days"),
             shortage_policy=data["shortage_policy"],
             not_at_home_policy=data["not_at_home_policy"],
+            card_id=data.get("card_id") or selectors.default_card_id(customer=customer),
         )
         return out(self.own(subscription.pk), status.HTTP_201_CREATED)
 

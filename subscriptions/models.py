@@ -11,8 +11,9 @@
 - `SubscriptionSkip`: a day the customer asked not to be delivered (unique per subscription+day).
 - `Delivery`: the exactly-once record of one due day of one subscription, unique on
   (subscription, date). Beat inserts it ("due", or "skipped" when a skip exists) with
-  INSERT … ON CONFLICT DO NOTHING; the order made for it (next session) hangs off `order`. The
-  nightly completeness check proves each due day has exactly one row.
+  INSERT … ON CONFLICT DO NOTHING; the order made for it hangs off `order`
+  (subscriptions/delivery.py: the evening notice, the morning order and its off-session charge,
+  the nightly completeness check that proves each due day has exactly one settled row).
 """
 
 from django.conf import settings
@@ -80,6 +81,9 @@ class Subscription(models.Model):
     paused_until = models.DateField(
         _("paused until"), null=True, blank=True, help_text=_("The first day delivered again")
     )
+    # Why it is paused when the platform paused it (a delivery's payment failed:
+    # subscription_pause_for_payment); blank for the customer's own pause. Cleared on resume.
+    pause_reason = models.CharField(_("why paused"), max_length=200, blank=True)
     shortage_policy = models.CharField(
         _("when stock is short"),
         max_length=10,
@@ -92,9 +96,20 @@ class Subscription(models.Model):
         choices=NotAtHome.choices,
         default=NotAtHome.LEAVE_AT_DOOR,
     )
-    # The card saved at the gateway (payments.SavedCard, being built in parallel): a plain id until
-    # that model lands, then a ForeignKey in a later migration. Not imported here on purpose.
-    card_id = models.BigIntegerField(_("saved card"), null=True, blank=True)
+    # The saved card each delivery is charged to off-session (one of the customer's, ACTIVE when
+    # chosen: subscription_create checks). PROTECT, not SET_NULL: a SavedCard is never deleted
+    # (removing one is its DETACHED status, and its CardCharge history points at it), so deleting
+    # one is a mistake to refuse loudly, not a reason to leave a subscription silently chargeless.
+    # Null only for rows made before cards existed; the charge treats that as "no usable card".
+    # The column is still `card_id` (it was a plain BigIntegerField before migration 0002).
+    card = models.ForeignKey(
+        "payments.SavedCard",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="subscriptions",
+        verbose_name=_("saved card"),
+    )
     cancellation_fee = models.BigIntegerField(_("cancellation fee"), default=0)
     currency = models.CharField(max_length=3, default="KRW", editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -195,9 +210,16 @@ class SubscriptionSkip(models.Model):
 class Delivery(models.Model):
     """One due day of one subscription: exactly one row per (subscription, date).
 
-    due -> ordered (its order made; next session) | skipped (the customer skipped, or stock was
+    due -> ordered (its order made by subscriptions.delivery.deliveries_place) | skipped (the customer skipped, or stock was
     short under the "skip" policy) | failed (no order could be made or paid; `reason` says why) |
-    cancelled (the subscription was paused or cancelled after the row was made)."""
+    cancelled (the subscription was paused or cancelled after the row was made).
+    An ordered Delivery may still end failed (its charge was declined for good: the order failed
+    and the subscription paused) or cancelled (paused before its charge). `reason` says why, in
+    words for staff (the customer's e-mail has its own).
+
+    Its order and charge: subscriptions/delivery.py (the services) and subscriptions/effects.py
+    (the `subscription.charge` effect, one row per try, keyed delivery:<id>:charge:<n>).
+    """
 
     class Status(models.TextChoices):
         DUE = "due", _("due")

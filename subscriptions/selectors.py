@@ -1,8 +1,8 @@
 """Reads about subscriptions, shared by the pages and the API.
 
 The cost of one delivery, written down once: items = Σ quantity × unit price (snapshotted);
-discount = items × the plan's discount_bps / 10 000, rounded half-up once per delivery
-(o2o.money.basis_points_of); cost = items − discount + the vendor's delivery fee. Integer KRW.
+discount = Σ quantity × (unit price − plan_unit_price), the plan's discount_bps taken off each
+unit's price rounded half-up (o2o.money.basis_points_of); cost = items − discount + the vendor's delivery fee. Integer KRW.
 """
 
 from calendar import monthrange
@@ -69,6 +69,18 @@ def subscriptions_of(*, customer: CustomerProfile | None) -> QuerySet[Subscripti
     )
 
 
+def default_card_id(*, customer: CustomerProfile) -> int | None:
+    """The customer's default ACTIVE saved card (what a new subscription is charged to when they
+    choose none), or None."""
+    from payments.models import SavedCard
+
+    return (
+        SavedCard.objects.filter(customer=customer, status=SavedCard.Status.ACTIVE, is_default=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def subscription_of(*, customer: CustomerProfile | None, subscription_id: int) -> Subscription:
     """The customer's own subscription; anyone else's is NotAllowed (shown as a 404)."""
     found = subscriptions_of(customer=customer).filter(pk=subscription_id).first()
@@ -77,12 +89,22 @@ def subscription_of(*, customer: CustomerProfile | None, subscription_id: int) -
     return found
 
 
+def plan_unit_price(*, unit_price: int, discount_bps: int) -> int:
+    """What one unit costs on the plan: the saved price less the plan's discount, rounded half-up
+    per unit. The one rounding rule: the notice, the order's lines and the charge all use it, so
+    what the customer is told is what is charged."""
+    return unit_price - basis_points_of(unit_price, discount_bps)
+
+
 def delivery_cost(*, subscription: Subscription) -> DeliveryCost:
-    items = sum(item.quantity * item.unit_price for item in subscription.items.all())
+    lines = [(item.quantity, item.unit_price) for item in subscription.items.all()]
+    items = sum(q * price for q, price in lines)
+    on_plan = sum(
+        q * plan_unit_price(unit_price=price, discount_bps=subscription.discount_bps)
+        for q, price in lines
+    )
     return DeliveryCost(
-        items=items,
-        discount=basis_points_of(items, subscription.discount_bps),
-        delivery_fee=subscription.vendor.delivery_fee,
+        items=items, discount=items - on_plan, delivery_fee=subscription.vendor.delivery_fee
     )
 
 

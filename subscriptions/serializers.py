@@ -31,6 +31,11 @@ class SubscriptionCreateInSerializer(serializers.Serializer):
     not_at_home_policy = serializers.ChoiceField(
         choices=Subscription.NotAtHome.choices, default=Subscription.NotAtHome.LEAVE_AT_DOOR
     )
+    card_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="One of your saved cards (GET /api/payments/cards/); default: your default card.",
+    )
 
 
 class ChangeInSerializer(serializers.Serializer):

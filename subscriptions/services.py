@@ -1,18 +1,11 @@
 """Writes about subscriptions: each one transaction, each state change guarded in SQL.
 
-What comes next (the following session), in `deliveries_create_due`'s wake:
-TODO(issue 15, item 2): for each Delivery "due" on a day, the evening before (a setting) tell the
-customer; then make its order through orders.services.order_place (fulfilment "delivery", the
-subscription's address, its items at their snapshotted prices less the plan's discount), reserving
-stock on the vendor's cart and applying the shortage policy (supply what there is and charge only
-that, or mark the Delivery "skipped" with a message); charge the saved card off-session through the
-gateway adapter (payments.gateways.base) as a durable effect row (o2o/effects.py) keyed on the
-Delivery id; retry failed charges on a schedule, never after a hard decline; after the last try
-pause the subscription (subscription_pause with reason) and tell the customer with a link to fix
-the card. Set Delivery.status "ordered" with its order in the same transaction as order_place
-(guarded: status "due" in the WHERE). The nightly completeness check then proves every due day has
-exactly one Delivery in ordered/skipped/failed/cancelled, and reports the rest to staff. The
-cancellation fee recorded by subscription_cancel is charged and booked in the ledger there too.
+What follows `deliveries_create_due` lives in subscriptions/delivery.py (issue 15, item 2): the
+evening notice, the morning order through orders.services.order_place with the shortage policy,
+the off-session charge as a durable effect (subscriptions/effects.py) with retries of soft
+declines, the pause after a failed payment (`subscription_pause_for_payment`, here), and the
+nightly completeness check. Still to come: the plan's discount on the order, and charging and
+booking the cancellation fee recorded by subscription_cancel.
 """
 
 from collections.abc import Collection, Sequence
@@ -28,6 +21,7 @@ from django.utils.translation import gettext as _
 from customers.models import Address, CustomerProfile
 from customers.selectors import in_vendor_area
 from o2o.errors import Conflict, DomainError, NotAllowed
+from payments.models import SavedCard
 from vendors.models import Stock, Vendor
 from vendors.selectors import vendor_hours
 
@@ -140,6 +134,7 @@ def subscription_create(
         vendor_id=vendor.pk, weekdays=weekdays, every_n_days=every_n_days, anchor=starts_on
     )
     lines = _items(vendor=vendor, items=items)
+    card = _card(customer=customer, card_id=card_id)
     months = int(terms["months"])
     subscription = Subscription.objects.create(
         customer=customer,
@@ -157,13 +152,28 @@ def subscription_create(
         schedule_from=starts_on,
         shortage_policy=shortage_policy,
         not_at_home_policy=not_at_home_policy,
-        card_id=card_id,
+        card=card,
     )
     SubscriptionItem.objects.bulk_create(
         SubscriptionItem(subscription=subscription, product_id=pid, quantity=qty, unit_price=price)
         for pid, qty, price in lines
     )
     return subscription
+
+
+def _card(*, customer: CustomerProfile, card_id: int | None) -> SavedCard:
+    """The customer's own ACTIVE saved card each delivery is charged to (pages and the API pass
+    the default card, selectors.default_card_id, when the customer chose none)."""
+    if card_id is None:
+        raise DomainError(
+            _("Save a card first: each delivery is paid with it when it is ordered."), code="card"
+        )
+    card = SavedCard.objects.filter(
+        pk=card_id, customer=customer, status=SavedCard.Status.ACTIVE
+    ).first()
+    if card is None:
+        raise DomainError(_("Choose one of your cards that can be charged."), code="card")
+    return card
 
 
 def _own(*, subscription_id: int, customer: CustomerProfile) -> Subscription:
@@ -208,12 +218,35 @@ def subscription_pause(
 
 
 @transaction.atomic
+def subscription_pause_for_payment(*, subscription_id: int, reason: str) -> bool:
+    """ACTIVE -> PAUSED by the platform, from today until the customer resumes, because a
+    delivery's payment failed for good (subscriptions.delivery): `reason` is kept on the row.
+    Deliveries made and not yet ordered from today on are cancelled. False when it was not
+    active (already paused or cancelled: nothing changes)."""
+    changed = Subscription.objects.filter(
+        pk=subscription_id, status=Subscription.Status.ACTIVE
+    ).update(
+        status=Subscription.Status.PAUSED,
+        paused_from=today(),
+        paused_until=None,
+        pause_reason=reason[:200],
+    )
+    if changed:
+        _cancel_due(
+            subscription_id=subscription_id, since=today(), until=None, reason="payment failed"
+        )
+    return bool(changed)
+
+
+@transaction.atomic
 def subscription_resume(*, subscription_id: int, customer: CustomerProfile) -> Subscription:
     """PAUSED -> ACTIVE now; the next due day is delivered again."""
     _own(subscription_id=subscription_id, customer=customer)
     changed = Subscription.objects.filter(
         pk=subscription_id, status=Subscription.Status.PAUSED
-    ).update(status=Subscription.Status.ACTIVE, paused_from=None, paused_until=None)
+    ).update(
+        status=Subscription.Status.ACTIVE, paused_from=None, paused_until=None, pause_reason=""
+    )
     if not changed:
         raise Conflict(_("Only a paused subscription can be resumed."))
     return Subscription.objects.get(pk=subscription_id)
@@ -223,7 +256,9 @@ def subscriptions_resume_ended_pauses(*, on: date) -> int:
     """PAUSED -> ACTIVE for every pause whose end (first day back) has come by `on`."""
     return Subscription.objects.filter(
         status=Subscription.Status.PAUSED, paused_until__isnull=False, paused_until__lte=on
-    ).update(status=Subscription.Status.ACTIVE, paused_from=None, paused_until=None)
+    ).update(
+        status=Subscription.Status.ACTIVE, paused_from=None, paused_until=None, pause_reason=""
+    )
 
 
 @transaction.atomic

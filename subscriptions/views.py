@@ -60,6 +60,7 @@ def subscription_new(request: HttpRequest) -> HttpResponse:
                 every_n_days=data["every_n_days"],
                 shortage_policy=data["shortage_policy"],
                 not_at_home_policy=data["not_at_home_policy"],
+                card_id=selectors.default_card_id(customer=customer),
             )
         except ValidationError as exc:
             add_service_error(form, exc)

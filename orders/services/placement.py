@@ -236,13 +236,16 @@ def order_place(
     note: str = "",
     now: datetime | None = None,
     expected_total: int | None = None,
+    unit_prices: dict[int, int] | None = None,
 ) -> Order:
     """Create the order and reserve its stock, all or nothing. Idempotent on checkout_token: the
     same checkout submitted twice gives back the first order. Payment starts after commit
     (order_payment_start), outside this transaction: no network call holds database locks.
 
     `expected_total` is the total (items and delivery fee, in minor units) the customer was shown;
-    when given and the total at current prices differs, PricesChanged and nothing is placed."""
+    when given and the total at current prices differs, PricesChanged and nothing is placed.
+    `unit_prices`: a price per product agreed elsewhere (a subscription's snapshot), used instead
+    of the catalogue's for those products."""
     now = now or timezone.now()
     existing = Order.objects.filter(checkout_token=checkout_token).first()
     if existing is not None:
@@ -262,7 +265,8 @@ def order_place(
         availability=vendor_availability(vendor_id=vendor.pk, now=now), receive=receive
     )
     extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
-    subtotal = sum(products[pid].price * q for pid, q in items.items())
+    price = {pid: (unit_prices or {}).get(pid, products[pid].price) for pid in items}
+    subtotal = sum(price[pid] * q for pid, q in items.items())
     delivery_fee = extra.pop("delivery_fee", 0)
     if expected_total is not None and expected_total != subtotal + delivery_fee:
         raise PricesChanged.of(total=subtotal + delivery_fee, currency=settings.CURRENCY)
@@ -272,7 +276,7 @@ def order_place(
     )
     line_bps = {pid: category_bps[products[pid].category_id] for pid in items}
     line_commission = {
-        pid: commission_of(products[pid].price * q, line_bps[pid]) for pid, q in items.items()
+        pid: commission_of(price[pid] * q, line_bps[pid]) for pid, q in items.items()
     }
     platform_fee = delivery_fee if settings.DELIVERY_FEE_TO == "platform" else 0
     # The order row first: its unique checkout token makes a duplicate of this checkout wait
@@ -313,9 +317,9 @@ def order_place(
                 product=products[pid],
                 name_ko=products[pid].name_ko,
                 name_en=products[pid].name_en,
-                unit_price=products[pid].price,
+                unit_price=price[pid],
                 quantity=q,
-                line_total=products[pid].price * q,
+                line_total=price[pid] * q,
                 commission_bps=line_bps[pid],
                 commission=line_commission[pid],
             )

@@ -9,6 +9,7 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from o2o.geo import cell_of
+from payments.models import SavedCard
 from subscriptions.models import Delivery, Subscription, SubscriptionItem, SubscriptionSkip
 from subscriptions.selectors import add_months
 from tests.factories import (
@@ -34,6 +35,30 @@ def working_vendor(weekdays=range(5), **kwargs):
 
 def stocked(vendor, price=1200, **kwargs):
     return StockFactory(vendor=vendor, product=ProductFactory(price=price, **kwargs)).product
+
+
+class SavedCardFactory(DjangoModelFactory):
+    """A saved card as the vault keeps it (no provider behind it: for tests that never charge)."""
+
+    class Meta:
+        model = SavedCard
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    provider = "sandbox"
+    provider_customer_ref = factory.Sequence(lambda n: f"cus_test_{n}")
+    payment_method_ref = factory.Sequence(lambda n: f"pm_test_{n}")
+    brand = "visa"
+    last4 = "4242"
+    exp_month = 12
+    exp_year = 2039
+    # The customer's first active card is their default (one default, by constraint).
+    is_default = factory.LazyAttribute(
+        lambda o: (
+            not SavedCard.objects.filter(
+                customer=o.customer, is_default=True, status=SavedCard.Status.ACTIVE
+            ).exists()
+        )
+    )
 
 
 class SubscriptionFactory(DjangoModelFactory):

@@ -9,6 +9,7 @@ from django.utils import timezone
 from subscriptions.models import Subscription
 from tests.factories import AddressFactory, CustomerProfileFactory
 from tests.subscriptions.factories import (
+    SavedCardFactory,
     SubscriptionFactory,
     SubscriptionItemFactory,
     stocked,
@@ -37,6 +38,7 @@ def test_api_create_list_and_detail(api):
     product = stocked(vendor, price=1500)
     customer = CustomerProfileFactory()
     address = AddressFactory(customer=customer)
+    SavedCardFactory(customer=customer)  # the default card, charged for each delivery
     api.force_authenticate(customer.user)
     body = {
         "vendor": vendor.slug,
@@ -68,6 +70,7 @@ def test_api_bad_input_is_a_400_with_a_message(api):
     product = stocked(vendor)
     customer = CustomerProfileFactory()
     address = AddressFactory(customer=customer)
+    SavedCardFactory(customer=customer)  # the default card, charged for each delivery
     api.force_authenticate(customer.user)
     body = {
         "vendor": vendor.slug,
@@ -146,6 +149,7 @@ def test_new_page_subscribes(client):
     product = stocked(vendor)
     customer = CustomerProfileFactory()
     address = AddressFactory(customer=customer)
+    SavedCardFactory(customer=customer)  # the default card, charged for each delivery
     client.force_login(customer.user)
     url = reverse("subscriptions:new") + f"?vendor={vendor.slug}"
     assert client.get(url).status_code == 200

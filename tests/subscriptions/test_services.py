@@ -18,7 +18,12 @@ from subscriptions.services import (
     subscription_skip,
 )
 from tests.factories import AddressFactory, CustomerProfileFactory, ProductFactory
-from tests.subscriptions.factories import DeliveryFactory, stocked, working_vendor
+from tests.subscriptions.factories import (
+    DeliveryFactory,
+    SavedCardFactory,
+    stocked,
+    working_vendor,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +55,7 @@ def create(shop, **overrides):
         items=[ItemIn(product_id=product.pk, quantity=1)],
         starts_on=next_weekday(0),
         weekdays={0},
+        card_id=SavedCardFactory(customer=customer).pk,
     )
     args.update(overrides)
     return subscription_create(**args)
@@ -105,8 +111,8 @@ def test_an_address_outside_the_area_or_someone_elses_is_refused(shop):
 def test_upcoming_deliveries_cost_items_less_discount_plus_fee(shop):
     sub = create(shop, plan="commit_6m", items=[ItemIn(product_id=shop[3].pk, quantity=3)])
     first = upcoming_deliveries(subscription=sub, n=3)
-    # 3 × 1235 = 3705; 10% = 370.5 -> 371 (half-up); + the vendor's fee 1000
-    assert [d.cost.total for d in first] == [3705 - 371 + 1000] * 3
+    # 10% off 1235 per unit: 123.5 -> 124 (half-up), 1111 a unit; 3 × 1111 + the vendor's fee 1000
+    assert [d.cost.total for d in first] == [3 * 1111 + 1000] * 3
     assert [d.date for d in first] == [sub.starts_on + timedelta(weeks=k) for k in range(3)]
 
 
