@@ -428,6 +428,44 @@ RETURNING status
 """
 
 
+def _insert_due_embedded(*, on: date, ids: list[int], bit: int) -> list[str]:
+    """The same rule as _INSERT_DUE for the embedded demo's SQLite, which takes one writer at a
+    time (the transaction holds the database's write lock, so nothing races it): the statuses of
+    the rows inserted."""
+    with transaction.atomic():
+        rows = Subscription.objects.filter(
+            pk__in=ids, status=Subscription.Status.ACTIVE, starts_on__lte=on
+        ).values_list("pk", "weekdays", "every_n_days", "anchor")
+        due_ids = [
+            pk
+            for pk, weekdays, every_n, anchor in rows
+            if (every_n is None and weekdays & bit)
+            or (every_n is not None and anchor is not None and (on - anchor).days % every_n == 0)
+        ]
+        had = set(
+            Delivery.objects.filter(subscription_id__in=due_ids, date=on).values_list(
+                "subscription_id", flat=True
+            )
+        )
+        skipped = set(
+            SubscriptionSkip.objects.filter(subscription_id__in=due_ids, date=on).values_list(
+                "subscription_id", flat=True
+            )
+        )
+        new = [
+            Delivery(
+                subscription_id=pk,
+                date=on,
+                status=Delivery.Status.SKIPPED if pk in skipped else Delivery.Status.DUE,
+                reason="skipped by the customer" if pk in skipped else "",
+            )
+            for pk in due_ids
+            if pk not in had
+        ]
+        Delivery.objects.bulk_create(new, ignore_conflicts=True)
+    return [d.status for d in new]
+
+
 def deliveries_create_due(*, on: date, batch_size: int = DUE_BATCH_SIZE) -> DueCounts:
     """Insert the one Delivery of each active subscription due on `on` ("due", or "skipped"
     where the customer skipped the day), in batches of `batch_size`, each its own transaction.
@@ -464,9 +502,12 @@ def deliveries_create_due(*, on: date, batch_size: int = DUE_BATCH_SIZE) -> DueC
             "vendors": working,
             "bit": bit,
         }
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_INSERT_DUE, params)
-            inserted = [row[0] for row in cursor.fetchall()]
+        if connection.vendor == "postgresql":
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(_INSERT_DUE, params)
+                inserted = [row[0] for row in cursor.fetchall()]
+        else:
+            inserted = _insert_due_embedded(on=on, ids=ids, bit=bit)
         due += inserted.count(Delivery.Status.DUE)
         skipped += inserted.count(Delivery.Status.SKIPPED)
         existing += Delivery.objects.filter(subscription_id__in=ids, date=on).count() - len(
