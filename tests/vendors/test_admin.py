@@ -90,14 +90,16 @@ def _one_of(model):
     import importlib
 
     modules = [factories]
-    for app in ("orders", "payments", "partners"):
+    for app in ("orders", "payments", "partners", "subscriptions"):
         try:
             modules.append(importlib.import_module(f"tests.{app}.factories"))
         except ImportError:
             continue
     for module in modules:
         factory = getattr(module, f"{model.__name__}Factory", None)
-        if factory:
+        # Two apps may name a model alike (partners' and subscriptions' Delivery): the factory's own
+        # model decides, not its name.
+        if factory and factory._meta.model is model:
             return factory()
     return None
 
