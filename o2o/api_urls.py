@@ -9,6 +9,7 @@ from orders import api as orders_api
 from partners import point_api
 from payments import api as payments_api
 from subscriptions import api as subscriptions_api
+from subscriptions import round_api
 from tracking import api as tracking_api
 from vendors import api as vendors_api
 
@@ -24,6 +25,9 @@ urlpatterns = [
     path("vendors/me/stock/", vendors_api.OwnStockApi.as_view(), name="api-own-stock"),
     path("vendors/apply/", vendors_api.VendorApplyApi.as_view(), name="api-vendor-apply"),
     path("vendors/me/hours/", vendors_api.OwnHoursApi.as_view(), name="api-own-hours"),
+    path("vendor/round/", round_api.RoundApi.as_view(), name="api-round"),
+    path("vendor/round/actions/", round_api.RoundActionsApi.as_view(), name="api-round-actions"),
+    path("vendor/round/tomorrow/", round_api.RoundTomorrowApi.as_view(), name="api-round-tomorrow"),
     path("vendors/<slug:slug>/", vendors_api.VendorDetailApi.as_view(), name="api-vendor"),
     path("pickup-points/", orders_api.PickupPointsApi.as_view(), name="api-pickup-points"),
     path("me/addresses/", address_api.AddressesApi.as_view(), name="api-addresses"),
@@ -53,6 +57,11 @@ urlpatterns = [
         "subscriptions/<int:subscription_id>/skip/",
         subscriptions_api.SubscriptionSkipApi.as_view(),
         name="api-subscription-skip",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/preferences/",
+        subscriptions_api.SubscriptionPreferencesApi.as_view(),
+        name="api-subscription-preferences",
     ),
     path(
         "subscriptions/<int:subscription_id>/cancel/",

@@ -33,6 +33,7 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path("partner/", include("partners.urls")),
     path("subscriptions/", include("subscriptions.urls")),
+    path("round/", include("subscriptions.round_urls")),
     path("", include("tracking.urls")),
     path("api/", include("o2o.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -17,6 +17,7 @@ OTHER_TYPES: dict[str, object] = {
     "payout.paid": _("A payout reached the vendor's bank"),
     "vendor.on_shift": _("A vendor went on shift"),
     "vendor.off_shift": _("A vendor went off shift"),
+    "wellbeing.alert": _("A wellbeing check raised a concern (only for the named contact)"),
 }
 EVENT_TYPES: dict[str, object] = {
     **{

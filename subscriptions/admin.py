@@ -3,7 +3,14 @@ state fields are read-only here."""
 
 from django.contrib import admin
 
-from .models import Delivery, Subscription, SubscriptionItem, SubscriptionSkip
+from .models import (
+    Delivery,
+    RoundAction,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionSkip,
+    WellbeingFlag,
+)
 
 
 class ItemInline(admin.TabularInline):
@@ -56,3 +63,36 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ["status", "date"]
     raw_id_fields = ["subscription", "order"]
     readonly_fields = ["status", "order", "created_at"]
+
+
+@admin.register(RoundAction)
+class RoundActionAdmin(admin.ModelAdmin):
+    """Every tap of every round, as the phone sent it: read-only (the round's services write)."""
+
+    list_display = ["order", "round_date", "action", "outcome", "applied", "tapped_at", "vendor"]
+    list_filter = ["outcome", "action", "round_date"]
+    search_fields = ["vendor__name", "client_id"]
+    raw_id_fields = ["order", "vendor"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WellbeingFlag)
+class WellbeingFlagAdmin(admin.ModelAdmin):
+    """What vendors saw at subscribers' doors, and whether the contact was told. Read-only: a
+    flag is a record of who saw what, never edited."""
+
+    list_display = ["subscription", "kind", "created_at", "raised_by", "contact_told"]
+    list_filter = ["kind", "contact_told"]
+    search_fields = ["subscription__customer__user__email"]
+    raw_id_fields = ["subscription", "order", "raised_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -19,6 +19,7 @@ from .serializers import (
     ChangeInSerializer,
     ChangeOutSerializer,
     PauseInSerializer,
+    PreferencesInSerializer,
     SkipInSerializer,
     SubscriptionCreateInSerializer,
     SubscriptionOutSerializer,
@@ -178,4 +179,29 @@ class SubscriptionCancelApi(_SubscriptionApi):
         `cancellation_fee_quote` shows it beforehand)."""
         mine = self.own(subscription_id)
         services.subscription_cancel(subscription_id=mine.pk, customer=mine.customer)
+        return out(self.own(subscription_id))
+
+
+class SubscriptionPreferencesApi(_SubscriptionApi):
+    @extend_schema(
+        request=PreferencesInSerializer,
+        responses={200: SubscriptionOutSerializer, **ERRORS},
+        tags=["subscriptions"],
+    )
+    def post(self, request, subscription_id: int):
+        """What happens at the door (short stock, nobody at home) and the wellbeing check."""
+        body = PreferencesInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        mine = self.own(subscription_id)
+        services.subscription_preferences_set(
+            subscription_id=mine.pk,
+            customer=mine.customer,
+            shortage_policy=data["shortage_policy"],
+            not_at_home_policy=data["not_at_home_policy"],
+            wellbeing_check=data["wellbeing_check"],
+            contact_name=data["contact_name"],
+            contact_email=data["contact_email"],
+            consent=data["consent"],
+        )
         return out(self.own(subscription_id))

@@ -63,12 +63,12 @@ from o2o.effects import effect_add
 from orders.models import Fulfilment, Order, Status
 from orders.services.payment import order_payment_settled, payment_outcome
 from orders.services.placement import LineIn, Receive, order_place
-from orders.services.transitions import RELEASES_STOCK
+from orders.services.transitions import RELEASES_STOCK, order_accept_standing
 from payments.errors import PaymentRefused
 from payments.gateways.base import DeclineKind
 from payments.models import CardCharge, Discrepancy, SavedCard
 from payments.vault import card_charge_get, charge_retry_at, payment_charge_off_session
-from vendors.models import Stock
+from vendors.models import Stock, Vendor
 from vendors.selectors import vendor_hours
 from vendors.services import OutOfStock
 
@@ -216,6 +216,21 @@ def delivery_place(*, delivery_id: int, now: datetime | None = None) -> str:
                 status=D.CANCELLED,
                 reason=f"subscription {subscription.status}",
                 since=(D.DUE,),
+            )
+            return "cancelled"
+        if subscription.vendor.status != Vendor.Status.APPROVED:
+            # The vendor can't sell (suspended): nothing is ordered nor charged; the customer
+            # hears why (one e-mail per delivery day).
+            _settle(
+                delivery.pk,
+                status=D.CANCELLED,
+                reason=f"the vendor is {subscription.vendor.status}",
+                since=(D.DUE,),
+            )
+            effect_add(
+                kind=EMAIL,
+                key=f"delivery:{delivery.pk}:vendor_unavailable",
+                payload={"delivery_id": delivery.pk, "what": "vendor_unavailable"},
             )
             return "cancelled"
         wanted, available, short = _lines(subscription)
@@ -430,6 +445,8 @@ def _charge_locked(
     Order.objects.filter(pk=order.pk, payment_id__isnull=True).update(payment_id=payment.pk)
     if payment_outcome(payment.status) == "authorised":
         order_payment_settled(order_id=order.pk, payment_status="authorised")
+        # Paid: it joins the vendor's round for the day (subscriptions.round), accepted already.
+        order_accept_standing(order_id=order.pk)
         return "authorised"
     tried = card_charge_get(idempotency_key=key)
     kind = tried.decline_kind if tried is not None else ""

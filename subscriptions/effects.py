@@ -44,4 +44,18 @@ def subscription_email(payload: dict) -> None:
         delivery_id=payload["delivery_id"],
         what=payload["what"],
         action_url=payload.get("action_url", ""),
+        outcome=payload.get("outcome", ""),
     )
+
+
+@effect_handler(
+    "subscription.wellbeing_email",
+    queue="notifications",
+    max_attempts=20,
+    backoff_base=15.0,
+    backoff_cap=900.0,
+)
+def wellbeing_email(payload: dict) -> None:
+    from .notifications import wellbeing_alert_email
+
+    wellbeing_alert_email(flag_id=payload["flag_id"])

@@ -66,3 +66,26 @@ class PauseForm(forms.Form):
 
 class SkipForm(forms.Form):
     date = forms.DateField(label=_("Date"))
+
+
+class PreferencesForm(forms.Form):
+    """What happens at the door (subscription_preferences_set decides)."""
+
+    shortage_policy = forms.ChoiceField(
+        label=_("When stock is short"), choices=Subscription.Shortage.choices
+    )
+    not_at_home_policy = forms.ChoiceField(
+        label=_("When nobody is at home"), choices=Subscription.NotAtHome.choices
+    )
+    wellbeing_check = forms.BooleanField(
+        label=_("Ask the vendor to check that all is well at each delivery"), required=False
+    )
+    contact_name = forms.CharField(label=_("Who to tell"), max_length=100, required=False)
+    contact_email = forms.EmailField(label=_("Their e-mail"), required=False)
+    consent = forms.BooleanField(
+        label=_(
+            "I agree that the vendor notes how I seem at each delivery and that this person is "
+            "told at once when something seems wrong."
+        ),
+        required=False,
+    )

@@ -110,6 +110,13 @@ class Subscription(models.Model):
         related_name="subscriptions",
         verbose_name=_("saved card"),
     )
+    # The wellbeing check (opt-in, by the subscriber or with the subscriber's consent): at each
+    # delivery the vendor notes "all well" or a concern; a concern or deliveries piling up at the
+    # door tell the named contact at once. Never shown publicly; every flag is a WellbeingFlag.
+    wellbeing_check = models.BooleanField(_("wellbeing check"), default=False)
+    wellbeing_contact_name = models.CharField(_("contact's name"), max_length=100, blank=True)
+    wellbeing_contact_email = models.EmailField(_("contact's e-mail"), blank=True)
+    wellbeing_consent_at = models.DateTimeField(_("subscriber agreed at"), null=True, blank=True)
     cancellation_fee = models.BigIntegerField(_("cancellation fee"), default=0)
     currency = models.CharField(max_length=3, default="KRW", editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -136,6 +143,11 @@ class Subscription(models.Model):
                 condition=Q(status="cancelled", cancelled_at__isnull=False)
                 | (~Q(status="cancelled") & Q(cancelled_at__isnull=True)),
                 name="subscription_cancelled_at_iff_cancelled",
+            ),
+            models.CheckConstraint(
+                condition=Q(wellbeing_check=False)
+                | Q(wellbeing_consent_at__isnull=False) & ~Q(wellbeing_contact_email=""),
+                name="subscription_wellbeing_has_consent_and_contact",
             ),
             models.CheckConstraint(
                 condition=Q(status="paused", paused_from__isnull=False)
@@ -260,3 +272,85 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id} {self.date} {self.status}"
+
+
+class RoundAction(models.Model):
+    """One tap on the vendor's round (subscriptions/round.py), made on the phone with its own id
+    (`client_id`, a UUID the phone makes) and replayed when the phone is back online: the id makes
+    a replay return the first answer instead of acting twice. `outcome` is what came of it:
+    the stop's result, or "superseded" when another tap (another phone) had settled the stop first
+    (`stop_outcome` then says what that was). One applied result per order and round day."""
+
+    class Action(models.TextChoices):
+        DELIVERED = "delivered", _("delivered")
+        NOT_HOME = "not_home", _("nobody at home")
+
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered", _("delivered")
+        LEFT_AT_DOOR = "left_at_door", _("left at the door")
+        RETRY_TOMORROW = "retry_tomorrow", _("to be tried again tomorrow")
+        REFUNDED = "refunded", _("not left, refunded")
+        SUPERSEDED = "superseded", _("already settled by another tap")
+        REFUSED = "refused", _("refused")
+
+    client_id = models.UUIDField(unique=True)
+    vendor = models.ForeignKey("vendors.Vendor", on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
+    round_date = models.DateField(_("round of"))
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    applied = models.BooleanField(default=False)
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
+    tapped_at = models.DateTimeField(_("tapped at"), help_text=_("phone's clock"))
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("round action")
+        verbose_name_plural = _("round actions")
+        ordering = ["-recorded_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "round_date"],
+                condition=Q(applied=True),
+                name="round_action_one_result_per_stop",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.round_date} {self.outcome}"
+
+
+class WellbeingFlag(models.Model):
+    """What the vendor saw at a subscriber's door, for the wellbeing check: recorded always, and
+    a concern or uncollected deliveries tell the named contact (e-mail and a partner event)."""
+
+    class Kind(models.TextChoices):
+        WELL = "well", _("saw them, all well")
+        CONCERN = "concern", _("a concern")
+        UNCOLLECTED = "uncollected", _("earlier deliveries still at the door")
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="wellbeing_flags"
+    )
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    contact_told = models.BooleanField(_("contact told"), default=False)
+
+    class Meta:
+        verbose_name = _("wellbeing flag")
+        verbose_name_plural = _("wellbeing flags")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.kind}"
+
+    @property
+    def is_alert(self) -> bool:
+        return self.kind != self.Kind.WELL

@@ -8,12 +8,12 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from o2o.money import format_money
 
-from .models import Delivery
+from .models import Delivery, WellbeingFlag
 from .selectors import delivery_cost
 
 
@@ -22,8 +22,8 @@ def _absolute(path: str) -> str:
     return base.rstrip("/") + path
 
 
-def delivery_email(*, delivery_id: int, what: str, action_url: str = "") -> None:
-    """Send the `what` ("notice" or "payment_failed") e-mail of one Delivery. A notice for a
+def delivery_email(*, delivery_id: int, what: str, action_url: str = "", outcome: str = "") -> None:
+    """Send the `what` ("notice", "payment_failed", "vendor_unavailable", "not_at_home") e-mail of one Delivery. A notice for a
     Delivery no longer due (skipped, cancelled meanwhile) is not sent."""
     delivery = (
         Delivery.objects.select_related(
@@ -47,6 +47,11 @@ def delivery_email(*, delivery_id: int, what: str, action_url: str = "") -> None
             ),
             "cards_url": _absolute(reverse("payments:cards")),
             "action_url": action_url,
+            "outcome": {
+                "door": _("It was left at your door."),
+                "tomorrow": _("It will be brought again on the next round."),
+                "refund": _("It was not left: the payment for it is returned to your card."),
+            }.get(outcome, ""),
         }
         if what == "notice":
             cost = delivery_cost(subscription=subscription)
@@ -63,6 +68,12 @@ def delivery_email(*, delivery_id: int, what: str, action_url: str = "") -> None
         elif what == "payment_failed":
             subject = _("We could not take the payment for your regular delivery")
             body = render_to_string("subscriptions/email/payment_failed.txt", context)
+        elif what == "vendor_unavailable":
+            subject = _("No regular delivery on %(date)s") % {"date": delivery.date.isoformat()}
+            body = render_to_string("subscriptions/email/vendor_unavailable.txt", context)
+        elif what == "not_at_home":
+            subject = _("We could not hand over your regular delivery")
+            body = render_to_string("subscriptions/email/not_at_home.txt", context)
         else:
             raise ValueError(f"unknown delivery e-mail {what!r}")
         send_mail(
@@ -70,4 +81,37 @@ def delivery_email(*, delivery_id: int, what: str, action_url: str = "") -> None
             message=body,
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[subscription.customer.user.email],
+        )
+
+
+def wellbeing_alert_email(*, flag_id: int) -> None:
+    """Tell the subscription's named contact what the vendor saw (a concern, or deliveries piling
+    up at the door), at once. Only to the contact the subscriber named; never anything public."""
+    flag = (
+        WellbeingFlag.objects.select_related("subscription__vendor", "subscription__customer__user")
+        .filter(pk=flag_id)
+        .first()
+    )
+    if flag is None or not flag.subscription.wellbeing_contact_email:
+        return
+    subscription = flag.subscription
+    with translation.override(settings.LANGUAGE_CODE):
+        body = render_to_string(
+            "subscriptions/email/wellbeing_alert.txt",
+            {
+                "flag": flag,
+                "kind": flag.get_kind_display(),
+                "contact": subscription.wellbeing_contact_name,
+                "subscriber": subscription.customer.user.get_full_name()
+                or subscription.customer.user.email,
+                "vendor": subscription.vendor.name,
+                "when": timezone.localtime(flag.created_at),
+            },
+        )
+        send_mail(
+            subject=_("Wellbeing check: please look in on %(name)s")
+            % {"name": subscription.customer.user.get_full_name() or _("your contact")},
+            message=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[subscription.wellbeing_contact_email],
         )

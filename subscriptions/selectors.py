@@ -18,7 +18,7 @@ from o2o.money import basis_points_of
 from vendors.selectors import vendor_hours
 
 from .calendar import PauseWindow, due_dates, next_due_dates, weekdays_mask
-from .models import Subscription, SubscriptionItem
+from .models import Delivery, Subscription, SubscriptionItem
 
 
 @dataclass(frozen=True)
@@ -188,3 +188,13 @@ def cancellation_fee_quote(*, subscription: Subscription, on: date | None = None
     )
     remaining = len(days) * (per_delivery.items - per_delivery.discount)
     return basis_points_of(remaining, subscription.cancel_fee_bps)
+
+
+def recent_deliveries(*, subscription: Subscription, n: int = 10) -> list[Delivery]:
+    """The subscription's last `n` delivery days up to today, each with its order (newest first),
+    for the customer's page: what came, what was skipped or failed and why."""
+    return list(
+        Delivery.objects.filter(subscription=subscription, date__lte=today() + timedelta(days=1))
+        .select_related("order")
+        .order_by("-date")[:n]
+    )

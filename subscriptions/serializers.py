@@ -65,6 +65,20 @@ class SkipInSerializer(serializers.Serializer):
     date = serializers.DateField()
 
 
+class PreferencesInSerializer(serializers.Serializer):
+    shortage_policy = serializers.ChoiceField(choices=Subscription.Shortage.choices)
+    not_at_home_policy = serializers.ChoiceField(choices=Subscription.NotAtHome.choices)
+    wellbeing_check = serializers.BooleanField(default=False)
+    contact_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    contact_email = serializers.EmailField(required=False, allow_blank=True, default="")
+    consent = serializers.BooleanField(
+        default=False,
+        help_text="The subscriber agrees that the contact is told (required for the check)",
+    )
+
+
 class ItemOutSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="product.name")
 
@@ -106,6 +120,9 @@ class SubscriptionOutSerializer(serializers.ModelSerializer):
             "paused_until",
             "shortage_policy",
             "not_at_home_policy",
+            "wellbeing_check",
+            "wellbeing_contact_name",
+            "wellbeing_contact_email",
             "cancellation_fee",
             "currency",
             "items",

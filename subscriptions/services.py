@@ -14,6 +14,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -373,6 +375,63 @@ def subscription_change(
         removed=in_horizon(before - after),
         repriced=in_horizon(before & after) if items_changed else [],
     )
+
+
+@transaction.atomic
+def subscription_preferences_set(
+    *,
+    subscription_id: int,
+    customer: CustomerProfile,
+    shortage_policy: str,
+    not_at_home_policy: str,
+    wellbeing_check: bool,
+    contact_name: str = "",
+    contact_email: str = "",
+    consent: bool = False,
+) -> Subscription:
+    """What happens at the door: the choices for a short cart and for nobody at home (from the
+    next round on), and the wellbeing check. The check needs the subscriber's consent, given
+    here, and a contact to tell; turning it off forgets the contact."""
+    subscription = _own(subscription_id=subscription_id, customer=customer)
+    if subscription.status not in LIVE:
+        raise Conflict(_("This subscription is cancelled."))
+    if shortage_policy not in Subscription.Shortage.values:
+        raise DomainError(_("Unknown choice for a short cart."))
+    if not_at_home_policy not in Subscription.NotAtHome.values:
+        raise DomainError(_("Unknown choice for nobody at home."))
+    fields: dict[str, Any] = {
+        "shortage_policy": shortage_policy,
+        "not_at_home_policy": not_at_home_policy,
+        "wellbeing_check": wellbeing_check,
+    }
+    if wellbeing_check:
+        email = (contact_email or "").strip()
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise DomainError(
+                _("Give the e-mail address of the person to tell."), code="contact_email"
+            ) from exc
+        if not consent:
+            raise DomainError(
+                _("The wellbeing check needs your agreement that this person is told."),
+                code="consent",
+            )
+        fields.update(
+            wellbeing_contact_name=(contact_name or "").strip()[:100],
+            wellbeing_contact_email=email,
+            wellbeing_consent_at=subscription.wellbeing_consent_at
+            if subscription.wellbeing_check
+            and subscription.wellbeing_contact_email == email
+            and subscription.wellbeing_consent_at
+            else timezone.now(),
+        )
+    else:
+        fields.update(
+            wellbeing_contact_name="", wellbeing_contact_email="", wellbeing_consent_at=None
+        )
+    Subscription.objects.filter(pk=subscription.pk, status__in=LIVE).update(**fields)
+    return Subscription.objects.get(pk=subscription.pk)
 
 
 @transaction.atomic

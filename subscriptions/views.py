@@ -16,7 +16,7 @@ from o2o.forms import add_service_error
 from vendors.selectors import vendor_stock, vendors_public
 
 from . import selectors, services
-from .forms import PauseForm, SkipForm, SubscriptionForm
+from .forms import PauseForm, PreferencesForm, SkipForm, SubscriptionForm
 from .models import Subscription
 
 
@@ -90,6 +90,17 @@ def subscription_detail(request: HttpRequest, subscription_id: int) -> HttpRespo
         "fee": selectors.cancellation_fee_quote(subscription=sub) if live else 0,
         "live": live,
         "pause_form": PauseForm(),
+        "preferences_form": PreferencesForm(
+            initial={
+                "shortage_policy": sub.shortage_policy,
+                "not_at_home_policy": sub.not_at_home_policy,
+                "wellbeing_check": sub.wellbeing_check,
+                "contact_name": sub.wellbeing_contact_name,
+                "contact_email": sub.wellbeing_contact_email,
+                "consent": sub.wellbeing_consent_at is not None,
+            }
+        ),
+        "recent": selectors.recent_deliveries(subscription=sub),
     }
     return render(request, "subscriptions/detail.html", context)
 
@@ -119,6 +130,22 @@ def subscription_action(request: HttpRequest, subscription_id: int, action: str)
                 subscription_id=sid, customer=customer, on=skip.cleaned_data["date"]
             )
             messages.success(request, _("That delivery is skipped."))
+        elif action == "preferences":
+            prefs = PreferencesForm(request.POST)
+            if not prefs.is_valid():
+                raise ValidationError([str(e) for errors in prefs.errors.values() for e in errors])
+            data = prefs.cleaned_data
+            services.subscription_preferences_set(
+                subscription_id=sid,
+                customer=customer,
+                shortage_policy=data["shortage_policy"],
+                not_at_home_policy=data["not_at_home_policy"],
+                wellbeing_check=data["wellbeing_check"],
+                contact_name=data["contact_name"],
+                contact_email=data["contact_email"],
+                consent=data["consent"],
+            )
+            messages.success(request, _("Saved. It applies from the next delivery."))
         elif action == "cancel":
             services.subscription_cancel(subscription_id=sid, customer=customer)
             messages.success(request, _("Your subscription is cancelled."))

@@ -131,16 +131,18 @@ def manifest(request: HttpRequest) -> JsonResponse:
 
 
 SERVICE_WORKER = """
-// Caches the on-shift page's shell so it opens with a bad connection; pings are queued by the
-// page itself (localStorage) and sent as one batch when the connection is back.
-const CACHE = "o2o-shift-v1";
-const SHELL = %s;
+// Caches a vendor page's shell so it opens with a bad connection (the on-shift page, the round);
+// what the vendor does offline is queued by the page itself (localStorage) and sent when back.
+const CACHE = "__CACHE__";
+const SHELL = __SHELL__;
 self.addEventListener("install", (e) => {
   e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
 });
 self.addEventListener("activate", (e) => {
   e.waitUntil(caches.keys().then((keys) => Promise.all(
-    keys.filter((k) => k !== CACHE).map((k) => caches.delete(k)))).then(() => self.clients.claim()));
+    // Only this worker's older caches: another page's worker keeps its own.
+    keys.filter((k) => k !== CACHE && k.split("-v")[0] === CACHE.split("-v")[0])
+      .map((k) => caches.delete(k)))).then(() => self.clients.claim()));
 });
 self.addEventListener("fetch", (e) => {
   const req = e.request;
@@ -159,6 +161,10 @@ self.addEventListener("fetch", (e) => {
 """
 
 
+def service_worker_source(cache: str, shell: list[str]) -> str:
+    return SERVICE_WORKER.replace("__CACHE__", cache).replace("__SHELL__", json.dumps(shell))
+
+
 @never_cache
 @require_GET
 def service_worker(request: HttpRequest) -> HttpResponse:
@@ -170,6 +176,8 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         static("vendor/leaflet/leaflet.js"),
         static("vendor/leaflet/leaflet.css"),
     ]
-    response = HttpResponse(SERVICE_WORKER % json.dumps(shell), content_type="text/javascript")
+    response = HttpResponse(
+        service_worker_source("o2o-shift-v2", shell), content_type="text/javascript"
+    )
     response["Service-Worker-Allowed"] = reverse("tracking:shift")
     return response

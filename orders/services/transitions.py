@@ -305,6 +305,71 @@ def order_vendor_cancel(*, order_id: int, vendor: Vendor, reason: str) -> Order:
     )
 
 
+# --- standing orders (a regular's delivery, made by the subscriptions app) ----------------------
+
+
+@transaction.atomic
+def order_accept_standing(*, order_id: int) -> Order:
+    """PLACED -> ACCEPTED by the system: a regular's delivery, paid, that the vendor agreed to when
+    the subscription was made (it joins the day's round; nobody taps "accept" 330 times). Refused,
+    like any accept, when the vendor can no longer sell."""
+    order = Order.objects.select_related("vendor").get(pk=order_id)
+    return _transition(
+        order_id=order_id,
+        action="accept",
+        role=Role.SYSTEM,
+        reason="a regular delivery",
+        scope=_vendor_scope(order.vendor),
+        accepted_at=timezone.now(),
+        eta=order.window_end,
+        expires_at=None,
+    )
+
+
+@transaction.atomic
+def order_hand_over_unattended(*, order_id: int, vendor: Vendor, reason: str) -> Order:
+    """A regular's delivery handed over without the customer's code: left at the door, as the
+    customer chose beforehand (subscriptions.round checks the choice). Delivery orders only."""
+    return _transition(
+        order_id=order_id,
+        action="hand_over",
+        actor=vendor.user,
+        role=Role.VENDOR,
+        reason=reason,
+        scope=Q(**_vendor_scope(vendor)) & Q(fulfilment=Fulfilment.DELIVERY),
+        handed_over_at=timezone.now(),
+        expires_at=None,
+    )
+
+
+@transaction.atomic
+def order_reschedule(
+    *, order_id: int, vendor: Vendor, window_start: datetime, window_end: datetime, reason: str
+) -> Order:
+    """Nobody was at home: the delivery is tried again in a later window (the money stays held).
+    Not a change of state: the window moves, guarded on a state that is still to hand over."""
+    if window_end <= window_start:
+        raise ValidationError(_("The time window must end after it starts."))
+    scope = _vendor_scope(vendor)
+    moved = Order.objects.filter(
+        pk=order_id,
+        fulfilment=Fulfilment.DELIVERY,
+        status__in=(Status.ACCEPTED, Status.EN_ROUTE, Status.READY),
+        **scope,
+    ).update(
+        window_start=window_start,
+        window_end=window_end,
+        eta=window_end,
+        reason=reason[:200],
+        updated_at=timezone.now(),
+    )
+    if not moved:
+        raise InvalidTransition(_("This order can no longer be changed that way."))
+    order = Order.objects.select_related("vendor", "customer__user").get(pk=order_id)
+    _broadcast_after_commit(order_id=order_id, to=order.status)
+    return order
+
+
 # Before the handover the vendor may mark units of a line as not supplied.
 SHORT_STATES = (Status.PLACED, Status.ACCEPTED, Status.EN_ROUTE, Status.READY)
 # A short line's automatic refund is recognised by its Refund row's reason (cf. LINE_REFUND_PREFIX).

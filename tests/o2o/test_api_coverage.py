@@ -41,7 +41,9 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
         "api-subscription-resume",
         "api-subscription-skip",
         "api-subscription-cancel",
+        "api-subscription-preferences",
     ),
+    "round:tap": ("api-round-actions",),
     # vendors
     "vendors:apply": ("api-vendor-apply",),
     "vendors:stock": ("api-own-stock",),

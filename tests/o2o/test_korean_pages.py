@@ -245,6 +245,42 @@ def _subscriptions(w: World) -> list[dict]:
     return [{"subscription_id": sub.pk}]
 
 
+def _round(client: Client, w: World) -> None:
+    """A regular with the wellbeing check on today's round (and due tomorrow), and a one-off."""
+    from datetime import timedelta
+
+    from tests.subscriptions.factories import (
+        DeliveryFactory,
+        SubscriptionFactory,
+        SubscriptionItemFactory,
+    )
+
+    vendor, now = w.ids["vendor"], timezone.now()
+    sub = SubscriptionFactory(
+        customer=w.users["customer"].customer,
+        vendor=vendor,
+        weekdays=0b1111111,
+        starts_on=timezone.localdate(),
+        wellbeing_check=True,
+        wellbeing_contact_email="family@example.test",
+        wellbeing_consent_at=now,
+    )
+    SubscriptionItemFactory(subscription=sub, product=w.ids["shop"].yakult, quantity=2)
+    window = {"window_start": now + timedelta(minutes=5), "window_end": now + timedelta(hours=2)}
+    for regular in (True, False):
+        order = OrderFactory(
+            vendor=vendor,
+            customer=w.users["customer"].customer,
+            delivery=True,
+            status=Status.ACCEPTED,
+            note="" if regular else "초인종을 두 번 눌러 주세요",
+            **window,
+        )
+        OrderLineFactory(order=order, product=w.ids["shop"].yakult)
+        if regular:
+            DeliveryFactory(subscription=sub, order=order, status="ordered")
+
+
 def _basket(client: Client, w: World) -> None:
     put_cart(client, w.ids["vendor"], {w.ids["shop"].yakult.pk: 2})
 
@@ -305,6 +341,8 @@ PAGES: dict[str, Page] = {
     "subscriptions:list": Page("customer"),
     "subscriptions:new": Page("customer"),
     "subscriptions:detail": Page("customer", _subscriptions),
+    "round:today": Page("vendor", prepare=_round),
+    "round:tomorrow": Page("vendor", prepare=_round),
 }
 
 NOT_PAGES: dict[str, str] = {
@@ -340,6 +378,8 @@ NOT_PAGES: dict[str, str] = {
     "tracking:manifest": "the web app manifest (JSON)",
     "tracking:sw": "the service worker (JavaScript)",
     "subscriptions:action": "a POST that redirects",
+    "round:tap": "a POST that redirects",
+    "round:sw": "the service worker (JavaScript)",
 }
 ERROR_PAGES = ["403.html", "403_csrf.html", "404.html", "500.html", "503.html"]
 

@@ -35,7 +35,13 @@ def logged_in(user) -> Client:
 def test_a_vendor_gets_their_work_first_and_the_customer_s_pages_under_more():
     vendor = factories.VendorFactory()
     bar, more = nav(logged_in(vendor.user))
-    assert bar == ["/orders/vendor/", "/shift/", "/vendors/me/stock/", "/payments/earnings/"]
+    assert bar == [
+        "/orders/vendor/",
+        "/shift/",
+        "/round/",
+        "/vendors/me/stock/",
+        "/payments/earnings/",
+    ]
     assert more == [
         "/vendors/me/",
         "/map/",

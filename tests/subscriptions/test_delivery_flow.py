@@ -37,15 +37,6 @@ D = Delivery.Status
 
 
 @pytest.fixture
-def sandbox(live_server, settings):
-    """The platform and the sandbox both at the live server: charges go over real HTTP."""
-    settings.SANDBOX_BASE_URL = live_server.url
-    settings.PLATFORM_BASE_URL = live_server.url
-    settings.SANDBOX_WEBHOOK_DUPLICATE_RATE = 0.0
-    return live_server.url
-
-
-@pytest.fixture
 def no_kick(monkeypatch):
     """Effects wait for the test to run them (effects_run), instead of running at commit."""
     monkeypatch.setattr("o2o.effects.effects_kick", lambda keys: None)
@@ -126,7 +117,7 @@ def test_the_morning_run_orders_and_charges_each_delivery_once(sandbox):
     # Then the order is made at the subscription's prices and paid: PLACED, money authorised
     assert delivery.status == D.ORDERED
     order = Order.objects.get(pk=delivery.order_id)
-    assert order.status == Status.PLACED
+    assert order.status == Status.ACCEPTED  # paid, then accepted for the round
     assert (order.subtotal, order.delivery_fee, order.total) == (2000, 500, 2500)
     assert (
         order.fulfilment == "delivery"
@@ -166,7 +157,7 @@ def test_two_morning_runs_at_once_order_and_charge_once(sandbox):
         t.join(30)
     assert not errors
     assert Order.objects.count() == 1 and CardCharge.objects.count() == 1
-    assert Order.objects.get().status == Status.PLACED
+    assert Order.objects.get().status == Status.ACCEPTED
     assert stock_of(product) == 8
 
 
@@ -212,7 +203,7 @@ def test_a_soft_decline_is_tried_again_later_and_can_succeed(sandbox):
     Subscription.objects.filter(pk=sub.pk).update(card=good)
     effects_run(keys=[retry.key], now=retry.next_attempt_at + timedelta(seconds=1))
     order.refresh_from_db()
-    assert order.status == Status.PLACED
+    assert order.status == Status.ACCEPTED  # paid, then accepted for the round
     assert Payment.objects.get(order_id=order.pk).status == Payment.Status.AUTHORISED
     assert list(CardCharge.objects.order_by("pk").values_list("idempotency_key", "outcome")) == [
         (f"delivery-{delivery.pk}-try-1", CardCharge.Outcome.DECLINED),
