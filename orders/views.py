@@ -487,6 +487,8 @@ def _render_detail(
     status: int = 200,
 ) -> HttpResponse:
     context = _order_context(order)
+    # A regular's delivery links to its subscription (the subscriptions app owns the relation).
+    context["regular"] = getattr(order, "subscription_delivery", None)
     context["problem"] = selectors.problem_state(order)
     context["problem_form"] = problem_form or ProblemForm()
     context["order_config"] = {

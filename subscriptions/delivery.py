@@ -290,7 +290,7 @@ def delivery_place(*, delivery_id: int, now: datetime | None = None) -> str:
                     window_end=window[1],
                 ),
                 checkout_token=checkout_token(delivery.pk),
-                note=f"subscription #{subscription.pk}",
+                note="",  # the order knows its subscription (order.subscription_delivery)
                 now=now,
                 # the plan's price: what the evening notice said (selectors.delivery_cost)
                 unit_prices={

@@ -37,6 +37,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from o2o.effects import effect_add, event_emit
 from o2o.errors import NotAllowed
@@ -62,6 +63,12 @@ TAP_MAX_AGE = timedelta(days=2)
 # A position older than this does not say where the vendor is now.
 POSITION_FRESH = timedelta(minutes=30)
 NOTE_MAX = 200
+# Reasons recorded on the order's events, in English for staff; the customer's and the vendor's
+# pages show them translated (templates/orders/_status.html: {% translate event.reason %}).
+DELIVERED_REASON = gettext_noop("delivered on the round")
+LEFT_AT_DOOR_REASON = gettext_noop("nobody at home: left at the door")
+RETRY_REASON = gettext_noop("nobody at home: brought again on the next round")
+NOT_HOME_REASON = gettext_noop("nobody at home")
 # Doors in one H3 cell of this resolution (about 65 m across) are taken one after another.
 ROUND_CELL_RES = 10
 A = RoundAction.Action
@@ -431,15 +438,11 @@ def _apply(*, vendor: Vendor, order: Order, subscription: Subscription | None, t
         if subscription is None:
             order_hand_over(order_id=order.pk, vendor=vendor, code=tap.code)
         else:
-            order_hand_over_unattended(
-                order_id=order.pk, vendor=vendor, reason="delivered on the round"
-            )
+            order_hand_over_unattended(order_id=order.pk, vendor=vendor, reason=DELIVERED_REASON)
         return OUT.DELIVERED
     policy = subscription.not_at_home_policy if subscription is not None else ""
     if policy == Subscription.NotAtHome.LEAVE_AT_DOOR:
-        order_hand_over_unattended(
-            order_id=order.pk, vendor=vendor, reason="nobody at home: left at the door"
-        )
+        order_hand_over_unattended(order_id=order.pk, vendor=vendor, reason=LEFT_AT_DOOR_REASON)
         return OUT.LEFT_AT_DOOR
     if policy == Subscription.NotAtHome.TRY_TOMORROW:
         tried = RoundAction.objects.filter(order=order, outcome=OUT.RETRY_TOMORROW).exists()
@@ -451,11 +454,11 @@ def _apply(*, vendor: Vendor, order: Order, subscription: Subscription | None, t
                 vendor=vendor,
                 window_start=window[0],
                 window_end=window[1],
-                reason="nobody at home: tried again on the next round",
+                reason=RETRY_REASON,
             )
             return OUT.RETRY_TOMORROW
     # Refund (the customer's choice, a one-off order, or a second "nobody at home").
-    order_vendor_cancel(order_id=order.pk, vendor=vendor, reason="nobody at home")
+    order_vendor_cancel(order_id=order.pk, vendor=vendor, reason=NOT_HOME_REASON)
     return OUT.REFUNDED
 
 

@@ -13,6 +13,7 @@ from customers.services import customer_profile_get_or_create
 from o2o.accounts.models import User
 from o2o.errors import NotAllowed
 from o2o.forms import add_service_error
+from payments.models import SavedCard
 from vendors.selectors import vendor_stock, vendors_public
 
 from . import selectors, services
@@ -67,7 +68,9 @@ def subscription_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("You are subscribed."))
             return redirect("subscriptions:detail", subscription_id=sub.pk)
-    return render(request, "subscriptions/new.html", {"vendor": vendor, "form": form})
+    card_id = selectors.default_card_id(customer=customer)
+    card = SavedCard.objects.filter(pk=card_id).first() if card_id else None
+    return render(request, "subscriptions/new.html", {"vendor": vendor, "form": form, "card": card})
 
 
 def _own(request: HttpRequest, subscription_id: int) -> Subscription:

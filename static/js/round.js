@@ -36,7 +36,8 @@
     var cards = list.querySelectorAll("li.stop");
     Array.prototype.forEach.call(cards, function (li, i) { li.querySelector(".stop-no").textContent = String(i + 1); });
     var left = document.getElementById("left-count");
-    if (left) left.textContent = left.textContent.replace(/\d+/, String(cards.length));
+    var plural = new Intl.PluralRules(document.documentElement.lang || undefined).select(cards.length);
+    if (left) left.textContent = (plural === "one" ? text.leftOne : text.leftOther).replace("{count}", cards.length);
   }
   function doneLine(orderId, label, queued, tapId) {
     var none = done.querySelector(".none");
@@ -65,8 +66,9 @@
   }
   function park(tap) {
     var card = list && list.querySelector('li.stop[data-order="' + tap.order_id + '"]');
+    var where = card ? card.querySelector(".stop-address").textContent + " — " : "";
     if (card) { parked[tap.id] = card; card.remove(); renumber(); }
-    var label = (tap.action === "delivered" ? "✓ " : "⌂ ") + text.queued;
+    var label = where + (tap.action === "delivered" ? "✓ " : "⌂ ") + text.queued;
     doneLine(tap.order_id, label, true, tap.id);
   }
   function unpark(tapId, message) {
@@ -83,7 +85,8 @@
 
   function flush() {
     var q = queue();
-    if (flushing || !q.length) { showState(q); return Promise.resolve(); }
+    // Offline (as the phone knows): keep them; the "online" event sends them.
+    if (flushing || !q.length || navigator.onLine === false) { showState(q); return Promise.resolve(); }
     flushing = true;
     sync.textContent = text.sending;
     var batch = q.slice(0, BATCH);
@@ -102,8 +105,10 @@
           var msg = res.error ? Object.keys(res.error).map(function (k) { return [].concat(res.error[k]).join(" "); }).join(" ") : res.detail;
           unpark(res.id, msg);
         } else {
+          var card = parked[res.id];
           delete parked[res.id];
-          doneLine(res.order_id, res.outcome_label, false, res.id);
+          var where = card ? card.querySelector(".stop-address").textContent + " — " : "";
+          doneLine(res.order_id, where + res.outcome_label, false, res.id);
         }
       });
       var rest = queue().filter(function (t) { return !answered[t.id]; });
