@@ -34,7 +34,6 @@ from datetime import date, datetime, timedelta
 import h3
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -99,6 +98,7 @@ class Stop:
     wellbeing: bool = False
     needs_code: bool = True
     distance_m: int = 0  # from the previous stop (the first: from the vendor)
+    by_text: str = ""  # "by 10:30", filled in by the page
 
 
 @dataclass
@@ -116,9 +116,12 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _stop_orders(*, vendor: Vendor, day: date) -> QuerySet[Order]:
+def _stops(*, vendor: Vendor, day: date, language: str) -> list[Stop]:
+    """The day's stops: two queries of plain values (a 400-stop round reads ~800 rows), no model
+    instances on the way."""
     start, end = _day_bounds(day)
-    return (
+    sub = "subscription_delivery__subscription"
+    rows = list(
         Order.objects.filter(
             vendor=vendor,
             fulfilment=Fulfilment.DELIVERY,
@@ -126,40 +129,50 @@ def _stop_orders(*, vendor: Vendor, day: date) -> QuerySet[Order]:
             window_start__gte=start,
             window_start__lt=end,
         )
-        .select_related("subscription_delivery__subscription")
-        .prefetch_related(
-            Prefetch("lines", queryset=OrderLine.objects.order_by("pk"), to_attr="round_lines")
-        )
         .order_by("window_start", "pk")
+        .values_list(
+            "pk",
+            "delivery_address",
+            "delivery_lat",
+            "delivery_lng",
+            "note",
+            "window_end",
+            "status",
+            f"{sub}__id",
+            f"{sub}__not_at_home_policy",
+            f"{sub}__wellbeing_check",
+        )
     )
-
-
-def _stop(order: Order, language: str) -> Stop:
-    delivery = getattr(order, "subscription_delivery", None)
-    subscription = delivery.subscription if delivery is not None else None
-    lat, lng = order.delivery_lat or 0.0, order.delivery_lng or 0.0
     names = "name_ko" if language.startswith("ko") else "name_en"
-    lines = [
-        (getattr(line, names), line.quantity - line.short_quantity)
-        for line in order.round_lines  # type: ignore[attr-defined]
-        if line.quantity > line.short_quantity
-    ]
-    note = order.note if subscription is None else ""
-    return Stop(
-        order_id=order.pk,
-        address=order.delivery_address,
-        lat=lat,
-        lng=lng,
-        cell=h3.latlng_to_cell(lat, lng, ROUND_CELL_RES),
-        lines=lines,
-        note=note,
-        window_end=order.window_end,
-        status=order.status,
-        subscription_id=subscription.pk if subscription is not None else None,
-        not_at_home=subscription.not_at_home_policy if subscription is not None else "",
-        wellbeing=bool(subscription is not None and subscription.wellbeing_check),
-        needs_code=subscription is None,
-    )
+    lines: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for order_id, name, quantity, short in (
+        OrderLine.objects.filter(order_id__in=[row[0] for row in rows])
+        .order_by("pk")
+        .values_list("order_id", names, "quantity", "short_quantity")
+    ):
+        if quantity > short:
+            lines[order_id].append((name, quantity - short))
+    stops = []
+    for pk, address, lat, lng, note, window_end, status, sub_id, policy, wellbeing in rows:
+        lat, lng = lat or 0.0, lng or 0.0
+        stops.append(
+            Stop(
+                order_id=pk,
+                address=address,
+                lat=lat,
+                lng=lng,
+                cell=h3.latlng_to_cell(lat, lng, ROUND_CELL_RES),
+                lines=lines[pk],
+                note=note if sub_id is None else "",
+                window_end=window_end,
+                status=status,
+                subscription_id=sub_id,
+                not_at_home=policy or "",
+                wellbeing=bool(wellbeing),
+                needs_code=sub_id is None,
+            )
+        )
+    return stops
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -171,31 +184,44 @@ def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def route(stops: list[Stop], *, start: tuple[float, float] | None) -> list[Stop]:
-    """Nearest next from `start` (or the first stop), each stop's distance from the one before.
-    O(n²) on plain floats: 400 stops are 80,000 comparisons."""
+    """Nearest next from `start` (or the first stop), each stop's distance from the one before;
+    the other doors of the same cell right after. O(n²) on plain floats in list comprehensions
+    (400 stops: about 80,000 squared distances, a few milliseconds)."""
     if not stops:
         return []
+    here = start or (stops[0].lat, stops[0].lng)
+    scale = math.cos(math.radians(here[0]))  # a degree of longitude, in degrees of latitude
     left = list(stops)
-    here = start or (left[0].lat, left[0].lng)
-    cos_lat = math.cos(math.radians(here[0]))
+    ys = [s.lat for s in left]
+    xs = [s.lng * scale for s in left]
+    hy, hx = here[0], here[1] * scale
+    point = here
     ordered: list[Stop] = []
-    while left:
-        # Squared flat distance to pick (no square roots in the loop); the same cell first.
-        best = min(
-            range(len(left)),
-            key=lambda i: (left[i].lat - here[0]) ** 2 + ((left[i].lng - here[1]) * cos_lat) ** 2,
-        )
-        stop = left.pop(best)
-        stop.distance_m = round(_metres(here, (stop.lat, stop.lng)))
+
+    def take(i: int) -> None:
+        nonlocal hy, hx, point
+        stop = left.pop(i)
+        ys.pop(i)
+        xs.pop(i)
+        stop.distance_m = round(_metres(point, (stop.lat, stop.lng)))
         ordered.append(stop)
-        here = (stop.lat, stop.lng)
-        # Others in the same cell next (one door after another in a block).
-        same = [s for s in left if s.cell == stop.cell]
-        for other in sorted(same, key=lambda s: _metres(here, (s.lat, s.lng))):
-            left.remove(other)
-            other.distance_m = round(_metres(here, (other.lat, other.lng)))
-            ordered.append(other)
-            here = (other.lat, other.lng)
+        point = (stop.lat, stop.lng)
+        hy, hx = stop.lat, stop.lng * scale
+
+    while left:
+        far = [(y - hy) * (y - hy) + (x - hx) * (x - hx) for y, x in zip(ys, xs, strict=True)]
+        take(far.index(min(far)))
+        cell = ordered[-1].cell
+        # Others in the same cell next (one door after another in a block), nearest first.
+        while True:
+            same = [
+                ((ys[j] - hy) ** 2 + (xs[j] - hx) ** 2, j)
+                for j, s in enumerate(left)
+                if s.cell == cell
+            ]
+            if not same:
+                break
+            take(min(same)[1])
     return ordered
 
 
@@ -220,7 +246,7 @@ def round_of(
     """The vendor's round for `day`: the stops left, in route order, and the taps already done."""
     if start is None and use_position:
         start = vendor_start(vendor=vendor)
-    stops = [_stop(order, language) for order in _stop_orders(vendor=vendor, day=day)]
+    stops = _stops(vendor=vendor, day=day, language=language)
     items: dict[str, int] = defaultdict(int)
     for stop in stops:
         for name, quantity in stop.lines:

@@ -24,6 +24,7 @@ from vendors.models import Vendor
 
 from .models import RoundAction
 from .round import Tap, round_act, round_next, round_of
+from .round_html import stops_html
 
 
 def _vendor(request: HttpRequest) -> Vendor | None:
@@ -43,13 +44,36 @@ def round_today(request: HttpRequest) -> HttpResponse:
         return _not_vendor(request)
     day = timezone.localdate()
     result = round_of(vendor=vendor, day=day, language=get_language() or "ko")
-    stops = [(stop, uuid.uuid4()) for stop in result.stops]
+    by = _("by %(t)s")
+    for stop in result.stops:
+        if stop.window_end is not None:
+            stop.by_text = by % {"t": timezone.localtime(stop.window_end).strftime("%H:%M")}
+    # Translated once for the whole list (a 400-stop round shows each 400 times).
+    words = {
+        "regular": _("Regular"),
+        "order": _("Order"),
+        "note": _("Note:"),
+        "if_not_home": _("If nobody is at home:"),
+        "door": _("leave it at the door"),
+        "tomorrow": _("bring it again on the next round"),
+        "refund": _("don't leave it; the customer is refunded"),
+        "code": _("Customer's code"),
+        "wellbeing": _("Wellbeing check"),
+        "well": _("Saw them, all well"),
+        "concern": _("A concern"),
+        "uncollected": _("Earlier deliveries are still at the door"),
+        "note_optional": _("Note (optional)"),
+        "delivered": _("Delivered"),
+        "not_home": _("Nobody at home"),
+    }
     return render(
         request,
         "subscriptions/round.html",
         {
             "round": result,
-            "stops": stops,
+            "stops": result.stops,
+            "stops_html": stops_html(result.stops, words),
+            "tap_id": uuid.uuid4(),
             "config": {
                 "apiUrl": reverse("api-round"),
                 "actionsUrl": reverse("api-round-actions"),
@@ -68,35 +92,39 @@ def round_tap(request: HttpRequest) -> HttpResponse:
     if vendor is None:
         return _not_vendor(request)
     try:
+        # The button says what and which stop ("delivered:<order>"); the stop's fields are named
+        # after its order.
+        what, _sep, order = request.POST.get("tap", "").partition(":")
+        order_id = int(order)
         tap = Tap(
             client_id=uuid.UUID(request.POST.get("id", "")),
-            order_id=int(request.POST.get("order_id", "")),
-            action=request.POST.get("action", ""),
+            order_id=order_id,
+            action=what,
             tapped_at=parse_datetime(request.POST.get("tapped_at", "") or "") or None,
-            code=request.POST.get("code", "")[:8],
-            wellbeing=request.POST.get("wellbeing", ""),
-            uncollected=request.POST.get("uncollected") == "on",
-            note=request.POST.get("note", "")[:200],
+            code=request.POST.get(f"code-{order_id}", "")[:8],
+            wellbeing=request.POST.get(f"wellbeing-{order_id}", ""),
+            uncollected=request.POST.get(f"uncollected-{order_id}") == "on",
+            note=request.POST.get(f"note-{order_id}", "")[:200],
         )
     except ValueError:
         messages.error(request, _("That tap could not be read. Try again."))
         return redirect("round:today")
     try:
-        action = round_act(vendor=vendor, tap=tap)
+        done = round_act(vendor=vendor, tap=tap)
     except NotAllowed as exc:
         messages.error(request, str(exc))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        if action.outcome == RoundAction.Outcome.REFUSED:
-            messages.error(request, action.detail)
+        if done.outcome == RoundAction.Outcome.REFUSED:
+            messages.error(request, done.detail)
         else:
             messages.success(
                 request,
                 _("Stop %(id)s: %(outcome)s.")
                 % {
-                    "id": action.order_id,
-                    "outcome": action.get_outcome_display(),
+                    "id": done.order_id,
+                    "outcome": done.get_outcome_display(),
                 },
             )
     return redirect("round:today")

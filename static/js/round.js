@@ -51,17 +51,22 @@
     return li;
   }
 
-  function tapFrom(form, submitter) {
-    var data = new FormData(form);
+  function tapFrom(submitter) {
+    // The button says what and which stop ("delivered:<order>"); the stop's fields carry its id.
+    var parts = submitter.value.split(":"), id = parts[1];
+    var card = submitter.closest("li.stop");
+    function val(name) { var el = card.querySelector("[name='" + name + "-" + id + "']"); return el ? el.value : ""; }
+    var well = card.querySelector("[name='wellbeing-" + id + "']:checked");
+    var piled = card.querySelector("[name='uncollected-" + id + "']");
     return {
-      id: data.get("id"),
-      order_id: Number(data.get("order_id")),
-      action: submitter ? submitter.value : "delivered",
+      id: newId(),
+      order_id: Number(id),
+      action: parts[0],
       tapped_at: new Date().toISOString(),
-      code: data.get("code") || "",
-      wellbeing: data.get("wellbeing") || "",
-      uncollected: data.get("uncollected") === "on",
-      note: data.get("note") || ""
+      code: val("code"),
+      wellbeing: well ? well.value : "",
+      uncollected: !!(piled && piled.checked),
+      note: val("note")
     };
   }
   function park(tap) {
@@ -78,7 +83,6 @@
     if (line) line.remove();
     if (!card || !list) return;
     list.insertBefore(card, list.firstChild);
-    card.querySelector("input[name=id]").value = newId();  // the next tap is a new one
     card.querySelector(".stop-error").textContent = text.refused + " " + message;
     renumber();
   }
@@ -122,12 +126,12 @@
     });
   }
 
-  if (list) {
-    list.addEventListener("submit", function (e) {
-      var form = e.target.closest("form.stop-form");
-      if (!form) return;
+  var form = document.getElementById("round-form");
+  if (form) {
+    form.addEventListener("submit", function (e) {
+      if (!e.submitter || !e.submitter.value) return;
       e.preventDefault();
-      var tap = tapFrom(form, e.submitter);
+      var tap = tapFrom(e.submitter);
       var q = queue();
       if (!q.some(function (t) { return t.id === tap.id; })) q.push(tap);
       saveQueue(q);

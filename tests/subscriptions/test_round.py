@@ -12,6 +12,8 @@ from django.core import mail
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from o2o.errors import NotAllowed
 from o2o.models import Effect
@@ -20,7 +22,7 @@ from orders.services import Receive, order_accept
 from payments.models import Payment
 from subscriptions import delivery as flow
 from subscriptions.models import Delivery, RoundAction, Subscription, WellbeingFlag
-from subscriptions.round import Stop, Tap, round_act, round_next, round_of, route
+from subscriptions.round import Stop, Tap, _metres, round_act, round_next, round_of, route
 from tests.factories import AddressFactory, CustomerProfileFactory
 from tests.orders.factories import place_paid
 from tests.subscriptions.test_delivery_flow import (
@@ -76,6 +78,32 @@ def test_the_route_takes_the_nearest_stop_next_from_the_vendor():
     back = route([_stop(i, 37.55, 126.90 + 0.001 * i) for i in (5, 2, 9)], start=(37.55, 126.92))
     assert [s.order_id for s in back] == [9, 5, 2]
     assert route([], start=None) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(37.50, 37.60), st.floats(126.85, 126.95), st.integers(0, 5)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.tuples(st.floats(37.50, 37.60), st.floats(126.85, 126.95)),
+)
+def test_the_route_visits_every_stop_once_and_starts_with_the_nearest(points, start):
+    stops = [_stop(i, lat, lng, cell=f"c{c}") for i, (lat, lng, c) in enumerate(points)]
+    ordered = route(list(stops), start=start)
+    # Every stop once
+    assert sorted(s.order_id for s in ordered) == list(range(len(points)))
+    # The first is the nearest to the vendor (to a metre's rounding)
+    nearest = min(stops, key=lambda s: _metres(start, (s.lat, s.lng)))
+    assert ordered[0].distance_m <= round(_metres(start, (nearest.lat, nearest.lng))) + 1
+    # Stops sharing a cell are consecutive
+    runs = [s.cell for s in ordered]
+    seen_done = set()
+    for i, cell in enumerate(runs):
+        if i and runs[i - 1] != cell:
+            assert cell not in seen_done
+            seen_done.add(runs[i - 1])
 
 
 def test_doors_in_one_cell_are_taken_one_after_another():
@@ -420,13 +448,49 @@ def test_the_round_page_lists_stops_and_a_tap_without_script_works(sandbox, lang
     assert page.status_code == 200
     html = page.content.decode()
     assert f'data-testid="stop-{order.pk}"' in html and order.delivery_address in html
-    tap_id = page.context["stops"][0][1]
-    posted = client.post(
-        "/round/tap/", {"id": str(tap_id), "order_id": order.pk, "action": "delivered"}
-    )
+    tap_id = page.context["tap_id"]
+    posted = client.post("/round/tap/", {"id": str(tap_id), "tap": f"delivered:{order.pk}"})
     assert posted.status_code == 302
     assert Order.objects.get(pk=order.pk).status in (Status.HANDED_OVER, Status.COMPLETED)
     after = client.get("/round/").content.decode()
     assert f'data-testid="stop-{order.pk}"' not in after
     assert client.get("/round/tomorrow/").status_code == 200
     assert client.get("/round/sw.js").status_code == 200
+    # The same tap posted again (a double submit): nothing more happens
+    client.post("/round/tap/", {"id": str(tap_id), "tap": f"delivered:{order.pk}"})
+    assert RoundAction.objects.count() == 1
+    # A tap that can't be read says so
+    garbled = client.post("/round/tap/", {"id": "x", "tap": "delivered:abc"}, follow=True)
+    assert garbled.status_code == 200 and RoundAction.objects.count() == 1
+
+
+def test_stop_cards_escape_what_customers_wrote():
+    from subscriptions.round_html import stops_html
+
+    stop = _stop(7, 37.55, 126.9)
+    stop.address = '<script>alert("x")</script> 3층'
+    stop.note = "<b>ring</b>"
+    stop.lines = [("<i>yakult</i>", 2)]
+    words = dict.fromkeys(
+        [
+            "regular",
+            "order",
+            "note",
+            "if_not_home",
+            "door",
+            "tomorrow",
+            "refund",
+            "code",
+            "wellbeing",
+            "well",
+            "concern",
+            "uncollected",
+            "note_optional",
+            "delivered",
+            "not_home",
+        ],
+        "<w>",
+    )
+    html = str(stops_html([stop], words))
+    assert "<script>" not in html and "<b>" not in html and "<i>" not in html and "<w>" not in html
+    assert "&lt;script&gt;" in html and 'value="delivered:7"' in html and 'name="code-7"' in html
