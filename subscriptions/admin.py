@@ -8,6 +8,7 @@ from .models import (
     RoundAction,
     Subscription,
     SubscriptionItem,
+    SubscriptionPause,
     SubscriptionSkip,
     WellbeingFlag,
 )
@@ -22,6 +23,18 @@ class ItemInline(admin.TabularInline):
 class SkipInline(admin.TabularInline):
     model = SubscriptionSkip
     extra = 0
+
+
+class PauseInline(admin.TabularInline):
+    """Every pause, ended ones too (read-only: pauses change through the services)."""
+
+    model = SubscriptionPause
+    extra = 0
+    can_delete = False
+    readonly_fields = ["starts_on", "ends_on", "reason", "created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Subscription)
@@ -42,7 +55,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "discount_bps",
         "cancel_fee_bps",
     ]
-    inlines = [ItemInline, SkipInline]
+    inlines = [ItemInline, SkipInline, PauseInline]
 
 
 @admin.register(SubscriptionItem)

@@ -219,6 +219,27 @@ class SubscriptionSkip(models.Model):
         return f"{self.subscription_id} {self.date}"
 
 
+class SubscriptionPause(models.Model):
+    """Every pause a subscription had, kept after it ends: the half-open window [starts_on,
+    ends_on) (ends_on: the first day delivered again; null while open-ended). The nightly
+    completeness check reads these, so the days of a pause that is over are not taken for missed
+    deliveries. Written by subscriptions.services with each pause and resume."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="pauses")
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"), null=True, blank=True)
+    reason = models.CharField(_("why"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pause")
+        verbose_name_plural = _("pauses")
+        ordering = ["starts_on", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.starts_on}–{self.ends_on or ''}"
+
+
 class Delivery(models.Model):
     """One due day of one subscription: exactly one row per (subscription, date).
 

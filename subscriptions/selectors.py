@@ -114,6 +114,15 @@ def pause_windows(subscription: Subscription) -> list[PauseWindow]:
     return []
 
 
+def pause_history(subscription: Subscription) -> list[PauseWindow]:
+    """Every pause the subscription had (SubscriptionPause), ended ones too, with the current
+    one: what the completeness check must not take for missed days."""
+    windows: list[PauseWindow] = [
+        (p.starts_on, p.ends_on) for p in subscription.pauses.all() if p.ends_on != p.starts_on
+    ]
+    return windows + pause_windows(subscription)
+
+
 def upcoming_dates(
     *,
     subscription: Subscription,

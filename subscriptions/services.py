@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,7 +29,13 @@ from vendors.models import Stock, Vendor
 from vendors.selectors import vendor_hours
 
 from .calendar import Schedule, due_dates, weekdays_mask
-from .models import Delivery, Subscription, SubscriptionItem, SubscriptionSkip
+from .models import (
+    Delivery,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionPause,
+    SubscriptionSkip,
+)
 from .selectors import (
     add_months,
     cancellation_fee_quote,
@@ -215,6 +222,9 @@ def subscription_pause(
     ).update(status=Subscription.Status.PAUSED, paused_from=start, paused_until=until)
     if not changed:
         raise Conflict(_("Only an active subscription can be paused."))
+    SubscriptionPause.objects.create(
+        subscription_id=subscription_id, starts_on=start, ends_on=until
+    )
     _cancel_due(subscription_id=subscription_id, since=start, until=until, reason="paused")
     return Subscription.objects.get(pk=subscription_id)
 
@@ -234,6 +244,9 @@ def subscription_pause_for_payment(*, subscription_id: int, reason: str) -> bool
         pause_reason=reason[:200],
     )
     if changed:
+        SubscriptionPause.objects.create(
+            subscription_id=subscription_id, starts_on=today(), reason=reason[:200]
+        )
         _cancel_due(
             subscription_id=subscription_id, since=today(), until=None, reason="payment failed"
         )
@@ -251,7 +264,16 @@ def subscription_resume(*, subscription_id: int, customer: CustomerProfile) -> S
     )
     if not changed:
         raise Conflict(_("Only a paused subscription can be resumed."))
+    # Today's deliveries were made last evening, while paused: the first day back is tomorrow.
+    _pause_end(subscription_id=subscription_id, on=today() + timedelta(days=1))
     return Subscription.objects.get(pk=subscription_id)
+
+
+def _pause_end(*, subscription_id: int, on: date) -> None:
+    """The open pause (no end, or an end after `on`) ends on `on`: delivered again from then."""
+    SubscriptionPause.objects.filter(subscription_id=subscription_id).filter(
+        Q(ends_on__isnull=True) | Q(ends_on__gt=on)
+    ).update(ends_on=on)
 
 
 def subscriptions_resume_ended_pauses(*, on: date) -> int:
@@ -452,6 +474,7 @@ def subscription_cancel(*, subscription_id: int, customer: CustomerProfile) -> S
     )
     if not changed:
         raise Conflict(_("This subscription is already cancelled."))
+    _pause_end(subscription_id=subscription_id, on=on)
     _cancel_due(subscription_id=subscription_id, since=on, until=None, reason="cancelled")
     return Subscription.objects.get(pk=subscription_id)
 
