@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from customers.models import Address, CustomerProfile
+from subscriptions.models import Subscription
 from vendors.management.commands.seed_demo import DEMO_PASSWORD, PRODUCTS, VENDOR, VENDOR_SPOTS
 from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Stock, Vendor
 
@@ -19,6 +20,7 @@ COUNTED = {
     "service cells": ServiceCell,
     "pickup points": PickupPoint,
     "opening hours": OpeningHours,
+    "subscriptions": Subscription,
 }
 
 
@@ -69,3 +71,19 @@ def test_seed_demo_twice_creates_nothing_new_and_keeps_edits():
     assert stock.quantity == 3
     other.refresh_from_db()
     assert other.status == Vendor.Status.SUSPENDED
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_the_demo_vendor_regulars_with_saved_cards():
+    call_command("seed_demo", "--quiet")
+    vendor = Vendor.objects.get(user__email=VENDOR[0])
+    subs = list(Subscription.objects.filter(vendor=vendor).select_related("card"))
+    # The demo customer and three neighbours, each paying with a card saved at the sandbox
+    assert len(subs) == 4
+    assert all(s.card is not None and s.card.status == "active" for s in subs)
+    assert {s.not_at_home_policy for s in subs} == {"door", "tomorrow", "refund"}
+    assert sum(s.wellbeing_check for s in subs) == 1
+    assert {s.plan for s in subs} == {"anytime", "commit_3m"}
+    # Once: a second seed adds none
+    call_command("seed_demo", "--quiet")
+    assert Subscription.objects.filter(vendor=vendor).count() == 4

@@ -12,6 +12,7 @@ from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
 from partners.demo import POINT_STAFF, point_staff_seed
 from payments.demo import money_history_seed
+from subscriptions.demo import regulars_seed
 from vendors.models import (
     Category,
     OpeningHours,
@@ -259,6 +260,13 @@ class Command(BaseCommand):
             other=Vendor.objects.get(user__email="vendor01@o2o.test"),  # no payout account
         )
         created["users"] += point_staff_seed(password=DEMO_PASSWORD)
+        # Regulars of the demo vendor, and today's round when the vendor still works today.
+        created["subscriptions"] = regulars_seed(
+            vendor=Vendor.objects.get(user__email=VENDOR[0]),
+            customer=profile,
+            password=DEMO_PASSWORD,
+            product=products[0],
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 "Demo data ready: "
@@ -269,7 +277,7 @@ class Command(BaseCommand):
         if not options["quiet"]:
             self.stdout.write(
                 "Logins (password for all: %s):\n  admin     %s  -> /admin/\n"
-                "  customer  %s\n  vendor    %s  -> /shift/, /orders/vendor/\n"
+                "  customer  %s\n  vendor    %s  -> /shift/, /orders/vendor/, /round/\n"
                 "  pickup point staff  %s  -> /partner/point/"
                 % (DEMO_PASSWORD, ADMIN[0], CUSTOMER[0], VENDOR[0], POINT_STAFF[0])
             )
