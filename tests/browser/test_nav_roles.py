@@ -16,7 +16,7 @@ ROLES = {
     "vendor": (
         lambda: factories.VendorFactory().user,
         "/shift/",
-        ["/orders/vendor/", "/shift/", "/vendors/me/stock/", "/payments/earnings/"],
+        ["/orders/vendor/", "/shift/", "/round/", "/vendors/me/stock/", "/payments/earnings/"],
         "/vendors/",
     ),
     "customer": (
