@@ -3,6 +3,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from o2o.money import format_money
+
 from .models import Subscription, plan_choices
 
 WEEKDAYS = [
@@ -44,7 +46,11 @@ class SubscriptionForm(forms.Form):
         self.products = list(products)
         for product in self.products:
             self.fields[f"qty_{product.pk}"] = forms.IntegerField(
-                label=product.name, min_value=0, max_value=99, required=False, initial=0
+                label=f"{product.name} · {format_money(product.price, 'KRW')}",
+                min_value=0,
+                max_value=99,
+                required=False,
+                initial=0,
             )
 
     def quantity_fields(self):
