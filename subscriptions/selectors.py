@@ -136,10 +136,19 @@ def upcoming_dates(
         return []
     if works is None:
         works = vendor_weekdays(vendor_id=subscription.vendor_id)
+    if after is None:
+        after = today()
+        # Today's delivery, once ordered (or skipped, failed…), is no longer to come: it is among
+        # the recent ones, with its order.
+        made = Delivery.objects.filter(subscription=subscription, date=after).exclude(
+            status=Delivery.Status.DUE
+        )
+        if made.exists():
+            after += timedelta(days=1)
     return next_due_dates(
         schedules=[(subscription.schedule_from, subscription.schedule)],
         starts_on=subscription.starts_on,
-        after=after or today(),
+        after=after,
         n=n,
         skips={skip.date for skip in subscription.skips.all()},
         pauses=pause_windows(subscription),
@@ -168,8 +177,19 @@ def upcoming_deliveries_of(
     """upcoming_deliveries for a list (from subscriptions_of), the vendors' hours read once."""
     hours = vendor_hours(vendor_ids={s.vendor_id for s in subscriptions})
     works = {vid: weekdays_mask({span.weekday for span in spans}) for vid, spans in hours.items()}
+    day = today()
+    made_today = set(
+        Delivery.objects.filter(subscription__in=subscriptions, date=day)
+        .exclude(status=Delivery.Status.DUE)
+        .values_list("subscription_id", flat=True)
+    )
     return {
-        s.pk: upcoming_deliveries(subscription=s, n=n, works=works[s.vendor_id])
+        s.pk: upcoming_deliveries(
+            subscription=s,
+            n=n,
+            works=works[s.vendor_id],
+            after=day + timedelta(days=1) if s.pk in made_today else day,
+        )
         for s in subscriptions
     }
 

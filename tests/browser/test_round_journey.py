@@ -3,7 +3,7 @@ runs (evening notice, morning order and off-session charge over the live sandbox
 order; it is on the vendor's round; the vendor, offline, taps "Delivered" (queued on the phone),
 comes back online and the tap is replayed once; the customer sees the order handed over.
 Screenshots round-<lang>-01 (subscribe), -02 (the round), -03 (tapped offline), -04 (synced),
--05 (the customer's order).
+-05 (the customer's order), -06 (the subscription: recent deliveries, the choices at the door).
 """
 
 from datetime import time
@@ -135,6 +135,9 @@ def test_subscribe_beat_round_offline_delivered_customer_sees_it(
     # And the subscription page lists it among the recent deliveries
     phone.goto(f"{live_server.url}/subscriptions/{sub.pk}/")
     expect(phone.get_by_test_id("recent-deliveries")).to_contain_text(f"#{order.pk}")
+    phone.locator("details.card summary").click()  # "At the door": the choices, the check
+    assert_accessible(phone)
+    shot(phone, f"round-{language}-06")
 
 
 def gettext_in(language: str, text: str) -> str:

@@ -189,9 +189,9 @@ def test_the_list_costs_the_same_queries_for_one_or_many(api, mine, django_asser
         sub = SubscriptionFactory(customer=mine.customer, starts_on=mine.starts_on)
         SubscriptionItemFactory(subscription=sub)
     api.force_authenticate(mine.customer.user)
-    # Then the list reads them in four queries, however many: the subscriptions (with vendor and
-    # address), their items, their skips, and the vendors' hours
-    with django_assert_num_queries(4):
+    # Then the list reads them in five queries, however many: the subscriptions (with vendor and
+    # address), their items, their skips, the vendors' hours and which were delivered today
+    with django_assert_num_queries(5):
         rows = api.get("/api/subscriptions/").json()
     assert len(rows) == 5 and all(len(r["upcoming"]) == 6 for r in rows)
 

@@ -494,3 +494,15 @@ def test_stop_cards_escape_what_customers_wrote():
     html = str(stops_html([stop], words))
     assert "<script>" not in html and "<b>" not in html and "<i>" not in html and "<w>" not in html
     assert "&lt;script&gt;" in html and 'value="delivered:7"' in html and 'name="code-7"' in html
+
+
+@pytest.mark.django_db
+def test_todays_delivery_once_made_is_no_longer_among_the_next():
+    from subscriptions.selectors import upcoming_dates, upcoming_deliveries_of
+
+    sub, _product = regular(number=None)
+    today = timezone.localdate()
+    assert upcoming_dates(subscription=sub)[0] == today
+    Delivery.objects.create(subscription=sub, date=today, status=Delivery.Status.SKIPPED)
+    assert upcoming_dates(subscription=sub)[0] == today + timedelta(days=1)
+    assert upcoming_deliveries_of(subscriptions=[sub])[sub.pk][0].date == today + timedelta(days=1)
