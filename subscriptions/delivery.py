@@ -198,11 +198,16 @@ def delivery_place(*, delivery_id: int, now: datetime | None = None) -> str:
     if subscription_id is None:
         return ""
     with transaction.atomic():
+        # SKIP LOCKED: a subscription another run is placing (or its customer is pausing) is left
+        # for the next run, so runs side by side take different rows instead of queueing on one.
         subscription = (
-            Subscription.objects.select_for_update(of=("self",))
+            Subscription.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("vendor", "card", "customer")
-            .get(pk=subscription_id)
+            .filter(pk=subscription_id)
+            .first()
         )
+        if subscription is None:
+            return ""
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(pk=delivery_id, status=D.DUE)

@@ -1,6 +1,7 @@
 """Factories for the subscriptions app: a vendor that works Mon-Fri, delivers to MAPO, and a
 customer with an address there."""
 
+import uuid
 from datetime import timedelta
 
 import factory
@@ -10,7 +11,14 @@ from factory.django import DjangoModelFactory
 
 from o2o.geo import cell_of
 from payments.models import SavedCard
-from subscriptions.models import Delivery, Subscription, SubscriptionItem, SubscriptionSkip
+from subscriptions.models import (
+    Delivery,
+    RoundAction,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionSkip,
+    WellbeingFlag,
+)
 from subscriptions.selectors import add_months
 from tests.factories import (
     MAPO,
@@ -108,3 +116,32 @@ class DeliveryFactory(DjangoModelFactory):
 
     subscription = factory.SubFactory(SubscriptionFactory)
     date = factory.LazyFunction(timezone.localdate)
+
+
+class RoundActionFactory(DjangoModelFactory):
+    """A tap of the round as recorded (no state change behind it: for pages and the admin)."""
+
+    class Meta:
+        model = RoundAction
+
+    client_id = factory.LazyFunction(uuid.uuid4)
+    order = factory.SubFactory(
+        "tests.orders.factories.OrderFactory", delivery=True, status="handed_over"
+    )
+    vendor = factory.LazyAttribute(lambda o: o.order.vendor)
+    round_date = factory.LazyFunction(timezone.localdate)
+    action = RoundAction.Action.DELIVERED
+    outcome = RoundAction.Outcome.DELIVERED
+    applied = True
+    tapped_at = factory.LazyFunction(timezone.now)
+
+
+class WellbeingFlagFactory(DjangoModelFactory):
+    class Meta:
+        model = WellbeingFlag
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    kind = WellbeingFlag.Kind.CONCERN
+    note = "did not answer the door"
+    raised_by = factory.LazyAttribute(lambda o: o.subscription.vendor.user)
+    contact_told = True
