@@ -4,7 +4,7 @@ a vendor with 400 stops.
 
     .venv/bin/python bench/subscriptions_morning.py [--quick] [--keep] [--workers N]
 
-1. Seed N subscriptions (full 50,000, quick 2,000) across V vendors (1,000 / 100), every day,
+1. Seed N subscriptions (full 50,000, quick 500) across V vendors (1,000 / 50), every day,
    each its own customer with an address in the vendor's area and a card saved at the sandbox.
 2. The evening run (`deliveries_prepare`: the Delivery rows and the notices), timed, with the
    process's peak memory before and after.
@@ -18,7 +18,7 @@ a vendor with 400 stops.
    charges nothing. Peak resident memory of each worker above its start, against how many
    deliveries it did (flat = the same at 2,000 and 50,000).
 5. The round: one vendor with 400 stops today; GET /round/ and /api/vendor/round/ over HTTP as
-   that vendor, 60 times each: p50 / p95 (target p95 < 100 ms for the page).
+   that vendor, 60 times each (quick: 30): p50 / p95 (target p95 < 100 ms for the page).
 
 Creates its own database (bench_o2o_subs) and Redis db 14, serves on port 8767, prints progress
 on stderr and one JSON object on the last line of stdout.
@@ -480,7 +480,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    subscriptions, vendors = (2_000, 100) if args.quick else (50_000, 1_000)
+    subscriptions, vendors = (500, 50) if args.quick else (50_000, 1_000)
     load_start = os.getloadavg()
     os.environ.update(extra_env())
     env = _stack.setup_stack(DB)
@@ -521,7 +521,7 @@ def main() -> None:
         }
         log(f"re-run: {rerun_new}")
         log(f"round page: {ROUND_STOPS} stops")
-        round_figures = round_scenario(world)
+        round_figures = round_scenario(world, requests=30 if args.quick else 60)
         log(f"round: {round_figures}")
     finally:
         stop_server(server)
