@@ -285,6 +285,48 @@ def emit(result: dict) -> None:
     print(json.dumps(result, ensure_ascii=False, separators=(",", ":")), flush=True)
 
 
+def start_server(env: dict[str, str], *, port: int, log_name: str):
+    """`manage.py serve` (uvicorn: the platform and the sandbox) on `port`, its output in
+    test-artifacts/<log_name>; returns (process, log path) once /healthz answers."""
+    import subprocess
+
+    import httpx
+
+    logfile = ROOT / "test-artifacts" / log_name
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [str(PY), "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=logfile.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited:\n{logfile.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc, logfile
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit(f"server did not answer /healthz:\n{logfile.read_text()[-3000:]}")
+
+
+def stop_server(proc) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 if __name__ == "__main__":
     print("bench/_stack.py holds shared helpers; it is not a benchmark.", file=sys.stderr)
     emit({"benchmark": "_stack", "helper": True, "target": "n/a", "pass": True})

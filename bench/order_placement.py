@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _stack  # noqa: E402
-from _stack import PG, PY, ROOT, log  # noqa: E402
+from _stack import PG, ROOT, log  # noqa: E402
 
 DB = "bench_o2o_orders"
 PORT = 8766
@@ -156,40 +156,10 @@ def seed(*, buyers: int, hot_buyers: int, hot_stock: int) -> dict:
 
 
 def start_server(env: dict) -> tuple[subprocess.Popen, Path]:
-    logfile = ROOT / "test-artifacts" / "bench-order-placement-server.log"
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    handle = logfile.open("w")
-    proc = subprocess.Popen(
-        [str(PY), "manage.py", "serve", "--port", str(PORT)],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited:\n{logfile.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{BASE}/healthz", timeout=2).status_code == 200:
-                return proc, logfile
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"server did not answer /healthz:\n{logfile.read_text()[-3000:]}")
+    return _stack.start_server(env, port=PORT, log_name="bench-order-placement-server.log")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+stop_server = _stack.stop_server
 
 
 # --- one buyer --------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _stack  # noqa: E402
-from _stack import PY, ROOT, log  # noqa: E402
+from _stack import log  # noqa: E402
 
 DB = "bench_o2o_subs"
 PORT = 8767
@@ -435,40 +435,10 @@ def round_scenario(world: dict, requests: int = 60) -> dict:
 
 
 def start_server(env: dict) -> tuple[subprocess.Popen, Path]:
-    """The platform and the sandbox, as `manage.py serve` (uvicorn), on PORT."""
-    import httpx
-
-    logfile = ROOT / "test-artifacts" / "bench-subscriptions-server.log"
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [str(PY), "manage.py", "serve", "--port", str(PORT)],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=logfile.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited:\n{logfile.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{BASE}/healthz", timeout=2).status_code == 200:
-                return proc, logfile
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"server did not answer /healthz:\n{logfile.read_text()[-3000:]}")
+    return _stack.start_server(env, port=PORT, log_name="bench-subscriptions-server.log")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+stop_server = _stack.stop_server
 
 
 # --- main -----------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def sandbox_in_process() -> Iterator[None]:
         request_finished.connect(close_old_connections)
 
 
-def _run_effects() -> None:
+def run_effects_now() -> None:
     """What the relay would run now (at the clock's time): captures, completions, refunds."""
     from o2o.effects import effects_run
 
@@ -169,20 +169,20 @@ def _order(world: _World, spec: Slot, token: uuid.UUID, start: datetime) -> int:
         payment = Payment.objects.get(order_id=order.pk)
         sandbox.card_submit(intent_id=payment.provider_ref, number=DEMO_CARD)
         payments.payment_sync(payment_id=payment.pk)
-        _run_effects()
+        run_effects_now()
     with clock_at(start + timedelta(minutes=2)):
         orders.order_accept(order_id=order.pk, vendor=world.vendor, eta_minutes=20)
-        _run_effects()
+        run_effects_now()
     with clock_at(start + timedelta(minutes=20)):
         if fulfilment == "delivery":
             orders.order_depart(order_id=order.pk, vendor=world.vendor)
         elif fulfilment == "pickup":
             orders.order_ready(order_id=order.pk, vendor=world.vendor)
-        _run_effects()
+        run_effects_now()
     with clock_at(start + timedelta(minutes=35)):
         order.refresh_from_db()
         orders.order_hand_over(order_id=order.pk, vendor=world.vendor, code=order.handover_code)
-        _run_effects()
+        run_effects_now()
     return order.pk
 
 
@@ -352,7 +352,7 @@ def money_history_seed(*, vendor, customer, staff, point, other=None) -> int:
                             actor=staff,
                             reason="고객 요청: 유통기한 임박",
                         )
-                        _run_effects()
+                        run_effects_now()
             _end_shift(world, _at(day, 19))
         # And one sale an hour ago, so that today's and this week's figures show something.
         start = timezone.now() - timedelta(hours=1)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from customers.services import address_create, customer_profile_get_or_create
 from payments import vault
-from payments.demo import _run_effects, sandbox_in_process
+from payments.demo import run_effects_now, sandbox_in_process
 
 from .models import Subscription
 from .services import ItemIn, subscription_create, subscription_preferences_set
@@ -102,5 +102,5 @@ def regulars_seed(*, vendor: Any, customer: Any, password: str, product: Any) ->
         if flow.delivery_window(vendor_id=vendor.pk, on=today, now=now) is not None:
             flow.deliveries_prepare(on=today)
             flow.deliveries_place(on=today, now=now)
-            _run_effects()
+            run_effects_now()
     return made

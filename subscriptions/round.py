@@ -53,6 +53,7 @@ from vendors.models import Stock, Vendor
 from vendors.selectors import vendor_hours
 
 from .calendar import due_dates, weekdays_mask
+from .delivery import EMAIL, delivery_window
 from .models import Delivery, RoundAction, Subscription, WellbeingFlag
 from .selectors import pause_windows
 
@@ -365,17 +366,13 @@ class Tap:
 
 
 def _next_round_window(*, vendor_id: int, after: date) -> tuple[datetime, datetime] | None:
-    """The vendor's hours on the next working day after `after` (within a week)."""
-    zone = timezone.get_current_timezone()
-    spans = vendor_hours(vendor_ids=[vendor_id])[vendor_id]
+    """The vendor's hours on the next working day after `after` (within a week): the delivery
+    window a regular's order gets that day (delivery.delivery_window, asked from `after`)."""
+    asked = datetime.combine(after, datetime.min.time(), tzinfo=timezone.get_current_timezone())
     for ahead in range(1, 8):
-        day = after + timedelta(days=ahead)
-        for span in spans:
-            if span.weekday == day.weekday():
-                return (
-                    datetime.combine(day, span.opens, tzinfo=zone),
-                    datetime.combine(day, span.closes, tzinfo=zone),
-                )
+        window = delivery_window(vendor_id=vendor_id, on=after + timedelta(days=ahead), now=asked)
+        if window is not None:
+            return window
     return None
 
 
@@ -391,6 +388,8 @@ def _check_tap(tap: Tap) -> None:
 def _tapped_at(tap: Tap, now: datetime) -> datetime:
     """The phone's time of the tap, kept within [now - TAP_MAX_AGE, now]."""
     when = tap.tapped_at or now
+    if timezone.is_naive(when):  # a phone that sent no offset: its time is Korea's
+        when = timezone.make_aware(when)
     return min(max(when, now - TAP_MAX_AGE), now)
 
 
@@ -443,14 +442,14 @@ def _act(*, vendor: Vendor, tap: Tap) -> RoundAction:
         return RoundAction.objects.create(**record, outcome=OUT.SUPERSEDED, detail=str(exc)[:200])
     except ValidationError as exc:  # a wrong or missing code: nothing changed
         return RoundAction.objects.create(**record, outcome=OUT.REFUSED, detail=exc.messages[0])
-    if subscription is not None:
+    if delivery is not None and subscription is not None:
         _wellbeing(vendor=vendor, order=order, subscription=subscription, tap=tap)
         if tap.action == A.NOT_HOME:
             effect_add(
-                kind="subscription.email",
+                kind=EMAIL,
                 key=f"round:{order.pk}:{round_date.isoformat()}:not_home",
                 payload={
-                    "delivery_id": delivery.pk if delivery else 0,
+                    "delivery_id": delivery.pk,
                     "what": "not_at_home",
                     "outcome": NOT_HOME_WORDS[outcome],
                 },

@@ -7,8 +7,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .round import Stop
 
-POLICY = {"door": "door", "tomorrow": "tomorrow"}
-
 
 def stop_card(number: int, stop: Stop, words: dict[str, str]) -> str:
     oid = stop.order_id
@@ -31,7 +29,8 @@ def stop_card(number: int, stop: Stop, words: dict[str, str]) -> str:
     ]
     if stop.note:
         parts.append(f'<p class="stop-note">{escape(words["note"])} {escape(stop.note)}</p>')
-    policy = words[POLICY.get(stop.not_at_home, "refund")]
+    # A one-off order ("" here) is refunded when nobody is at home, as the "refund" choice.
+    policy = words[stop.not_at_home if stop.not_at_home in ("door", "tomorrow") else "refund"]
     parts.append(f'<p class="muted small">{escape(words["if_not_home"])} {escape(policy)}</p>')
     if stop.needs_code:
         parts.append(

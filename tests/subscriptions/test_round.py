@@ -506,3 +506,57 @@ def test_todays_delivery_once_made_is_no_longer_among_the_next():
     Delivery.objects.create(subscription=sub, date=today, status=Delivery.Status.SKIPPED)
     assert upcoming_dates(subscription=sub)[0] == today + timedelta(days=1)
     assert upcoming_deliveries_of(subscriptions=[sub])[sub.pk][0].date == today + timedelta(days=1)
+
+
+@pytest.mark.django_db
+def test_preferences_are_the_subscribers_own_and_the_check_needs_consent():
+    sub, _product = regular(number=None)
+    url = f"/api/subscriptions/{sub.pk}/preferences/"
+    body = {
+        "shortage_policy": "skip",
+        "not_at_home_policy": "refund",
+        "wellbeing_check": True,
+        "contact_email": "family@example.test",
+    }
+    # Someone else: as if there were no such subscription
+    stranger = Client()
+    stranger.force_login(CustomerProfileFactory().user)
+    assert stranger.post(url, body, content_type="application/json").status_code == 404
+    assert Client().post(url, body, content_type="application/json").status_code in (401, 403)
+    owner = Client()
+    owner.force_login(sub.customer.user)
+    # Without the subscriber's agreement: refused with a reason, nothing changed
+    refused = owner.post(url, body, content_type="application/json")
+    assert refused.status_code == 400 and "agreement" in refused.content.decode()
+    bad = owner.post(url, {**body, "not_at_home_policy": "bin"}, content_type="application/json")
+    assert bad.status_code == 400
+    sub.refresh_from_db()
+    assert not sub.wellbeing_check and sub.not_at_home_policy == "door"
+    # With it: saved, with when they agreed
+    done = owner.post(url, {**body, "consent": True}, content_type="application/json")
+    assert done.status_code == 200 and done.json()["wellbeing_check"] is True
+    sub.refresh_from_db()
+    assert sub.wellbeing_consent_at is not None and sub.not_at_home_policy == "refund"
+
+
+@live
+def test_a_tap_with_a_time_without_offset_is_taken_not_a_500(sandbox):
+    sub, _product = regular()
+    order, vendor = on_round(sub)
+    client = _vendor_client(vendor)
+    posted = client.post(
+        "/round/tap/",
+        {"id": str(uuid.uuid4()), "tap": f"delivered:{order.pk}", "tapped_at": "2026-01-01T08:00"},
+    )
+    assert posted.status_code == 302
+    assert RoundAction.objects.get().outcome == OUT.DELIVERED
+    # Nonsense in the fields: a message, never a 500
+    for tap_value, when in (
+        ("delivered:x", ""),
+        ("fly:1", ""),
+        ("delivered:1", "2026-13-45T99:00"),
+    ):
+        answer = client.post(
+            "/round/tap/", {"id": str(uuid.uuid4()), "tap": tap_value, "tapped_at": when}
+        )
+        assert answer.status_code == 302
