@@ -104,6 +104,9 @@ def test_a_visitor_s_navigation_fits_a_phone(lang, live_server, new_page, shot, 
     page.goto(f"{live_server.url}/vendors/")
     if lang == "en":
         page.get_by_role("group", name="언어").get_by_role("button", name="English").click()
+    # The switch reloads the page: measure the new one, loaded with its styles, not the old one
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    page.wait_for_load_state("load")
     links = page.locator("nav.main-nav .nav-bar > li > a")
     expect(links).to_have_count(5)
     expect(page.locator("nav.main-nav summary")).to_have_count(0)
