@@ -68,6 +68,16 @@ urlpatterns = [
         subscriptions_api.SubscriptionCancelApi.as_view(),
         name="api-subscription-cancel",
     ),
+    path(
+        "wellbeing/requests/",
+        subscriptions_api.WellbeingAskApi.as_view(),
+        name="api-wellbeing-ask",
+    ),
+    path(
+        "wellbeing/requests/<uuid:token>/",
+        subscriptions_api.WellbeingAnswerApi.as_view(),
+        name="api-wellbeing-answer",
+    ),
     path("orders/", orders_api.OrdersApi.as_view(), name="api-orders"),
     path("orders/<int:order_id>/", orders_api.OrderDetailApi.as_view(), name="api-order"),
     path(

@@ -622,3 +622,7 @@ SUBSCRIPTION_PLANS = {
     "commit_6m": {"months": 6, "discount_bps": 1000, "cancel_fee_bps": 1000},
 }
 SUBSCRIPTION_MAX_QUANTITY = env.int("SUBSCRIPTION_MAX_QUANTITY", default=20)
+# A wellbeing check asked for by someone close to a subscriber (subscriptions/wellbeing.py): how
+# long the subscriber's link stays valid, and how many requests a subscriber or an asker gets a day.
+WELLBEING_REQUEST_DAYS = env.int("WELLBEING_REQUEST_DAYS", default=14)
+WELLBEING_REQUESTS_PER_DAY = env.int("WELLBEING_REQUESTS_PER_DAY", default=3)

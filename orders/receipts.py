@@ -41,6 +41,9 @@ class OrderRefunds:
     refunded_total: int  # refunds made (succeeded), in minor units
     net_total: int  # see order_refunds
     captured: bool  # the money was taken: net_total is what was paid, not what will be
+    # A regular's delivery on a commitment plan: what the plan's price saved on the list price
+    # (the platform pays it to the vendor; payments.ledger). 0 for other orders.
+    price_advantage: int = 0
 
     @property
     def pending_total(self) -> int:
@@ -112,4 +115,10 @@ def order_refunds(*, order: Order) -> OrderRefunds:
         net = 0
     else:
         net = order.net_total
-    return OrderRefunds(refunds=rows, refunded_total=refunded, net_total=net, captured=captured)
+    return OrderRefunds(
+        refunds=rows,
+        refunded_total=refunded,
+        net_total=net,
+        captured=captured,
+        price_advantage=payment.price_advantage if payment is not None else 0,
+    )

@@ -150,6 +150,10 @@ class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
         "what was taken less the refunds made; before that, what will be taken (the total less "
         "units not supplied); 0 for an order that ended without taking any."
     )
+    price_advantage = serializers.SerializerMethodField(
+        help_text="A regular's delivery on a commitment plan: what the plan's price saved on the "
+        "list price, in minor units (already taken off the lines' prices); 0 otherwise."
+    )
 
     class Meta(_OrderBaseOutSerializer.Meta):
         fields = [
@@ -160,6 +164,7 @@ class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
             "refunds",
             "refunded_total",
             "net_total",
+            "price_advantage",
             *PROGRESS_FIELDS,
         ]
         read_only_fields = fields
@@ -182,6 +187,10 @@ class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
     @extend_schema_field(serializers.IntegerField())
     def get_net_total(self, order: Order) -> int:
         return self._money(order).net_total
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_price_advantage(self, order: Order) -> int:
+        return self._money(order).price_advantage
 
     def get_handover_code(self, order: Order) -> str | None:
         return order.handover_code if order.status in CODE_SHOWN else None

@@ -18,6 +18,8 @@ OTHER_TYPES: dict[str, object] = {
     "vendor.on_shift": _("A vendor went on shift"),
     "vendor.off_shift": _("A vendor went off shift"),
     "wellbeing.alert": _("A wellbeing check raised a concern (only for the named contact)"),
+    "subscription.fee_charged": _("A regular's fee for ending a commitment early was charged"),
+    "subscription.fee_refunded": _("A regular's cancellation fee was given back"),
 }
 EVENT_TYPES: dict[str, object] = {
     **{

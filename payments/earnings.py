@@ -6,8 +6,10 @@ For a vendor, each order's money is what the ledger booked on it:
     commission   the platform's part (commission and any delivery fee it keeps), less what it gave
                  back on refunds
     refunds      what went back to the customer
+    price_advantage  a regular's commitment advantage the platform paid on top (subscription_advantage
+                 debited by the split, credited back by the reversals)
     net          the vendor's payable account: credited by the split, debited by the reversals
-so that gross − commission − refunds = net, to the won. The vendor's payable balance moves by the
+so that gross − commission − refunds + price_advantage = net, to the won. The vendor's payable balance moves by the
 net of sales, plus staff adjustments, less payouts (a failed payout comes back); the equality of
 their sum from the beginning with `ledger.vendor_payable` is what the tests hold this module to.
 """
@@ -72,7 +74,9 @@ class Figures:
     gross: int = 0
     commission: int = 0
     refunds: int = 0
-    net: int = 0  # the vendor's share of sales: gross − commission − refunds
+    net: int = 0  # the vendor's share of sales: gross − commission − refunds + price_advantage
+    # Regulars' commitment price advantage the platform paid on top (less what refunds took back)
+    price_advantage: int = 0
     adjustments: int = 0  # staff corrections to the vendor's payable (+ owed more, − less)
     payouts: int = 0  # sent to the vendor (less payouts that failed and came back)
 
@@ -87,6 +91,7 @@ class Figures:
             "gross": self.gross,
             "commission": self.commission,
             "refunds": self.refunds,
+            "price_advantage": self.price_advantage,
             "net": self.net,
             "adjustments": self.adjustments,
             "payouts": self.payouts,
@@ -136,6 +141,7 @@ def ledger_sums(currency: str, vendor_code: str) -> dict[str, Sum]:
     comm = account_code(ledger.COMMISSION_REVENUE, currency)
     fee = account_code(ledger.DELIVERY_FEE_REVENUE, currency)
     refunds = account_code(ledger.REFUNDS, currency)
+    adv = account_code(ledger.SUBSCRIPTION_ADVANTAGE, currency)
     sale, reversal = (
         Q(transaction__kind=JournalKind.COMMISSION),
         Q(transaction__kind=JournalKind.REVERSAL),
@@ -150,6 +156,8 @@ def ledger_sums(currency: str, vendor_code: str) -> dict[str, Sum]:
         "comm_back": Sum("amount", filter=reversal & debit & Q(account__code=comm)),
         "fee_back": Sum("amount", filter=reversal & debit & Q(account__code=fee)),
         "refunds": Sum("amount", filter=reversal & credit & Q(account__code=refunds)),
+        "adv_paid": Sum("amount", filter=sale & debit & Q(account__code=adv)),
+        "adv_back": Sum("amount", filter=reversal & credit & Q(account__code=adv)),
         "sales_c": Sum("amount", filter=mine & sales & credit),
         "sales_d": Sum("amount", filter=mine & sales & debit),
         "payout_d": Sum("amount", filter=mine & payouts & debit),
@@ -166,6 +174,8 @@ SUM_KEYS = (
     "comm_back",
     "fee_back",
     "refunds",
+    "adv_paid",
+    "adv_back",
     "sales_c",
     "sales_d",
     "payout_d",
@@ -187,6 +197,7 @@ def _figures(row: dict[str, Any], currency: str) -> Figures:
         gross=v["gross"],
         commission=v["comm_taken"] + v["fee_taken"] - v["comm_back"] - v["fee_back"],
         refunds=v["refunds"],
+        price_advantage=v["adv_paid"] - v["adv_back"],
         net=v["sales_c"] - v["sales_d"],
         adjustments=v["other_c"] - v["other_d"],
         payouts=v["payout_d"] - v["payout_c"],
@@ -309,6 +320,7 @@ def order_total(movements: list[Movement]) -> Figures:
         gross=sum(m.figures.gross for m in movements),
         commission=sum(m.figures.commission for m in movements),
         refunds=sum(m.figures.refunds for m in movements),
+        price_advantage=sum(m.figures.price_advantage for m in movements),
         net=sum(m.figures.net for m in movements),
     )
 

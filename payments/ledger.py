@@ -16,12 +16,17 @@ Accounts (created on first use):
     provider_fees            expense    what the provider charges
     adjustments              expense    manual corrections by staff (with a reason)
     unallocated              liability  captured money of a payment without a vendor
+    subscription_advantage   expense    regulars' commitment price advantage, paid by the platform
+    cancellation_fee_revenue revenue    fees for ending a commitment early, kept by the platform
 
 Postings:
     capture      Dr provider_clearing            Cr customer_funds
-    commission   Dr customer_funds               Cr vendor_payable, commission_revenue, delivery_fee…
+    commission   Dr customer_funds, subscription_advantage
+                                                 Cr vendor_payable, commission_revenue, delivery_fee…
     refund       Dr refunds                      Cr provider_clearing
-    reversal     Dr vendor_payable, commission…  Cr refunds        (commission given back pro rata)
+    reversal     Dr vendor_payable, commission…  Cr refunds, subscription_advantage
+                                                 (commission and advantage given back pro rata)
+    cancellation_fee Dr customer_funds           Cr cancellation_fee_revenue (a fee payment's split)
     payout       Dr vendor_payable               Cr payouts_in_transit
     payout_paid  Dr payouts_in_transit           Cr provider_clearing
     payout_failed Dr payouts_in_transit          Cr vendor_payable  (back to the payable balance)
@@ -31,6 +36,14 @@ The provider's fee for a capture (its own figure, reported with the capture) is 
 capture, once per payment (key provider_fee:<payment id>). The platform bears it: no vendor's
 payable balance moves, and a refund gives none of it back (the provider keeps it, as card
 acquirers do), so a payment refunded in full leaves provider_clearing short by its fee.
+
+Regulars' commitments (subscriptions): a delivery's order is charged at the plan's price; the
+platform pays the vendor the difference to the list price (Payment.price_advantage) in the
+commission journal, so the vendor earns exactly what a one-off sale at list price earns less the
+commission on what the customer paid, and the platform's cost of commitments is one account. The
+fee for ending a commitment early is a payment of its own (purpose cancellation_fee, no order) and
+is the platform's revenue: the platform funded the advantage the fee makes up for. A refund of the
+fee (staff) gives it back from that account.
 """
 
 from __future__ import annotations
@@ -74,6 +87,8 @@ PAYOUTS_IN_TRANSIT = "payouts_in_transit"
 PROVIDER_FEES = "provider_fees"
 ADJUSTMENTS = "adjustments"
 UNALLOCATED = "unallocated"
+SUBSCRIPTION_ADVANTAGE = "subscription_advantage"
+CANCELLATION_FEE_REVENUE = "cancellation_fee_revenue"
 
 _FIXED: dict[str, tuple[str, str]] = {
     PROVIDER_CLEARING: (gettext_noop("Provider clearing"), AccountKind.ASSET),
@@ -85,6 +100,11 @@ _FIXED: dict[str, tuple[str, str]] = {
     PROVIDER_FEES: (gettext_noop("Provider fees"), AccountKind.EXPENSE),
     ADJUSTMENTS: (gettext_noop("Manual adjustments"), AccountKind.EXPENSE),
     UNALLOCATED: (gettext_noop("Unallocated captured funds"), AccountKind.LIABILITY),
+    SUBSCRIPTION_ADVANTAGE: (
+        gettext_noop("Regulars' commitment price advantage"),
+        AccountKind.EXPENSE,
+    ),
+    CANCELLATION_FEE_REVENUE: (gettext_noop("Commitment cancellation fees"), AccountKind.REVENUE),
 }
 
 
@@ -229,11 +249,20 @@ def _split_accounts(payment: Payment) -> LedgerAccount:
     return vendor_payable_account(payment.vendor_id, currency=payment.currency)
 
 
+def _advantage_line(currency: str, side: str, amount: int) -> list[Line]:
+    """The price advantage's line, only when there is one (most payments have none: no account
+    lookup for them)."""
+    return (
+        [Line(account(SUBSCRIPTION_ADVANTAGE, currency=currency), side, amount)] if amount else []
+    )
+
+
 def _capture(payment: Payment, amount: int) -> None:
     cur = payment.currency
     # A part capture keeps the platform's share in proportion.
     commission = pro_rata(payment.commission, amount, payment.amount)
     fee = pro_rata(payment.platform_fee, amount, payment.amount)
+    advantage = pro_rata(payment.price_advantage, amount, payment.amount)
     common = {
         "payment_id": payment.pk,
         "order_id": payment.order_id,
@@ -250,6 +279,19 @@ def _capture(payment: Payment, amount: int) -> None:
         ],
         **common,
     )
+    if payment.purpose == Payment.Purpose.CANCELLATION_FEE:
+        post(
+            key=f"cancellation_fee:{payment.pk}",
+            kind=JournalKind.CANCELLATION_FEE,
+            currency=cur,
+            memo=f"subscription {payment.subscription_id}: cancellation fee",
+            lines=[
+                Line(account(CUSTOMER_FUNDS, currency=cur), D, amount),
+                Line(account(CANCELLATION_FEE_REVENUE, currency=cur), C, amount),
+            ],
+            **common,
+        )
+        return
     post(
         key=f"commission:{payment.pk}",
         kind=JournalKind.COMMISSION,
@@ -257,7 +299,8 @@ def _capture(payment: Payment, amount: int) -> None:
         memo=f"order {payment.order_id}: vendor share and commission",
         lines=[
             Line(account(CUSTOMER_FUNDS, currency=cur), D, amount),
-            Line(_split_accounts(payment), C, amount - commission - fee),
+            *_advantage_line(cur, D, advantage),
+            Line(_split_accounts(payment), C, amount - commission - fee + advantage),
             Line(account(COMMISSION_REVENUE, currency=cur), C, commission),
             Line(account(DELIVERY_FEE_REVENUE, currency=cur), C, fee),
         ],
@@ -287,9 +330,20 @@ def _refund(payment: Payment, refund: Refund) -> None:
     comm_back = _posted(payment.pk, comm_code, (JournalKind.REVERSAL,), D)
     fee_back = _posted(payment.pk, fee_code, (JournalKind.REVERSAL,), D)
     comm_left, fee_left = comm_taken - comm_back, fee_taken - fee_back
+    adv_left = 0
+    if payment.price_advantage:
+        adv_code = account(SUBSCRIPTION_ADVANTAGE, currency=cur).code
+        adv_left = _posted(payment.pk, adv_code, (JournalKind.COMMISSION,), D) - _posted(
+            payment.pk, adv_code, (JournalKind.REVERSAL,), C
+        )
     refunded_after = payment.amount_refunded  # this refund included
     captured_left = payment.amount_captured - (refunded_after - amount)  # before this refund
-    if refunded_after >= payment.amount_captured:
+    # The platform takes back the price advantage it paid in proportion to what is refunded of
+    # what is still captured (all of what is left on a full refund): the vendor never keeps an
+    # advantage on goods the customer got their money back for.
+    full = refunded_after >= payment.amount_captured
+    advantage = adv_left if full else pro_rata(adv_left, amount, captured_left)
+    if full:
         commission, fee = comm_left, fee_left  # all of it back: the parts end at zero exactly
     elif refund.commission_hint is not None:
         # A line (refunded by staff, or not supplied): exactly its commission, and none of the
@@ -320,16 +374,30 @@ def _refund(payment: Payment, refund: Refund) -> None:
         ],
         **common,
     )
+    if payment.purpose == Payment.Purpose.CANCELLATION_FEE:
+        post(
+            key=f"reversal:{refund.pk}",
+            kind=JournalKind.REVERSAL,
+            currency=cur,
+            memo=f"subscription {payment.subscription_id}: cancellation fee given back",
+            lines=[
+                Line(account(CANCELLATION_FEE_REVENUE, currency=cur), D, amount),
+                Line(account(REFUNDS, currency=cur), C, amount),
+            ],
+            **common,
+        )
+        return
     post(
         key=f"reversal:{refund.pk}",
         kind=JournalKind.REVERSAL,
         currency=cur,
         memo=f"order {payment.order_id} refund: shares given back",
         lines=[
-            Line(_split_accounts(payment), D, amount - commission - fee),
+            Line(_split_accounts(payment), D, amount - commission - fee + advantage),
             Line(account(COMMISSION_REVENUE, currency=cur), D, commission),
             Line(account(DELIVERY_FEE_REVENUE, currency=cur), D, fee),
             Line(account(REFUNDS, currency=cur), C, amount),
+            *_advantage_line(cur, C, advantage),
         ],
         **common,
     )

@@ -27,14 +27,26 @@ class RefundStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class PaymentPurpose(models.TextChoices):
+    ORDER = "order", _("Order")
+    CANCELLATION_FEE = "cancellation_fee", _("Cancellation fee")
+
+
 class Payment(models.Model):
-    """One order's payment at a provider. Its status moves only through payments.services:
+    """One order's payment at a provider, or a regular's cancellation fee (purpose; then no order,
+    the subscription instead). Its status moves only through payments.services:
     PENDING → AUTHORISED → CAPTURED → PARTIALLY_REFUNDED / REFUNDED; AUTHORISED → VOIDED;
     PENDING → FAILED."""
 
     Status = PaymentStatus
+    Purpose = PaymentPurpose
 
-    order_id = models.BigIntegerField(_("order"), unique=True)
+    order_id = models.BigIntegerField(_("order"), unique=True, null=True, blank=True)
+    purpose = models.CharField(
+        _("purpose"), max_length=20, choices=PaymentPurpose.choices, default=PaymentPurpose.ORDER
+    )
+    # The subscription whose early cancellation this payment's fee is (purpose cancellation_fee).
+    subscription_id = models.BigIntegerField(_("subscription"), null=True, blank=True)
     amount = models.BigIntegerField(_("amount"), help_text=_("In the currency's minor unit."))
     currency = models.CharField(_("currency"), max_length=3)
     status = models.CharField(
@@ -61,6 +73,13 @@ class Payment(models.Model):
     platform_fee = models.BigIntegerField(
         _("platform's delivery fee"), default=0, help_text=_("A delivery fee kept by the platform.")
     )
+    # A regular's commitment price advantage on this order (list price less the plan's price, all
+    # lines): the platform pays it to the vendor at capture (ledger: subscription_advantage).
+    price_advantage = models.BigIntegerField(
+        _("commitment price advantage"),
+        default=0,
+        help_text=_("Paid to the vendor by the platform on top of what the customer paid."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     authorised_at = models.DateTimeField(_("authorised at"), null=True, blank=True)
@@ -75,6 +94,24 @@ class Payment(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(purpose="order", order_id__isnull=False, subscription_id__isnull=True)
+                | Q(
+                    purpose="cancellation_fee",
+                    order_id__isnull=True,
+                    subscription_id__isnull=False,
+                    price_advantage=0,
+                ),
+                name="payment_purpose_names_its_object",
+            ),
+            models.UniqueConstraint(
+                fields=["subscription_id"],
+                condition=Q(purpose="cancellation_fee"),
+                name="payment_one_cancellation_fee",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_advantage__gte=0), name="payment_price_advantage_not_negative"
+            ),
             models.CheckConstraint(
                 condition=Q(amount_captured__gte=0, amount_captured__lte=F("amount")),
                 name="payment_captured_within_amount",
@@ -324,6 +361,7 @@ class JournalKind(models.TextChoices):
     PAYOUT_PAID = "payout_paid", _("Payout paid")
     PAYOUT_FAILED = "payout_failed", _("Payout failed")
     ADJUSTMENT = "adjustment", _("Manual adjustment")
+    CANCELLATION_FEE = "cancellation_fee", _("Cancellation fee")
 
 
 class JournalTransaction(models.Model):
@@ -482,6 +520,11 @@ class Settlement(models.Model):
     delivery_fees = models.BigIntegerField(
         _("delivery fees"), default=0, help_text=_("Kept by the platform, after refunds.")
     )
+    price_advantage = models.BigIntegerField(
+        _("commitment price advantage"),
+        default=0,
+        help_text=_("Paid by the platform on regulars' commitment prices, after refunds."),
+    )
     adjustments = models.BigIntegerField(_("adjustments"), default=0)
     returned = models.BigIntegerField(
         _("returned payouts"), default=0, help_text=_("Failed payouts paid again.")
@@ -531,6 +574,7 @@ class Settlement(models.Model):
                     - F("refunds")
                     - F("commission")
                     - F("delivery_fees")
+                    + F("price_advantage")
                     + F("adjustments")
                     + F("returned")
                 ),
@@ -572,6 +616,11 @@ class SettlementLine(models.Model):
     )
     commission = models.BigIntegerField(_("commission"), default=0)
     delivery_fee = models.BigIntegerField(_("platform's delivery fee"), default=0)
+    price_advantage = models.BigIntegerField(
+        _("commitment price advantage"),
+        default=0,
+        help_text=_("Paid by the platform (positive) or taken back on a refund (negative)."),
+    )
     net = models.BigIntegerField(_("net"), default=0)
     booked_at = models.DateTimeField(_("booked at"))
 
@@ -584,9 +633,13 @@ class SettlementLine(models.Model):
             models.CheckConstraint(
                 condition=Q(
                     kind__in=[JournalKind.COMMISSION, JournalKind.REVERSAL],
-                    net=F("gross") - F("commission") - F("delivery_fee"),
+                    net=F("gross") - F("commission") - F("delivery_fee") + F("price_advantage"),
                 )
-                | Q(kind__in=[JournalKind.ADJUSTMENT, JournalKind.PAYOUT_FAILED], gross=0),
+                | Q(
+                    kind__in=[JournalKind.ADJUSTMENT, JournalKind.PAYOUT_FAILED],
+                    gross=0,
+                    price_advantage=0,
+                ),
                 name="settlement_line_parts_add_up",
             ),
         ]

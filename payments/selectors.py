@@ -34,7 +34,8 @@ def payment_for_order(*, order_id: int) -> Payment | None:
 
 def payments_for_orders(*, order_ids: Iterable[int]) -> dict[int, Payment]:
     """order id → its payment, in one query (orders without one are left out)."""
-    return {p.order_id: p for p in Payment.objects.filter(order_id__in=list(order_ids))}
+    payments = Payment.objects.filter(order_id__in=list(order_ids))
+    return {p.order_id: p for p in payments if p.order_id is not None}
 
 
 def payment_refunds(*, payment_id: int) -> QuerySet[Refund]:

@@ -106,6 +106,8 @@ def _changed(payment: Payment, status: str, *, refund_id: int | None = None) -> 
     """Tell the order (payments never imports orders) by a durable effect written in this
     transaction: the order's reaction happens even if this process dies right after the commit."""
     status = str(status)
+    if payment.order_id is None:
+        return  # a cancellation fee: no order to tell (subscriptions reads the charge's outcome)
     key = f"payment:{payment.pk}:status:{status}" + (f":{refund_id}" if refund_id else "")
     effect_add(
         kind="payment.status_changed",
@@ -218,6 +220,19 @@ def _refund_succeeded(payment: Payment, *, refund_id: int, provider_ref: str) ->
         refund_id=refund_id,
     )
     refund = Refund.objects.get(pk=refund_id)
+    if payment.order_id is None:  # a cancellation fee given back (by staff)
+        event_emit(
+            type="subscription.fee_refunded",
+            aggregate="subscription",
+            aggregate_id=payment.subscription_id or 0,
+            data={
+                "subscription_id": payment.subscription_id,
+                "refund_id": refund.pk,
+                "amount": refund.amount,
+                "currency": payment.currency,
+            },
+        )
+        return True
     event_emit(
         type="refund.succeeded",
         aggregate="order",

@@ -124,7 +124,8 @@ _PARTS_SQL = f"""
            SUM(CASE WHEN a.code = %s THEN {_SIGNED} ELSE 0 END),
            SUM(CASE WHEN a.code = %s THEN {_SIGNED} ELSE 0 END),
            SUM(CASE WHEN a.code = %s AND e.side = 'D' THEN e.amount ELSE 0 END),
-           SUM(CASE WHEN a.code = %s AND e.side = 'C' THEN e.amount ELSE 0 END)
+           SUM(CASE WHEN a.code = %s AND e.side = 'C' THEN e.amount ELSE 0 END),
+           SUM(CASE WHEN a.code = %s THEN -{_SIGNED} ELSE 0 END)
       FROM {LedgerEntry._meta.db_table} e
       JOIN {LedgerAccount._meta.db_table} a ON a.id = e.account_id
      WHERE e.transaction_id IN ({{ids}})
@@ -135,6 +136,7 @@ _TOTALS_SQL = f"""
            COALESCE(SUM(CASE WHEN kind = 'reversal' THEN gross ELSE 0 END), 0),
            COALESCE(SUM(commission), 0),
            COALESCE(SUM(delivery_fee), 0),
+           COALESCE(SUM(price_advantage), 0),
            COALESCE(SUM(CASE WHEN kind = 'adjustment'
                              THEN net + commission + delivery_fee ELSE 0 END), 0),
            COALESCE(SUM(CASE WHEN kind = 'payout_failed' THEN net ELSE 0 END), 0),
@@ -159,6 +161,7 @@ def _lines(
             ledger.DELIVERY_FEE_REVENUE,
             ledger.CUSTOMER_FUNDS,
             ledger.REFUNDS,
+            ledger.SUBSCRIPTION_ADVANTAGE,
         )
     ]
     with connection.cursor() as cur:
@@ -167,8 +170,10 @@ def _lines(
         parts = {r[0]: [int(x) for x in r[1:]] for r in cur.fetchall()}
     lines = []
     for txn_id, kind, order_id, refund_id, booked_at in rows:
-        net, commission, delivery_fee, captured, refunded = parts[txn_id]
+        net, commission, delivery_fee, captured, refunded, advantage = parts[txn_id]
         gross = {JournalKind.COMMISSION: captured, JournalKind.REVERSAL: -refunded}
+        # An adjustment that moves advantage money by hand is counted as an adjustment.
+        split = kind in (JournalKind.COMMISSION, JournalKind.REVERSAL)
         lines.append(
             SettlementLine(
                 settlement_id=settlement_id,
@@ -179,6 +184,7 @@ def _lines(
                 gross=gross.get(kind, 0),
                 commission=commission,
                 delivery_fee=delivery_fee,
+                price_advantage=advantage if split else 0,
                 net=net,
                 booked_at=booked_at,
             )
@@ -192,7 +198,7 @@ def _totals(settlement_id: int) -> dict[str, int]:
     counted back in `adjustments`, so the parts always add up to the net."""
     with connection.cursor() as cur:
         cur.execute(_TOTALS_SQL, [settlement_id])
-        gross, refunded, commission, fees, adjusted, returned, net, count = (
+        gross, refunded, commission, fees, advantage, adjusted, returned, net, count = (
             int(x) for x in cur.fetchone()
         )
     out = {
@@ -200,6 +206,7 @@ def _totals(settlement_id: int) -> dict[str, int]:
         "refunds": -refunded,
         "commission": commission,
         "delivery_fees": fees,
+        "price_advantage": advantage,
         "adjustments": adjusted,
         "returned": returned,
         "net": net,
@@ -210,6 +217,7 @@ def _totals(settlement_id: int) -> dict[str, int]:
         - out["refunds"]
         - out["commission"]
         - out["delivery_fees"]
+        + out["price_advantage"]
         + out["adjustments"]
         + out["returned"]
     ), out

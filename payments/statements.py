@@ -8,8 +8,9 @@ the ledger; `Statement.agrees` says whether both readings agree (they always sho
 
 Signs follow SettlementLine: `gross` is captured (+) or refunded (−); `commission` and
 `delivery_fee` are the platform's part, charged (+) or given back on a refund (−); `net` is the
-effect on what the platform owes the vendor: net = gross − commission − delivery_fee, and for an
-adjustment or a returned payout its amount alone.
+effect on what the platform owes the vendor: net = gross − commission − delivery_fee +
+price_advantage (a regular's commitment advantage, paid by the platform), and for an adjustment or
+a returned payout its amount alone.
 
 PDF: reportlab with its built-in CID font for Hangul (HYGothic-Medium: no font file shipped or
 downloaded; PDF readers bring their own Korean font) and Helvetica for Latin text and figures.
@@ -35,7 +36,7 @@ from o2o.money import format_money
 
 from . import ledger
 from .earnings import account_code, kind_label, vendor_account_code
-from .models import JournalKind, LedgerEntry, Payout, Settlement, SettlementLine
+from .models import JournalKind, LedgerEntry, Payment, Payout, Settlement, SettlementLine
 
 D, C = LedgerEntry.DEBIT, LedgerEntry.CREDIT
 
@@ -52,6 +53,7 @@ class StatementLine:
     commission: int
     delivery_fee: int
     net: int
+    price_advantage: int = 0  # paid by the platform on a regular's commitment price (+), or back
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class Totals:
     adjustments: int = 0
     returned: int = 0  # failed payouts back in the balance
     net: int = 0
+    price_advantage: int = 0  # regulars' commitment advantage paid by the platform, after refunds
 
     @property
     def gross(self) -> int:
@@ -75,6 +78,7 @@ class Totals:
             "refunds": self.refunds,
             "commission": self.commission,
             "delivery_fees": self.delivery_fees,
+            "price_advantage": self.price_advantage,
             "adjustments": self.adjustments,
             "returned": self.returned,
             "net": self.net,
@@ -90,6 +94,10 @@ class Statement:
     totals: Totals
     payout: Payout | None
     language: str  # the vendor's (Vendor.language): its CSV and PDF are in it
+    # Regulars who ended a commitment early in the period: the fees charged to them (the
+    # platform's revenue, as it paid the commitments' price advantage; not in the net). For the
+    # vendor's information: (subscription id, amount, when charged).
+    commitment_fees: tuple[tuple[int, int, dt.datetime], ...] = ()
 
     @property
     def agrees(self) -> bool:
@@ -103,6 +111,7 @@ class Statement:
             t.refunds,
             t.commission,
             t.delivery_fees,
+            t.price_advantage,
             t.adjustments,
             t.returned,
             t.net,
@@ -111,6 +120,7 @@ class Statement:
             s.refunds,
             s.commission,
             s.delivery_fees,
+            s.price_advantage,
             s.adjustments,
             s.returned,
             s.net,
@@ -149,6 +159,7 @@ def _ledger_parts(settlement: Settlement, journal_ids: list[int]) -> dict[int, d
         .values("transaction_id")
         .annotate(
             **{name: signed(code) for name, code in codes.items()},
+            price_advantage=-signed(account_code(ledger.SUBSCRIPTION_ADVANTAGE, cur)),
             captured=Sum(
                 "amount",
                 filter=Q(side=D, account__code=account_code(ledger.CUSTOMER_FUNDS, cur)),
@@ -159,7 +170,7 @@ def _ledger_parts(settlement: Settlement, journal_ids: list[int]) -> dict[int, d
         )
         .order_by()
     )
-    keys = ("net", "commission", "delivery_fee", "captured", "refunded")
+    keys = ("net", "commission", "delivery_fee", "captured", "refunded", "price_advantage")
     return {r["transaction_id"]: {k: r[k] or 0 for k in keys} for r in rows}
 
 
@@ -179,6 +190,12 @@ def _line(line: SettlementLine, parts: dict[str, int]) -> StatementLine:
         commission=parts.get("commission", 0),
         delivery_fee=parts.get("delivery_fee", 0),
         net=parts.get("net", 0),
+        # An adjustment moving advantage money by hand counts as an adjustment (SettlementLine).
+        price_advantage=(
+            parts.get("price_advantage", 0)
+            if line.kind in (JournalKind.COMMISSION, JournalKind.REVERSAL)
+            else 0
+        ),
     )
 
 
@@ -191,6 +208,7 @@ def _totals(lines: list[StatementLine]) -> Totals:
         refunds=-sum(x.gross for x in lines if x.kind == JournalKind.REVERSAL),
         commission=sum(x.commission for x in lines),
         delivery_fees=sum(x.delivery_fee for x in lines),
+        price_advantage=sum(x.price_advantage for x in lines),
         adjustments=sum(
             x.net + x.commission + x.delivery_fee for x in lines if x.kind == JournalKind.ADJUSTMENT
         ),
@@ -205,7 +223,19 @@ def statement_build(*, settlement: Settlement) -> Statement:
     parts = _ledger_parts(settlement, [r.journal_transaction_id for r in rows])
     lines = [_line(r, parts.get(r.journal_transaction_id, {})) for r in rows]
     payout = Payout.objects.filter(settlement=settlement).first()
+    fees = Payment.objects.filter(
+        purpose=Payment.Purpose.CANCELLATION_FEE,
+        vendor_id=settlement.vendor_id,
+        currency=settlement.currency,
+        captured_at__gte=settlement.period_start,
+        captured_at__lt=settlement.period_end,
+    ).order_by("captured_at")
     return Statement(
+        commitment_fees=tuple(
+            (p.subscription_id or 0, p.amount_captured - p.amount_refunded, p.captured_at)
+            for p in fees
+            if p.captured_at is not None
+        ),
         settlement=settlement,
         vendor_name=settlement.vendor.name,
         currency=settlement.currency,
@@ -250,6 +280,7 @@ CSV_COLUMNS = (
     "gross",
     "commission",
     "delivery_fee",
+    "price_advantage",
     "net",
     "currency",
     "journal",
@@ -296,6 +327,7 @@ def statement_csv_rows(statement: Statement) -> Iterator[str]:
                 x.gross,
                 x.commission,
                 x.delivery_fee,
+                x.price_advantage,
                 x.net,
                 cur,
                 x.journal_id,
@@ -310,6 +342,7 @@ def statement_csv_rows(statement: Statement) -> Iterator[str]:
             t.gross,
             t.commission,
             t.delivery_fees,
+            t.price_advantage,
             t.net,
             cur,
             "",
@@ -433,6 +466,7 @@ def statement_pdf(statement: Statement) -> bytes:
         (_("Refunds"), -t.refunds),
         (_("Commission"), -t.commission),
         (_("Delivery fees kept by the platform"), -t.delivery_fees),
+        (_("Regulars' commitment price advantage, paid by the platform"), t.price_advantage),
         (_("Adjustments"), t.adjustments),
         (_("Returned payouts"), t.returned),
     ]

@@ -20,6 +20,7 @@ request is out: call them outside your own transaction.atomic().
 import logging
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -266,7 +267,7 @@ def _record(*, attempt: CardCharge, payment: Payment, charge: OffSessionCharge) 
 
 def payment_charge_off_session(
     *,
-    order_id: int,
+    order_id: int | None = None,
     card_id: int,
     idempotency_key: str,
     amount: int,
@@ -274,6 +275,8 @@ def payment_charge_off_session(
     vendor_id: int | None = None,
     commission: int = 0,
     platform_fee: int = 0,
+    price_advantage: int = 0,
+    subscription_id: int | None = None,
     description: str = "",
     capture: bool = False,
     return_url: str = "",
@@ -289,8 +292,23 @@ def payment_charge_off_session(
     recorded outcome, or, if the answer was lost, asks the provider again under the same key.
 
     One Payment per order (as payment_start): the amount and split are fixed by the first call;
-    return_url is where the customer lands after confirming (default: their cards page)."""
+    return_url is where the customer lands after confirming (default: their cards page).
+    price_advantage: a regular's commitment advantage the platform pays the vendor at capture.
+    Without an order, `subscription_id` names the subscription whose cancellation fee this is
+    (one fee payment per subscription; the platform's revenue, no vendor)."""
     key = _key(idempotency_key)
+    if (order_id is None) == (subscription_id is None):
+        raise ValueError("an off-session charge is for an order or a subscription's fee")
+    if isinstance(price_advantage, bool) or not isinstance(price_advantage, int):
+        raise ValidationError(_("Enter a whole amount of zero or more, in minor units."))
+    if price_advantage < 0 or (subscription_id is not None and price_advantage):
+        raise ValidationError(_("Enter a whole amount of zero or more, in minor units."))
+    if order_id is not None:
+        target: dict[str, Any] = {"order_id": order_id}
+        reference = f"order-{order_id}"
+    else:
+        target = {"subscription_id": subscription_id, "purpose": Payment.Purpose.CANCELLATION_FEE}
+        reference = f"subscription-{subscription_id}-fee"
     return_url = return_url or cards_page_url()
     payment_args_check(
         amount=amount,
@@ -304,7 +322,11 @@ def payment_charge_off_session(
         raise ValidationError(_("No such card."), code="not_found")
     earlier = CardCharge.objects.filter(idempotency_key=key).select_related("payment").first()
     if earlier is not None:
-        if earlier.payment.order_id != order_id or earlier.card_id != card.pk:
+        mine = (earlier.payment.order_id, earlier.payment.subscription_id) == (
+            order_id,
+            subscription_id,
+        )
+        if not mine or earlier.card_id != card.pk:
             raise ValidationError(
                 _("This idempotency key was used for another charge."), code="key_reused"
             )
@@ -313,7 +335,7 @@ def payment_charge_off_session(
     elif card.status != C.ACTIVE:
         raise InvalidTransition(_("This card can't be charged: it was removed or needs attention."))
     payment, _created = Payment.objects.get_or_create(
-        order_id=order_id,
+        **target,
         defaults={
             "amount": amount,
             "currency": currency,
@@ -321,6 +343,7 @@ def payment_charge_off_session(
             "vendor_id": vendor_id,
             "commission": commission,
             "platform_fee": platform_fee,
+            "price_advantage": price_advantage,
         },
     )
     if (payment.amount, payment.currency, payment.provider) != (amount, currency, card.provider):
@@ -343,7 +366,7 @@ def payment_charge_off_session(
             currency=currency,
             customer_ref=card.provider_customer_ref,
             payment_method_ref=card.payment_method_ref,
-            reference=f"order-{order_id}",
+            reference=reference,
             description=description[:200],
             return_url=return_url,
             webhook_url=webhook_url(card.provider),

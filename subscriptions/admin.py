@@ -1,8 +1,13 @@
 """Staff see every subscription and delivery; state changes go through the services, so the
 state fields are read-only here."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from o2o.errors import DomainError
+
+from .fees import fee_waive
 from .models import (
     Delivery,
     RoundAction,
@@ -11,6 +16,7 @@ from .models import (
     SubscriptionPause,
     SubscriptionSkip,
     WellbeingFlag,
+    WellbeingRequest,
 )
 
 
@@ -39,8 +45,17 @@ class PauseInline(admin.TabularInline):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["id", "customer", "vendor", "plan", "status", "starts_on", "paused_until"]
-    list_filter = ["status", "plan"]
+    list_display = [
+        "id",
+        "customer",
+        "vendor",
+        "plan",
+        "status",
+        "starts_on",
+        "paused_until",
+        "fee_status",
+    ]
+    list_filter = ["status", "plan", "fee_status"]
     search_fields = ["customer__user__email", "vendor__name", "vendor__slug"]
     raw_id_fields = ["customer", "vendor", "address", "card"]
     readonly_fields = [
@@ -49,6 +64,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "paused_until",
         "pause_reason",
         "cancellation_fee",
+        "fee_status",
+        "fee_note",
         "cancelled_at",
         "created_at",
         "plan_months",
@@ -56,6 +73,26 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "cancel_fee_bps",
     ]
     inlines = [ItemInline, SkipInline, PauseInline]
+    actions = ["waive_fee"]
+
+    @admin.action(description=gettext_lazy("Waive the cancellation fee (not yet paid)"))
+    def waive_fee(self, request, queryset):
+        done = 0
+        for sub in queryset:
+            try:
+                fee_waive(
+                    subscription_id=sub.pk,
+                    actor=request.user,
+                    reason=_("waived from the admin"),
+                )
+            except DomainError as exc:
+                self.message_user(request, f"#{sub.pk}: {exc.messages[0]}", messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request, _("%(n)d cancellation fee(s) waived.") % {"n": done}, messages.SUCCESS
+            )
 
 
 @admin.register(SubscriptionItem)
@@ -103,6 +140,24 @@ class WellbeingFlagAdmin(admin.ModelAdmin):
     list_filter = ["kind", "contact_told"]
     search_fields = ["subscription__customer__user__email"]
     raw_id_fields = ["subscription", "order", "raised_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WellbeingRequest)
+class WellbeingRequestAdmin(admin.ModelAdmin):
+    """Wellbeing checks asked for by someone close to a subscriber, and the answers. Read-only:
+    only the subscriber answers (subscriptions.wellbeing)."""
+
+    list_display = ["pk", "customer", "requester_email", "relation", "status", "created_at"]
+    list_filter = ["status", "relation"]
+    search_fields = ["customer__user__email", "requester_email"]
+    raw_id_fields = ["customer", "subscription"]
+    readonly_fields = ["token"]
 
     def has_add_permission(self, request):
         return False

@@ -4,7 +4,7 @@ subscription is a 404, never a 403; a rule refused, or a state that no longer al
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +14,7 @@ from o2o.errors import NotAllowed
 from vendors.models import Vendor
 
 from . import selectors, services
-from .models import Subscription
+from .models import Subscription, WellbeingRequest
 from .serializers import (
     ChangeInSerializer,
     ChangeOutSerializer,
@@ -24,6 +24,7 @@ from .serializers import (
     SubscriptionCreateInSerializer,
     SubscriptionOutSerializer,
 )
+from .wellbeing import wellbeing_request_answer, wellbeing_request_for, wellbeing_request_make
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input or a rule refused it: the message says why."),
@@ -205,3 +206,98 @@ class SubscriptionPreferencesApi(_SubscriptionApi):
             consent=data["consent"],
         )
         return out(self.own(subscription_id))
+
+
+# --- the wellbeing check asked for by someone close to a subscriber (subscriptions.wellbeing) ---
+
+
+class WellbeingAskInSerializer(serializers.Serializer):
+    subscriber_email = serializers.EmailField()
+    requester_name = serializers.CharField(max_length=100)
+    requester_email = serializers.EmailField()
+    relation = serializers.ChoiceField(choices=WellbeingRequest.Relation.choices)
+    message = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class WellbeingAnswerInSerializer(serializers.Serializer):
+    agree = serializers.BooleanField()
+    subscription_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Needed to agree."
+    )
+
+
+class WellbeingRequestOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WellbeingRequest
+        fields = [
+            "token",
+            "requester_name",
+            "requester_email",
+            "relation",
+            "message",
+            "status",
+            "subscription_id",
+            "created_at",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+ASKED = _(
+    "If they receive regular deliveries with us, we have asked them. Nothing starts without their "
+    "agreement; you will hear from us by e-mail if they agree."
+)
+
+
+class WellbeingAskApi(APIView):
+    """Anyone may ask (signed in or not); the answer never says whether the address is a
+    subscriber's."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=WellbeingAskInSerializer,
+        responses={202: OpenApiResponse(description="Asked, if there is anyone to ask."), **ERRORS},
+        tags=["subscriptions"],
+    )
+    def post(self, request):
+        body = WellbeingAskInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wellbeing_request_make(**body.validated_data)
+        return Response({"detail": str(ASKED)}, status=status.HTTP_202_ACCEPTED)
+
+
+class WellbeingAnswerApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def mine(self, token):
+        customer = getattr(self.request.user, "customer", None)
+        try:
+            if customer is None:
+                raise NotAllowed(_("No such request."))
+            return customer, wellbeing_request_for(token=token, customer=customer)
+        except NotAllowed as exc:
+            raise NotFound(_("No such request.")) from exc
+
+    @extend_schema(responses={200: WellbeingRequestOutSerializer, **ERRORS}, tags=["subscriptions"])
+    def get(self, request, token):
+        _customer, ask = self.mine(token)
+        return Response(WellbeingRequestOutSerializer(ask).data)
+
+    @extend_schema(
+        request=WellbeingAnswerInSerializer,
+        responses={200: WellbeingRequestOutSerializer, **ERRORS},
+        tags=["subscriptions"],
+    )
+    def post(self, request, token):
+        """The subscriber's yes (for one of their subscriptions) or no, once."""
+        body = WellbeingAnswerInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        customer, _ask = self.mine(token)
+        ask = wellbeing_request_answer(
+            token=token,
+            customer=customer,
+            agree=body.validated_data["agree"],
+            subscription_id=body.validated_data["subscription_id"],
+        )
+        return Response(WellbeingRequestOutSerializer(ask).data)

@@ -73,7 +73,7 @@ from vendors.selectors import vendor_hours
 from vendors.services import OutOfStock
 
 from .calendar import due_dates
-from .models import Delivery, Subscription
+from .models import Delivery, Subscription, SubscriptionItem
 from .selectors import pause_history, plan_unit_price, vendor_weekdays
 from .services import DUE_BATCH_SIZE, deliveries_create_due, subscription_pause_for_payment
 
@@ -178,6 +178,18 @@ def _lines(subscription: Subscription) -> tuple[dict[int, int], dict[int, int], 
     return wanted, available, short
 
 
+def _skipped(delivery: Delivery, reason: str) -> str:
+    """The morning run skips a delivery for want of stock (the customer's choice for a short cart,
+    or nothing there): the Delivery says why, and the customer is told (nothing is charged)."""
+    if _settle(delivery.pk, status=D.SKIPPED, reason=reason, since=(D.DUE,)):
+        effect_add(
+            kind=EMAIL,
+            key=f"delivery:{delivery.pk}:skipped",
+            payload={"delivery_id": delivery.pk, "what": "skipped"},
+        )
+    return "skipped"
+
+
 def _settle(delivery_id: int, *, status: str, reason: str, since: tuple[str, ...]) -> bool:
     """Delivery `since` -> `status` with `reason`, guarded in SQL."""
     return bool(
@@ -243,26 +255,14 @@ def delivery_place(*, delivery_id: int, now: datetime | None = None) -> str:
         note = ""
         if short:
             if subscription.shortage_policy == Subscription.Shortage.SKIP:
-                _settle(
-                    delivery.pk,
-                    status=D.SKIPPED,
-                    reason="not enough stock: " + ", ".join(short),
-                    since=(D.DUE,),
-                )
-                return "skipped"
+                return _skipped(delivery, "not enough stock: " + ", ".join(short))
             lines = {
                 pid: min(qty, available.get(pid, 0))
                 for pid, qty in wanted.items()
                 if available.get(pid, 0) > 0
             }
             if not lines:
-                _settle(
-                    delivery.pk,
-                    status=D.SKIPPED,
-                    reason="nothing in stock: " + ", ".join(short),
-                    since=(D.DUE,),
-                )
-                return "skipped"
+                return _skipped(delivery, "nothing in stock: " + ", ".join(short))
             note = "supplied only what there was of: " + ", ".join(short)
         card = subscription.card
         if card is None or card.status != SavedCard.Status.ACTIVE:
@@ -307,13 +307,7 @@ def delivery_place(*, delivery_id: int, now: datetime | None = None) -> str:
             )
         except OutOfStock:
             # Taken from the cart between the read and the reservation (nothing was placed).
-            _settle(
-                delivery.pk,
-                status=D.SKIPPED,
-                reason="the stock ran out while the order was made",
-                since=(D.DUE,),
-            )
-            return "skipped"
+            return _skipped(delivery, "the stock ran out while the order was made")
         except ValidationError as exc:
             _settle(delivery.pk, status=D.FAILED, reason=exc.messages[0], since=(D.DUE,))
             return "failed"
@@ -414,6 +408,22 @@ def delivery_charge(*, delivery_id: int, attempt: int) -> str:
     raise NotCharged(refusal)
 
 
+def price_advantage(*, order: Order, subscription_id: int) -> int:
+    """The commitment's price advantage on a delivery's order: Σ (the subscription's list price −
+    the line's plan price) × quantity, over the order's lines (what was placed, after a short
+    cart). The platform pays it to the vendor at capture (payments.ledger); 0 for cancel-anytime
+    plans, whose plan price is the list price."""
+    listed = dict(
+        SubscriptionItem.objects.filter(subscription_id=subscription_id).values_list(
+            "product_id", "unit_price"
+        )
+    )
+    return sum(
+        max(0, listed.get(line.product_id, line.unit_price) - line.unit_price) * line.quantity
+        for line in order.lines.all()
+    )
+
+
 def _charge_locked(
     *, delivery: Delivery, order: Order, card: SavedCard | None, attempt: int
 ) -> str:
@@ -429,6 +439,7 @@ def _charge_locked(
     key = _charge_key(delivery.pk, attempt)
     try:
         payment = payment_charge_off_session(
+            price_advantage=price_advantage(order=order, subscription_id=delivery.subscription_id),
             order_id=order.pk,
             card_id=card.pk,
             idempotency_key=key,

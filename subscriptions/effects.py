@@ -6,6 +6,10 @@ o2o's app config (autodiscover_modules("effects")) like orders/effects.py:
                          written by this one with its run_at): subscriptions.delivery
     subscription.email   the evening notice (delivery:<id>:notice) and the news that a delivery
                          could not be paid (delivery:<id>:payment_failed)
+    subscription.fee_charge  charge a cancelled commitment's fee, one row per try
+                         (subscription:<id>:fee:<n>): subscriptions.fees
+    subscription.notify  e-mails about the subscription itself: paused (the customer's own pause),
+                         the fee's receipt, or that the fee could not be charged
 
 The charge is safe to run again: the provider sees the idempotency key delivery-<id>-try-<n>, and
 every change is guarded in SQL. The provider not answering raises (the relay tries again with
@@ -30,6 +34,35 @@ def subscription_charge(payload: dict) -> None:
         raise GiveUp(f"not charged: {exc}") from exc
 
 
+@effect_handler("subscription.fee_charge", **MONEY)
+def subscription_fee_charge(payload: dict) -> None:
+    from .fees import FeeNotCharged, cancellation_fee_charge
+
+    try:
+        cancellation_fee_charge(
+            subscription_id=payload["subscription_id"], attempt=payload["attempt"]
+        )
+    except FeeNotCharged as exc:
+        raise GiveUp(f"not charged: {exc}") from exc
+
+
+@effect_handler(
+    "subscription.notify",
+    queue="notifications",
+    max_attempts=10,
+    backoff_base=30.0,
+    backoff_cap=3600.0,
+)
+def subscription_notify(payload: dict) -> None:
+    from .notifications import subscription_email
+
+    subscription_email(
+        subscription_id=payload["subscription_id"],
+        what=payload["what"],
+        pause_id=payload.get("pause_id"),
+    )
+
+
 @effect_handler(
     "subscription.email",
     queue="notifications",
@@ -46,6 +79,19 @@ def subscription_email(payload: dict) -> None:
         action_url=payload.get("action_url", ""),
         outcome=payload.get("outcome", ""),
     )
+
+
+@effect_handler(
+    "subscription.wellbeing_request_email",
+    queue="notifications",
+    max_attempts=10,
+    backoff_base=30.0,
+    backoff_cap=3600.0,
+)
+def wellbeing_request_email(payload: dict) -> None:
+    from .notifications import wellbeing_request_email as send
+
+    send(request_id=payload["request_id"], what=payload["what"])
 
 
 @effect_handler(

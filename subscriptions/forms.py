@@ -5,7 +5,9 @@ from django.utils.translation import gettext_lazy as _
 
 from o2o.money import format_money
 
-from .models import Subscription, plan_choices
+from .models import Subscription, WellbeingRequest, plan_choices
+
+WellbeingRequestRelation = WellbeingRequest.Relation
 
 WEEKDAYS = [
     (0, _("Mon")),
@@ -95,3 +97,43 @@ class PreferencesForm(forms.Form):
         ),
         required=False,
     )
+
+
+class WellbeingAskForm(forms.Form):
+    """Someone close to a subscriber asks for the wellbeing check (subscriptions.wellbeing)."""
+
+    subscriber_email = forms.EmailField(
+        label=_("The subscriber's e-mail"),
+        help_text=_("The address they use with us. We ask them; nothing starts without their yes."),
+    )
+    requester_name = forms.CharField(label=_("Your name"), max_length=100)
+    requester_email = forms.EmailField(
+        label=_("Your e-mail"), help_text=_("Where the vendor's concerns would be sent.")
+    )
+    relation = forms.ChoiceField(
+        label=_("You are their"),
+        choices=WellbeingRequestRelation.choices,
+        widget=forms.RadioSelect,
+    )
+    message = forms.CharField(
+        label=_("A word for them"),
+        max_length=300,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class WellbeingAnswerForm(forms.Form):
+    """The subscriber's answer: which subscription the check is for, and yes or no."""
+
+    subscription = forms.TypedChoiceField(
+        label=_("For the deliveries of"), coerce=int, required=False, empty_value=None
+    )
+    answer = forms.ChoiceField(choices=[("agree", "agree"), ("decline", "decline")])
+
+    def __init__(self, *args, subscriptions=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["subscription"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [(s.pk, s.vendor.name) for s in subscriptions]
+        field.widget = forms.RadioSelect(choices=field.choices)

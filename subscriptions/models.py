@@ -35,7 +35,16 @@ def plan_choices() -> list[tuple[str, str]]:
     return [(kind, str(PLAN_LABELS.get(kind, kind))) for kind in settings.SUBSCRIPTION_PLANS]
 
 
+class FeeStatus(models.TextChoices):
+    CHARGING = "charging", _("being charged")
+    PAID = "paid", _("paid")
+    UNPAID = "unpaid", _("not paid")
+    WAIVED = "waived", _("waived")
+
+
 class Subscription(models.Model):
+    FeeStatus = FeeStatus
+
     class Status(models.TextChoices):
         ACTIVE = "active", _("active")
         PAUSED = "paused", _("paused")
@@ -118,6 +127,16 @@ class Subscription(models.Model):
     wellbeing_contact_email = models.EmailField(_("contact's e-mail"), blank=True)
     wellbeing_consent_at = models.DateTimeField(_("subscriber agreed at"), null=True, blank=True)
     cancellation_fee = models.BigIntegerField(_("cancellation fee"), default=0)
+    # The fee's collection (subscriptions/fees.py): charged off-session to the card after the
+    # cancel's commit, tried again after a soft decline; "unpaid" keeps why, for staff.
+    fee_status = models.CharField(
+        _("cancellation fee status"),
+        max_length=10,
+        choices=FeeStatus.choices,
+        blank=True,
+        default="",
+    )
+    fee_note = models.CharField(_("cancellation fee note"), max_length=200, blank=True)
     currency = models.CharField(max_length=3, default="KRW", editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
@@ -138,6 +157,10 @@ class Subscription(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(cancellation_fee__gte=0), name="subscription_fee_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(fee_status="") | Q(status="cancelled", cancellation_fee__gt=0),
+                name="subscription_fee_status_only_with_a_fee",
             ),
             models.CheckConstraint(
                 condition=Q(status="cancelled", cancelled_at__isnull=False)
@@ -375,3 +398,59 @@ class WellbeingFlag(models.Model):
     @property
     def is_alert(self) -> bool:
         return self.kind != self.Kind.WELL
+
+
+class WellbeingRequest(models.Model):
+    """Someone close to a subscriber (family, the district office) asks for the wellbeing check on
+    the subscriber's deliveries. Nothing happens without the subscriber's consent: they get an
+    e-mail with a link (the token), and only their "yes" turns the check on with the requester as
+    the contact (subscriptions/wellbeing.py). The asker is never told whether the e-mail address
+    they gave belongs to a subscriber: a request that matches no one is not even stored."""
+
+    class Relation(models.TextChoices):
+        FAMILY = "family", _("family member")
+        DISTRICT_OFFICE = "district", _("district office or community centre")
+        OTHER = "other", _("someone else close to them")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting for the subscriber")
+        ACCEPTED = "accepted", _("agreed")
+        DECLINED = "declined", _("declined")
+
+    customer = models.ForeignKey(
+        "customers.CustomerProfile", on_delete=models.CASCADE, related_name="wellbeing_requests"
+    )
+    token = models.UUIDField(_("token"), unique=True, editable=False)
+    requester_name = models.CharField(_("asked by"), max_length=100)
+    requester_email = models.EmailField(_("their e-mail"))
+    relation = models.CharField(_("relation"), max_length=10, choices=Relation.choices)
+    message = models.CharField(_("message"), max_length=300, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="wellbeing_requests",
+        help_text=_("The subscription the subscriber turned the check on for."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    decided_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("wellbeing check request")
+        verbose_name_plural = _("wellbeing check requests")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_at__isnull=True, subscription__isnull=True)
+                | Q(status="declined", decided_at__isnull=False, subscription__isnull=True)
+                | Q(status="accepted", decided_at__isnull=False, subscription__isnull=False),
+                name="wellbeing_request_answer_consistent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requester_email} → {self.customer_id} ({self.status})"

@@ -124,6 +124,7 @@ class SubscriptionOutSerializer(serializers.ModelSerializer):
             "wellbeing_contact_name",
             "wellbeing_contact_email",
             "cancellation_fee",
+            "fee_status",
             "currency",
             "items",
             "upcoming",

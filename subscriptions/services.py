@@ -4,8 +4,9 @@ What follows `deliveries_create_due` lives in subscriptions/delivery.py (issue 1
 evening notice, the morning order through orders.services.order_place with the shortage policy,
 the off-session charge as a durable effect (subscriptions/effects.py) with retries of soft
 declines, the pause after a failed payment (`subscription_pause_for_payment`, here), and the
-nightly completeness check. Still to come: the plan's discount on the order, and charging and
-booking the cancellation fee recorded by subscription_cancel.
+nightly completeness check. The plan's price advantage is on the order's lines and paid to the
+vendor by the platform at capture (payments.ledger); the cancellation fee recorded by
+subscription_cancel is charged by subscriptions/fees.py.
 """
 
 from collections.abc import Collection, Sequence
@@ -23,12 +24,14 @@ from django.utils.translation import gettext as _
 
 from customers.models import Address, CustomerProfile
 from customers.selectors import in_vendor_area
+from o2o.effects import effect_add
 from o2o.errors import Conflict, DomainError, NotAllowed
 from payments.models import SavedCard
 from vendors.models import Stock, Vendor
 from vendors.selectors import vendor_hours
 
 from .calendar import Schedule, due_dates, weekdays_mask
+from .fees import fee_collect_start
 from .models import (
     Delivery,
     Subscription,
@@ -222,10 +225,15 @@ def subscription_pause(
     ).update(status=Subscription.Status.PAUSED, paused_from=start, paused_until=until)
     if not changed:
         raise Conflict(_("Only an active subscription can be paused."))
-    SubscriptionPause.objects.create(
+    pause = SubscriptionPause.objects.create(
         subscription_id=subscription_id, starts_on=start, ends_on=until
     )
     _cancel_due(subscription_id=subscription_id, since=start, until=until, reason="paused")
+    effect_add(
+        kind="subscription.notify",
+        key=f"subscription:{subscription_id}:paused:{pause.pk}",
+        payload={"subscription_id": subscription_id, "what": "paused", "pause_id": pause.pk},
+    )
     return Subscription.objects.get(pk=subscription_id)
 
 
@@ -460,8 +468,9 @@ def subscription_preferences_set(
 def subscription_cancel(*, subscription_id: int, customer: CustomerProfile) -> Subscription:
     """ACTIVE/PAUSED -> CANCELLED today, recording the cancellation fee
     (selectors.cancellation_fee_quote has the one rule: cancel_fee_bps of the remaining committed
-    value, half-up; 0 for cancel-anytime). Due deliveries from today on are cancelled. Charging
-    the fee and booking it in the ledger comes next (module docstring)."""
+    value, half-up; 0 for cancel-anytime). Due deliveries from today on are cancelled. A fee is
+    charged to the saved card after the commit by a durable effect written here
+    (subscriptions/fees.py), and booked in the ledger when captured."""
     subscription = _own(subscription_id=subscription_id, customer=customer)
     on = today()
     fee = cancellation_fee_quote(subscription=subscription, on=on)
@@ -476,6 +485,8 @@ def subscription_cancel(*, subscription_id: int, customer: CustomerProfile) -> S
         raise Conflict(_("This subscription is already cancelled."))
     _pause_end(subscription_id=subscription_id, on=on)
     _cancel_due(subscription_id=subscription_id, since=on, until=None, reason="cancelled")
+    if fee:
+        fee_collect_start(subscription_id=subscription_id)
     return Subscription.objects.get(pk=subscription_id)
 
 

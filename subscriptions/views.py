@@ -17,6 +17,7 @@ from payments.models import SavedCard
 from vendors.selectors import vendor_stock, vendors_public
 
 from . import selectors, services
+from .fees import fee_payment
 from .forms import PauseForm, PreferencesForm, SkipForm, SubscriptionForm
 from .models import Subscription
 
@@ -104,6 +105,7 @@ def subscription_detail(request: HttpRequest, subscription_id: int) -> HttpRespo
             }
         ),
         "recent": selectors.recent_deliveries(subscription=sub),
+        "fee_payment": fee_payment(subscription_id=sub.pk) if sub.fee_status else None,
     }
     return render(request, "subscriptions/detail.html", context)
 

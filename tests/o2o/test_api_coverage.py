@@ -43,6 +43,8 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
         "api-subscription-cancel",
         "api-subscription-preferences",
     ),
+    "subscriptions:wellbeing-ask": ("api-wellbeing-ask",),
+    "subscriptions:wellbeing-answer": ("api-wellbeing-answer",),
     "round:tap": ("api-round-actions",),
     # vendors
     "vendors:apply": ("api-vendor-apply",),

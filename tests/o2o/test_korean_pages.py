@@ -245,6 +245,30 @@ def _subscriptions(w: World) -> list[dict]:
     return [{"subscription_id": sub.pk}]
 
 
+def _wellbeing_request(w: World) -> list[dict]:
+    from tests.subscriptions.factories import SubscriptionFactory, WellbeingRequestFactory
+
+    customer = w.users["customer"].customer
+    SubscriptionFactory(customer=customer, vendor=w.ids["vendor"])
+    ask = WellbeingRequestFactory(
+        customer=customer, requester_name="김민지", message="어머니가 혼자 사세요."
+    )
+    return [{"token": ask.token}]
+
+
+def _wellbeing_asked(client: Client, w: World) -> None:
+    response = client.post(
+        reverse("subscriptions:wellbeing-ask"),
+        {
+            "subscriber_email": "someone@example.test",
+            "requester_name": "Kim",
+            "requester_email": "kim@example.test",
+            "relation": "family",
+        },
+    )
+    assert response.status_code == 302, response.content[:500]
+
+
 def _round(client: Client, w: World) -> None:
     """A regular with the wellbeing check on today's round (and due tomorrow), and a one-off."""
     from datetime import timedelta
@@ -341,6 +365,9 @@ PAGES: dict[str, Page] = {
     "subscriptions:list": Page("customer"),
     "subscriptions:new": Page("customer"),
     "subscriptions:detail": Page("customer", _subscriptions),
+    "subscriptions:wellbeing-ask": Page("anonymous"),
+    "subscriptions:wellbeing-ask-sent": Page("anonymous", prepare=_wellbeing_asked),
+    "subscriptions:wellbeing-answer": Page("customer", _wellbeing_request),
     "round:today": Page("vendor", prepare=_round),
     "round:tomorrow": Page("vendor", prepare=_round),
 }

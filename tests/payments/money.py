@@ -21,6 +21,7 @@ def captured(
     commission: int = 1_000,
     platform_fee: int = 0,
     provider_fee: int = 0,
+    price_advantage: int = 0,
 ) -> Payment:
     """A payment captured in full, its capture, split and provider fee booked (as
     payments.services does it: in one transaction, the fee once per payment)."""
@@ -28,6 +29,7 @@ def captured(
         amount=amount,
         commission=commission,
         platform_fee=platform_fee,
+        price_advantage=price_advantage,
         vendor_id=vendor_id,
         status=Payment.Status.AUTHORISED,
     )

@@ -151,7 +151,10 @@ def test_today_and_this_week_equal_the_ledger_after_captures_refunds_and_adjustm
         assert figures.gross == gross
         assert figures.commission == taken - back == (1_000 - 333) + (1_000 + 2_000) + 0
         assert figures.refunds == _ledger_sum(vendor.pk, "refunds", "reversal", "C") == 8_133
-        assert figures.net == figures.gross - figures.commission - figures.refunds
+        assert (
+            figures.net
+            == figures.gross - figures.commission - figures.refunds + figures.price_advantage
+        )
         assert figures.adjustments == 700
         assert figures.payouts == 0
     # ... and the payable balance moved by exactly that
@@ -194,7 +197,7 @@ def test_by_order_figures_add_up_to_the_period_and_the_balance():
     assert by_order[payments[3].order_id].net == 0  # refunded in full: nothing owed for it
     assert by_order[payments[1].order_id].net == 4_000 - 400 - (1_000 - 100)
     for f in by_order.values():
-        assert f.gross - f.commission - f.refunds == f.net
+        assert f.gross - f.commission - f.refunds + f.price_advantage == f.net
     assert rows[0].order_id in (payments[3].order_id, payments[4].order_id)
     # The orders add up to the vendor's total and to the ledger's balance
     total = earnings.vendor_figures(vendor_id=vendor.pk)
@@ -406,11 +409,11 @@ def test_after_any_movements_the_earnings_add_up_to_the_ledger(steps):
         # The balance is what the ledger says, and what the figures add up to
         assert e.balance == ledger.vendor_payable(vendor.pk) == total.change
         assert e.today == e.week == total
-        assert total.gross - total.commission - total.refunds == total.net
+        assert total.gross - total.commission - total.refunds + total.price_advantage == total.net
         # Order by order: each adds up, and together they are the vendor's sales
         rows = [earnings.order_row(r).figures for r in earnings.vendor_orders(vendor_id=vendor.pk)]
         for f in rows:
-            assert f.gross - f.commission - f.refunds == f.net
+            assert f.gross - f.commission - f.refunds + f.price_advantage == f.net
             assert 0 <= f.net <= f.gross
         assert sum(f.net for f in rows) == total.net
         assert sum(f.gross for f in rows) == total.gross == sum(p.amount for p in payments)

@@ -74,6 +74,8 @@ class Model:
     def __init__(self) -> None:
         # payment id -> [vendor id, captured, commission still held, refunded]
         self.payments: dict[int, list[int]] = {}
+        # payment id -> a regular's commitment price advantage the platform still pays on it
+        self.advantage: dict[int, int] = defaultdict(int)
         self.payouts: dict[int, str] = {}  # payout id -> status the test moved it to
         self.fees: dict[int, int] = {}  # payment id -> the provider's fee for its capture
 
@@ -85,11 +87,17 @@ class Model:
 
     def earned(self, vendor_id: int) -> int:
         """Captured share minus the refunds' shares."""
-        return sum((a - r) - c for v, a, c, r in self.payments.values() if v == vendor_id)
+        return sum(
+            (a - r) - c + self.advantage[pk]
+            for pk, (v, a, c, r) in self.payments.items()
+            if v == vendor_id
+        )
 
     def refund(self, payment_id: int, amount: int) -> None:
         v, a, c, r = self.payments[payment_id]
         back = c if r + amount >= a else min(pro_rata(c, amount, a - r), amount)
+        adv = self.advantage[payment_id]
+        self.advantage[payment_id] = 0 if r + amount >= a else adv - pro_rata(adv, amount, a - r)
         self.payments[payment_id] = [v, a, c - back, r + amount]
 
 
@@ -138,14 +146,23 @@ class MoneyMachine(RuleBasedStateMachine):
         amount=st.integers(1, 200_000),
         bps=st.integers(0, 3_000),
         fee_bps=st.integers(0, 500),
+        advantage_bps=st.sampled_from([0, 0, 500, 1000]),
     )
-    def place_and_capture(self, vendor: int, amount: int, bps: int, fee_bps: int) -> None:
+    def place_and_capture(
+        self, vendor: int, amount: int, bps: int, fee_bps: int, advantage_bps: int
+    ) -> None:
         commission = commission_of(amount, bps)
         fee = basis_points_of(amount, fee_bps)
+        advantage = basis_points_of(amount, advantage_bps)  # a regular's commitment delivery
         payment = captured(
-            vendor_id=self.vendors[vendor], amount=amount, commission=commission, provider_fee=fee
+            vendor_id=self.vendors[vendor],
+            amount=amount,
+            commission=commission,
+            provider_fee=fee,
+            price_advantage=advantage,
         )
         self.model.payments[payment.pk] = [self.vendors[vendor], amount, commission, 0]
+        self.model.advantage[payment.pk] = advantage
         self.model.fees[payment.pk] = fee
 
     @precondition(lambda self: any(a - r >= 2 for _v, a, _c, r in self.model.payments.values()))
@@ -246,6 +263,21 @@ class MoneyMachine(RuleBasedStateMachine):
     @invariant()
     def commission_is_captured_minus_reversed(self) -> None:
         assert ledger.balance(ledger.COMMISSION_REVENUE) == self.model.commission()
+
+    @invariant()
+    def the_commitment_advantage_is_paid_less_what_refunds_took_back(self) -> None:
+        assert ledger.balance(ledger.SUBSCRIPTION_ADVANTAGE) == sum(self.model.advantage.values())
+        # Each settlement's parts add up with it (the database holds this too)
+        for s in Settlement.objects.exclude(status=S.BUILDING):
+            assert s.net == (
+                s.gross
+                - s.refunds
+                - s.commission
+                - s.delivery_fees
+                + s.price_advantage
+                + s.adjustments
+                + s.returned
+            )
 
     def _amounts(self, status: str) -> dict[int, int]:
         ids = self._payouts(status)

@@ -18,6 +18,7 @@ from subscriptions.models import (
     SubscriptionItem,
     SubscriptionSkip,
     WellbeingFlag,
+    WellbeingRequest,
 )
 from subscriptions.selectors import add_months
 from tests.factories import (
@@ -145,3 +146,15 @@ class WellbeingFlagFactory(DjangoModelFactory):
     note = "did not answer the door"
     raised_by = factory.LazyAttribute(lambda o: o.subscription.vendor.user)
     contact_told = True
+
+
+class WellbeingRequestFactory(DjangoModelFactory):
+    class Meta:
+        model = WellbeingRequest
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    token = factory.LazyFunction(uuid.uuid4)
+    requester_name = "Kim Minji"
+    requester_email = factory.Sequence(lambda n: f"family{n}@example.test")
+    relation = WellbeingRequest.Relation.FAMILY
+    message = "Mum lives alone since last year."

@@ -185,6 +185,12 @@ def test_short_stock_with_nothing_there_or_the_skip_policy_skips_uncharged():
         assert delivery.status == D.SKIPPED and delivery.order_id is None
         assert "stock" in delivery.reason
     assert stock_of(product) == 1 and not Order.objects.exists()
+    # Each customer is told, once, that nothing comes and nothing is charged
+    effects_run(kinds=["subscription.email"])
+    effects_run(kinds=["subscription.email"])
+    for sub in (supply, skip):
+        [sent] = [m for m in emails_to(sub, "No regular delivery") if "not enough" in m.body]
+        assert "Nothing was charged" in sent.body and f"/subscriptions/{sub.pk}/" in sent.body
 
 
 @live

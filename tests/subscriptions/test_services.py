@@ -3,9 +3,12 @@
 from datetime import date, timedelta
 
 import pytest
+from django.core import mail
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from o2o.effects import effects_run
+from o2o.models import Effect
 from subscriptions.models import Delivery, Subscription
 from subscriptions.selectors import add_months, upcoming_deliveries
 from subscriptions.services import (
@@ -129,6 +132,15 @@ def test_pause_resume_guarded_and_cancels_due_rows(shop):
     assert subscription_resume(subscription_id=sub.pk, customer=shop[1]).status == "active"
     with pytest.raises(ValidationError, match="Only a paused"):
         subscription_resume(subscription_id=sub.pk, customer=shop[1])
+    # The pause was confirmed by e-mail (an effect written with it; sent while still paused)
+    [notify] = Effect.objects.filter(kind="subscription.notify")
+    assert notify.payload["what"] == "paused" and notify.payload["subscription_id"] == sub.pk
+    subscription_pause(subscription_id=sub.pk, customer=shop[1], until=back)
+    assert Effect.objects.filter(kind="subscription.notify").count() == 2  # a second pause: again
+    effects_run(kinds=["subscription.notify"])
+    sent = [m for m in mail.outbox if "paused" in m.subject]
+    assert len(sent) == 1  # the first was for a pause that had ended: not sent
+    assert back.strftime("%Y") in sent[0].body and shop[1].user.email in sent[0].to
 
 
 def test_pause_until_today_or_earlier_is_refused(shop):
