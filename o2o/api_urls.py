@@ -103,7 +103,7 @@ urlpatterns = [
     ),
     path("vendor/orders/", orders_api.VendorOrdersApi.as_view(), name="api-vendor-orders"),
     path(
-        "vendor/orders/hand-over/",
+        "vendor/orders/scan/",
         orders_api.VendorHandOverApi.as_view(),
         name="api-vendor-order-hand-over-scan",
     ),

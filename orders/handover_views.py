@@ -49,12 +49,13 @@ def vendor_scan(request: HttpRequest) -> HttpResponse:
     vendor = _inbox_vendor(request)
     if vendor is None:
         return redirect("vendors:apply")
-    form = HandOverScanForm(request.POST or None)
+    form = HandOverScanForm(request.POST if request.method == "POST" else None)
     outcome: dict[str, object] | None = None
     status = 200
     if request.method == "POST":
         if not form.is_valid():
-            outcome, status = {"error": form.errors.get("__all__", [""])[0]}, 400
+            errors = [e for field in form.errors.values() for e in field]
+            outcome, status = {"error": errors[0]}, 400
         else:
             data = form.cleaned_data
             try:
