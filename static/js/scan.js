@@ -152,7 +152,7 @@
       send({}, form);
     });
   });
-  startButton.addEventListener("click", start);
+  startButton.addEventListener("click", function () { outcome.innerHTML = ""; start(); });  // the last outcome is not this one
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) { var was = wanted; stop(); wanted = was; }
     else if (wanted && !stream) start();
