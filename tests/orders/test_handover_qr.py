@@ -91,6 +91,18 @@ def test_the_link_carries_the_order_and_its_code_in_any_form_a_scanner_gives(sho
         signed([1, 1234]),
         signed(["1", "1234"]),
     ],
+    ids=[
+        "empty",
+        "a-word",
+        "another-link",
+        "too-long",
+        "bad-signature",
+        "another-salt",
+        "another-key",
+        "a-dict",
+        "code-not-text",
+        "id-not-number",
+    ],
 )
 def test_anything_we_did_not_sign_as_a_handover_is_forged(text):
     with pytest.raises(HandoverTokenInvalid) as refused:
