@@ -113,6 +113,11 @@ urlpatterns = [
     ),
     path("vendor/orders/", orders_api.VendorOrdersApi.as_view(), name="api-vendor-orders"),
     path(
+        "vendor/orders/scan/",
+        orders_api.VendorHandOverApi.as_view(),
+        name="api-vendor-order-hand-over-scan",
+    ),
+    path(
         "vendor/orders/<int:order_id>/accept/",
         orders_api.VendorOrderAcceptApi.as_view(),
         name="api-vendor-order-accept",

@@ -501,6 +501,9 @@ PARTNER_SECRET_OVERLAP_HOURS = env.float("PARTNER_SECRET_OVERLAP_HOURS", default
 PARTNER_HTTP_CONNECT_TIMEOUT = env.float("PARTNER_HTTP_CONNECT_TIMEOUT", default=2.0)
 PARTNER_HTTP_TIMEOUT = env.float("PARTNER_HTTP_TIMEOUT", default=10.0)
 PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
+# The hand-over QR on a customer's order page (orders/services/handover_qr.py) is a signed link that
+# stays good this many seconds after the page drew it; the page draws a fresh one on every visit.
+HANDOVER_QR_MAX_AGE = env.int("HANDOVER_QR_MAX_AGE", default=24 * 3600)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor
 PICKUP_MAX_KM = env.float("PICKUP_MAX_KM", default=3.0)

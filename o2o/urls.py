@@ -10,6 +10,7 @@ from o2o.accounts.views import LoginView, PasswordResetView
 from o2o.error_views import page_not_found, server_error
 from o2o.health import healthz
 from o2o.language import set_language
+from orders.handover_views import handover_link
 
 admin.site.site_header = "O2O admin"
 admin.site.site_title = "O2O admin"
@@ -31,6 +32,8 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("sandbox/", include("payments.sandbox.urls")),
     path("orders/", include("orders.urls")),
+    # The link in a customer's hand-over QR: short, so the QR stays easy to scan.
+    path("o/h/<str:token>/", handover_link, name="handover-qr"),
     path("partner/", include("partners.urls")),
     path("subscriptions/", include("subscriptions.urls")),
     path("round/", include("subscriptions.round_urls")),

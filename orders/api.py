@@ -25,6 +25,7 @@ from vendors.services import OutOfStock
 from . import selectors
 from .models import Order
 from .serializers import (
+    HandOverScanInSerializer,
     OrderAcceptInSerializer,
     OrderCancelInSerializer,
     OrderDetailOutSerializer,
@@ -43,6 +44,8 @@ from .serializers import (
 )
 from .services import (
     PROBLEM_REASON_MAX,
+    HandoverTokenInvalid,
+    InvalidTransition,
     LineIn,
     PricesChanged,
     Receive,
@@ -51,6 +54,8 @@ from .services import (
     order_depart,
     order_expire_now,
     order_hand_over,
+    order_hand_over_by_token,
+    order_hand_over_checked,
     order_line_refund,
     order_line_short,
     order_payment_refresh,
@@ -318,6 +323,60 @@ class VendorOrderHandOverApi(_VendorActionApi):
 
     def act(self, *, order_id, vendor, data):
         order_hand_over(order_id=order_id, vendor=vendor, code=data["code"])
+
+
+class BadHandoverQr(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = _("This QR code is not a hand-over code of ours.")
+    default_code = "forged"
+
+
+class VendorHandOverApi(_OrderApi):
+    """Hand over by the customer's QR code (or the order number and code typed): the vendor
+    scanner's endpoint, through the same guarded hand-over and the same attempt limits as
+    `hand-over`. Error codes tell the outcomes apart: `forged` and `expired` (400, nothing was
+    tried), `already_handed_over`, `not_accepted` and `not_open` (409), a wrong code (400
+    `invalid`, counted as a try), another vendor's order or none (404)."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, HandoverTokenInvalid):
+            exc = BadHandoverQr(exc.messages[0], code=exc.code)
+        elif isinstance(exc, InvalidTransition) and exc.code:
+            exc = ConflictError(exc.messages[0], code=exc.code)
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        request=HandOverScanInSerializer,
+        responses={
+            200: VendorOrderOutSerializer,
+            **ERRORS,
+            400: OpenApiResponse(
+                description="A QR code we did not sign (`forged`) or too old (`expired`), a "
+                "wrong code (`invalid`, counted as a try) or too many of them."
+            ),
+            409: OpenApiResponse(
+                description="Already handed over (`already_handed_over`), not accepted yet, "
+                "or no longer open."
+            ),
+        },
+        tags=["vendor orders"],
+        summary="Hand over by the customer's QR code (or the number and code typed)",
+    )
+    def post(self, request):
+        vendor = request.user.vendor
+        body = HandOverScanInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("text"):
+            order = order_hand_over_by_token(text=data["text"], vendor=vendor)
+        else:
+            order = order_hand_over_checked(
+                order_id=data["order"], vendor=vendor, code=data["code"]
+            )
+        order = selectors.order_of_vendor(vendor=vendor, order_id=order.pk)
+        return Response(VendorOrderOutSerializer(order).data)
 
 
 @_action_schema(OrderRejectInSerializer, "Can't supply an accepted order after all: cancel it")

@@ -286,6 +286,23 @@ class HandOverForm(forms.Form):
     code = forms.CharField(label=_("Customer's code"), max_length=6)
 
 
+class HandOverScanForm(forms.Form):
+    """What the vendor's scanner sends: the scanned QR's link (or its token), or, typed, the order
+    number with the customer's code."""
+
+    text = forms.CharField(label=_("The QR code's link"), max_length=500, required=False)
+    order = forms.IntegerField(label=_("Order number"), min_value=1, required=False)
+    code = forms.CharField(label=_("Customer's code"), max_length=6, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("text") and not (data.get("order") and data.get("code")):
+            raise forms.ValidationError(
+                _("Scan the customer's QR code, or type the order number and the code.")
+            )
+        return data
+
+
 class LineShortForm(forms.Form):
     line = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     quantity = forms.IntegerField(label=_("How many"), min_value=1, max_value=10_000, initial=1)

@@ -9,8 +9,10 @@ from rest_framework import serializers
 from . import selectors
 from .models import Fulfilment, Order, OrderEvent, OrderLine
 from .progress_serializers import PROGRESS_FIELDS, OrderProgressOutMixin
+from .qr import handover_url
 from .receipts import OrderRefunds, order_refunds
 from .selectors import CODE_SHOWN
+from .services import handover_qr_shown
 
 # --- output ---------------------------------------------------------------------------------------
 
@@ -132,6 +134,12 @@ class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
     handover code."""
 
     handover_code = serializers.SerializerMethodField()
+    handover_qr_url = serializers.SerializerMethodField(
+        help_text="The link to show as a QR code beside the handover code, for the vendor's phone "
+        "to scan (signed; good for HANDOVER_QR_MAX_AGE seconds, so fetch the order again to "
+        "renew it). Null when the vendor can't hand the order over now, or it is collected at a "
+        "pickup point (whose staff type the code)."
+    )
     events = OrderEventOutSerializer(many=True, read_only=True)
     vendor_nearby = serializers.SerializerMethodField(
         help_text="A meet order's vendor at street level, for its customer only, while accepted, "
@@ -159,6 +167,7 @@ class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
         fields = [
             *_OrderBaseOutSerializer.Meta.fields,
             "handover_code",
+            "handover_qr_url",
             "events",
             "vendor_nearby",
             "refunds",
@@ -194,6 +203,13 @@ class OrderDetailOutSerializer(OrderProgressOutMixin, _OrderBaseOutSerializer):
 
     def get_handover_code(self, order: Order) -> str | None:
         return order.handover_code if order.status in CODE_SHOWN else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_handover_qr_url(self, order: Order) -> str | None:
+        request = self.context.get("request")
+        if request is None or not handover_qr_shown(order):
+            return None
+        return handover_url(request, order)
 
     @extend_schema_field(VendorNearbyOutSerializer(allow_null=True))
     def get_vendor_nearby(self, order: Order) -> dict | None:
@@ -316,6 +332,27 @@ class OrderLineShortInSerializer(serializers.Serializer):
 
 class OrderHandOverInSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=6)
+
+
+class HandOverScanInSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        max_length=500,
+        required=False,
+        help_text="What the customer's hand-over QR code holds (its link), or the token alone.",
+    )
+    order = serializers.IntegerField(
+        min_value=1, required=False, help_text="Typed instead: the order's number, with `code`."
+    )
+    code = serializers.CharField(
+        max_length=6, required=False, help_text="Typed instead: the code the customer shows."
+    )
+
+    def validate(self, attrs):
+        if not attrs.get("text") and not (attrs.get("order") and attrs.get("code")):
+            raise serializers.ValidationError(
+                _("Scan the customer's QR code, or type the order number and the code.")
+            )
+        return attrs
 
 
 class VendorOrdersQuerySerializer(serializers.Serializer):

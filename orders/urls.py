@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import handover_views, views
 
 app_name = "orders"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("vendor/", views.inbox, name="inbox"),
     path("vendor/list/", views.inbox_list, name="inbox-list"),
     path("vendor/history/", views.vendor_history, name="vendor-history"),
+    path("vendor/scan/", handover_views.vendor_scan, name="vendor-scan"),
     path("vendor/<int:order_id>/<slug:action>/", views.vendor_action, name="vendor-action"),
     path("<int:order_id>/", views.order_detail, name="detail"),
     path("<int:order_id>/status/", views.order_status, name="status"),

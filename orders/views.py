@@ -49,6 +49,7 @@ from .forms import (
     RejectForm,
 )
 from .models import Fulfilment, Order, OrderEvent, Status
+from .qr import handover_qr
 from .services import (
     EDGES,
     InvalidTransition,
@@ -424,10 +425,11 @@ def _status_label(order: Order) -> str:
     return dict(_path(order)).get(order.status) or str(order.get_status_display())
 
 
-def _order_context(order: Order) -> dict:
+def _order_context(request: HttpRequest, order: Order) -> dict:
     now = timezone.now()
     return {
         "order": order,
+        "handover_qr": handover_qr(request, order),
         "steps": _steps(order),
         "status_label": _status_label(order),
         "show_code": order.status in selectors.CODE_SHOWN,
@@ -486,7 +488,7 @@ def _render_detail(
     problem_form: ProblemForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    context = _order_context(order)
+    context = _order_context(request, order)
     # A regular's delivery links to its subscription (the subscriptions app owns the relation).
     context["regular"] = getattr(order, "subscription_delivery", None)
     context["problem"] = selectors.problem_state(order)
@@ -522,7 +524,7 @@ def order_status(request: HttpRequest, order_id: int) -> HttpResponse:
     """The changing parts of the order page, fetched on each live message and on reconnect: the
     status, and the lines (a line the vendor could not supply changes what the customer pays)."""
     order = _own_order(request, order_id)
-    return render(request, "orders/_live.html", _order_context(order))
+    return render(request, "orders/_live.html", _order_context(request, order))
 
 
 @login_required

@@ -16,6 +16,15 @@ their commission, right after the capture (order_short_lines_refund).
 from payments.errors import PaymentUnavailable  # re-exported for views and APIs
 
 from .convergence import orders_converge, orders_payments_disagreeing, orders_reconcile
+from .handover_qr import (
+    AlreadyHandedOver,
+    HandoverTokenInvalid,
+    handover_qr_shown,
+    handover_token_make,
+    handover_token_read,
+    order_hand_over_by_token,
+    order_hand_over_checked,
+)
 from .payment import (
     on_payment_status_changed,
     order_payment_refresh,
@@ -68,6 +77,8 @@ __all__ = [
     "RELEASES_STOCK",
     "SHORT_REFUND_ATTEMPTS",
     "SHORT_STATES",
+    "AlreadyHandedOver",
+    "HandoverTokenInvalid",
     "InvalidTransition",
     "LineIn",
     "PaymentUnavailable",
@@ -83,7 +94,12 @@ __all__ = [
     "order_complete",
     "order_depart",
     "order_expire_now",
+    "handover_qr_shown",
+    "handover_token_make",
+    "handover_token_read",
     "order_hand_over",
+    "order_hand_over_by_token",
+    "order_hand_over_checked",
     "order_is_final",
     "order_line_refund",
     "order_line_short",

@@ -59,6 +59,7 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
         "api-vendor-order-cancel",
         "api-vendor-order-line-short",
     ),
+    "orders:vendor-scan": ("api-vendor-order-hand-over-scan", "api-vendor-order-hand-over"),
     # a pickup point's staff
     "partners:point": ("api-point-order-collect",),
     # staff

@@ -305,6 +305,12 @@ def _round(client: Client, w: World) -> None:
             DeliveryFactory(subscription=sub, order=order, status="ordered")
 
 
+def _handover_links(w: World) -> list[dict]:
+    from orders.services import handover_token_make
+
+    return [{"token": handover_token_make(order=w.ids["orders"][1])}]
+
+
 def _basket(client: Client, w: World) -> None:
     put_cart(client, w.ids["vendor"], {w.ids["shop"].yakult.pk: 2})
 
@@ -338,6 +344,8 @@ PAGES: dict[str, Page] = {
     "orders:inbox": Page("vendor"),
     "orders:inbox-list": Page("vendor"),
     "orders:vendor-history": Page("vendor"),
+    "orders:vendor-scan": Page("vendor"),
+    "handover-qr": Page("vendor", _handover_links),
     "payments:earnings": Page("vendor"),
     "payments:earnings-vendor": Page("staff", lambda w: [{"vendor_id": w.ids["vendor"].pk}]),
     "payments:earnings-order": Page("vendor", lambda w: [{"order_id": w.ids["paid_order"].pk}]),
