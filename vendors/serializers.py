@@ -40,10 +40,18 @@ class VendorListSerializer(serializers.ModelSerializer):
 
 class StockLineSerializer(serializers.ModelSerializer):
     product = ProductSerializer(read_only=True)
+    quantity = serializers.IntegerField(
+        source="sellable",
+        read_only=True,
+        help_text="Units that may be sold now (expired lots still on the cart are not).",
+    )
+    fresh_today = serializers.BooleanField(
+        read_only=True, help_text="A lot of it was loaded today (Korea time) and has units left."
+    )
 
     class Meta:
         model = Stock
-        fields = ["product", "quantity", "updated_at"]
+        fields = ["product", "quantity", "fresh_today", "updated_at"]
 
 
 class VendorDetailSerializer(VendorListSerializer):
