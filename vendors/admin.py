@@ -302,7 +302,7 @@ class LotAllocationAdmin(_ReadOnlyAdmin):
 @admin.register(LotAdjustment)
 class LotAdjustmentAdmin(_ReadOnlyAdmin):
     list_display = ("created_at", "vendor", "product", "kind", "reason", "delta", "note", "actor")
-    list_filter = ("kind", "reason", "lot__vendor")
+    list_filter = ("kind", "reason", "lot__vendor", "lot__product")
     search_fields = ("lot__vendor__name", "lot__product__name_ko", "note")
     list_select_related = ("lot__product", "lot__vendor", "actor")
     date_hierarchy = "created_at"
@@ -323,7 +323,7 @@ class WasteAdmin(LotAdjustmentAdmin):
 
     change_list_template = "admin/vendors/wasterecord/change_list.html"
     list_display = ("created_at", "vendor", "product", "units", "value", "reason", "note", "actor")
-    list_filter = ("reason", "lot__vendor", "lot__product", "lot__product__category")
+    list_filter = ("reason", "lot__vendor", "lot__product", "lot__product__category__slug")
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(kind=LotAdjustment.Kind.WRITE_OFF)

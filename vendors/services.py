@@ -11,7 +11,8 @@ import h3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -290,7 +291,7 @@ def lot_load(
         best_before=best_before,
         sell_by=sell_by,
         loaded_at=now,
-        loaded_by=actor if getattr(actor, "pk", None) else None,
+        loaded_by_id=getattr(actor, "pk", None),
     )
     _notify_stock_changed(vendor.pk)
     return lot
@@ -330,7 +331,7 @@ def _lot_change(
         reason=reason,
         delta=delta,
         note=(note or "").strip()[:200],
-        actor=actor if getattr(actor, "pk", None) else None,
+        actor_id=getattr(actor, "pk", None),
     )
     lot.quantity = quantity
     _notify_stock_changed(vendor.pk)
@@ -754,3 +755,32 @@ def vendor_hours_set(*, vendor: Vendor, days: list[DayHours]) -> list[VendorHour
             for d in sorted(days, key=lambda d: d.weekday)
         ]
     )
+
+
+def stock_lots_fill(*, vendor_ids: list[int] | None = None, batch_size: int = 2000) -> int:
+    """Give units of Stock rows written without lots (bulk seeding, benchmarks) a lot of the default
+    shelf life each, so that every row is the sum of its lots again. Returns the lots made."""
+    lots = (
+        StockLot.objects.filter(vendor_id=OuterRef("vendor_id"), product_id=OuterRef("product_id"))
+        .order_by()
+        .values("product_id")
+        .annotate(n=Sum("quantity"))
+        .values("n")
+    )
+    rows = Stock.objects.annotate(
+        in_lots=Coalesce(Subquery(lots, output_field=IntegerField()), 0)
+    ).filter(quantity__gt=F("in_lots"))
+    if vendor_ids is not None:
+        rows = rows.filter(vendor_id__in=vendor_ids)
+    now, made, batch = timezone.now(), 0, []
+    for vendor_id, product_id, missing in rows.values_list(
+        "vendor_id", "product_id", F("quantity") - F("in_lots")
+    ).iterator(chunk_size=batch_size):
+        batch.append(
+            _default_lot(vendor_id=vendor_id, product_id=product_id, quantity=missing, now=now)
+        )
+        if len(batch) >= batch_size:
+            made += len(StockLot.objects.bulk_create(batch))
+            batch = []
+    made += len(StockLot.objects.bulk_create(batch))
+    return made
