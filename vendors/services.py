@@ -567,10 +567,15 @@ def _out_of_stock(*, vendor_id: int, product_id: int, now: datetime) -> OutOfSto
     )
     product = Product.objects.filter(pk=product_id).only("name_ko", "name_en").first()
     name = product.name if product else f"#{product_id}"
-    left = sums["sellable"]
+    on_cart = (
+        Stock.objects.filter(vendor_id=vendor_id, product_id=product_id)
+        .values_list("quantity", flat=True)
+        .first()
+    ) or 0
+    left = min(sums["sellable"], on_cart)
     if left:
         message = _("Only %(left)s of %(name)s left on the cart.") % {"left": left, "name": name}
-    elif sums["expired"]:
+    elif sums["expired"] and on_cart:
         message = _("%(name)s on this cart is past its date and can't be sold.") % {"name": name}
     else:
         message = _("%(name)s is sold out.") % {"name": name}
