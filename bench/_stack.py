@@ -150,6 +150,7 @@ def seed_vendors(
     from o2o.accounts.models import User
     from tracking.models import Presence, VendorPosition
     from vendors.models import Category, Product, Stock, Vendor
+    from vendors.services import stock_lots_fill
 
     rng = rng or random.Random(0)
     positions = positions or points
@@ -235,6 +236,7 @@ def seed_vendors(
             for p in rng.sample(products, 3)
         ]
         Stock.objects.bulk_create(stock, batch_size=batch_size)
+        stock_lots_fill(batch_size=batch_size)  # every row the sum of its lots
     return out
 
 

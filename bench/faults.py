@@ -272,6 +272,7 @@ def seed(clients: int) -> list[dict]:
     from customers.models import CustomerProfile
     from o2o.accounts.models import User
     from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock
+    from vendors.services import stock_lots_fill
 
     rng = random.Random(12)
     points = [
@@ -317,6 +318,7 @@ def seed(clients: int) -> list[dict]:
                 for pid in pids
             ]
         )
+        stock_lots_fill()  # every row the sum of its lots
         users = User.objects.bulk_create(
             [
                 User(

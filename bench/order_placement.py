@@ -74,6 +74,7 @@ def seed(*, buyers: int, hot_buyers: int, hot_stock: int) -> dict:
     from customers.models import CustomerProfile
     from o2o.accounts.models import User
     from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock
+    from vendors.services import stock_lots_fill
 
     rng = random.Random(5)
     # 21 vendors on shift within ~1 km of the pickup point: 20 for A, 1 hot cart for B.
@@ -127,6 +128,7 @@ def seed(*, buyers: int, hot_buyers: int, hot_stock: int) -> dict:
             ]
             + [Stock(vendor_id=hot_vendor, product=hot_product, quantity=hot_stock)]
         )
+        stock_lots_fill()  # every row the sum of its lots
         users = User.objects.bulk_create(
             [
                 User(

@@ -79,6 +79,7 @@ def seed(*, subscriptions: int, vendors: int, batch: int = 5_000) -> dict:
     from payments.sandbox.models import SandboxCustomer, SandboxPaymentMethod
     from subscriptions.models import Subscription, SubscriptionItem
     from vendors.models import Category, Product, ServiceCell, Stock, VendorHours
+    from vendors.services import stock_lots_fill
 
     rng = random.Random(7)
     # Vendors spread over ~20 km × 20 km around Mapo, each with its area (its cell and ring 1).
@@ -100,6 +101,7 @@ def seed(*, subscriptions: int, vendors: int, batch: int = 5_000) -> dict:
             [Stock(vendor_id=vid, product=product, quantity=10**6) for vid in vendor_ids],
             batch_size=batch,
         )
+        stock_lots_fill(vendor_ids=list(vendor_ids))  # every row the sum of its lots
         VendorHours.objects.bulk_create(
             [
                 VendorHours(vendor_id=vid, weekday=day, opens=zero, closes=last)

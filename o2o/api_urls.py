@@ -23,6 +23,17 @@ urlpatterns = [
     path("tracking/pings/", tracking_api.PingBatchApi.as_view(), name="api-ping-batch"),
     path("tracking/me/", tracking_api.OwnTrackApi.as_view(), name="api-own-track"),
     path("vendors/me/stock/", vendors_api.OwnStockApi.as_view(), name="api-own-stock"),
+    path("vendors/me/lots/", vendors_api.OwnLotsApi.as_view(), name="api-own-lots"),
+    path(
+        "vendors/me/lots/<int:lot_id>/correct/",
+        vendors_api.OwnLotCorrectApi.as_view(),
+        name="api-own-lot-correct",
+    ),
+    path(
+        "vendors/me/lots/<int:lot_id>/write-off/",
+        vendors_api.OwnLotWriteOffApi.as_view(),
+        name="api-own-lot-write-off",
+    ),
     path("vendors/apply/", vendors_api.VendorApplyApi.as_view(), name="api-vendor-apply"),
     path("vendors/me/hours/", vendors_api.OwnHoursApi.as_view(), name="api-own-hours"),
     path("vendor/round/", round_api.RoundApi.as_view(), name="api-round"),

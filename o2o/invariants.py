@@ -60,6 +60,29 @@ def _stock(report: Report) -> None:
 
     for row in Stock.objects.filter(quantity__lt=0).values_list("vendor_id", "product_id"):
         report.add("stock_negative", f"vendor:{row[0]} product:{row[1]}")
+    # The cart's quantity is the sum of its lots (vendors.models.StockLot).
+    from django.db.models import F, IntegerField, OuterRef, Subquery, Sum
+    from django.db.models.functions import Coalesce
+
+    from vendors.models import StockLot
+
+    lots = (
+        StockLot.objects.filter(vendor_id=OuterRef("vendor_id"), product_id=OuterRef("product_id"))
+        .order_by()
+        .values("product_id")
+        .annotate(n=Sum("quantity"))
+        .values("n")
+    )
+    off = (
+        Stock.objects.annotate(lots=Coalesce(Subquery(lots, output_field=IntegerField()), 0))
+        .exclude(quantity=F("lots"))
+        .values_list("vendor_id", "product_id", "quantity", "lots")[:200]
+    )
+    for vendor_id, product_id, quantity, in_lots in off:
+        report.add(
+            "stock_not_sum_of_lots",
+            f"vendor:{vendor_id} product:{product_id} stock:{quantity} lots:{in_lots}",
+        )
 
 
 def _effects(report: Report, *, now: datetime) -> None:

@@ -486,6 +486,9 @@ if DELIVERY_FEE_TO not in ("vendor", "platform"):
     raise ImproperlyConfigured("DELIVERY_FEE_TO is 'vendor' or 'platform'")
 ORDER_ACCEPT_MINUTES = env.int("ORDER_ACCEPT_MINUTES", default=10)
 ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=15)
+# Cold-chain lots: the expiry given to units put on a cart without one (the stock page's plain
+# quantity, released units with no lot to go back to, rows that existed before lots), in days.
+STOCK_DEFAULT_SHELF_DAYS = env.int("STOCK_DEFAULT_SHELF_DAYS", default=7)
 # Hours after a soft-declined off-session charge (a saved card) at which it is tried again, one
 # per retry; after the last, or after a hard decline, it is not tried again (payments.vault).
 OFF_SESSION_RETRY_HOURS = env.list("OFF_SESSION_RETRY_HOURS", cast=int, default=[1, 6, 24])

@@ -13,14 +13,19 @@ from customers.models import Address, CustomerProfile
 from tracking.models import Ping, PingRejectCount, Presence, VendorPosition
 from vendors.models import (
     Category,
+    LotAdjustment,
+    LotAllocation,
     OpeningHours,
     PickupPoint,
     Product,
     ServiceCell,
     Stock,
+    StockLot,
     Vendor,
     VendorHours,
+    WasteRecord,
 )
+from vendors.services import korea_today, lot_sell_by
 
 PASSWORD = "correct-horse-battery"
 MAPO = (37.5560, 126.9060)
@@ -109,10 +114,74 @@ class ProductFactory(DjangoModelFactory):
 class StockFactory(DjangoModelFactory):
     class Meta:
         model = Stock
+        skip_postgeneration_save = True
 
     vendor = factory.SubFactory(VendorFactory)
     product = factory.SubFactory(ProductFactory)
     quantity = 10
+
+    @factory.post_generation
+    def lot(obj, create, extracted, **kwargs):
+        """The row's units in one lot of the default shelf life: the cart's quantity is the sum of
+        its lots (vendors.models.StockLot). StockFactory(lot=False) makes a row without lots."""
+        if create and extracted is not False and obj.quantity > 0:
+            StockLotFactory(vendor=obj.vendor, product=obj.product, quantity=obj.quantity)
+
+
+def stock_put(*, vendor, product, quantity: int, **lot) -> Stock:
+    """Test set-up: the cart holds exactly `quantity` of the product, in one lot (expires_on /
+    best_before / loaded_at passed on), replacing its lots, written without the services."""
+    StockLot.objects.filter(vendor=vendor, product=product).delete()
+    row, _created = Stock.objects.update_or_create(
+        vendor=vendor, product=product, defaults={"quantity": quantity}
+    )
+    if quantity > 0:
+        StockLotFactory(vendor=vendor, product=product, quantity=quantity, **lot)
+    return row
+
+
+class StockLotFactory(DjangoModelFactory):
+    """A lot on its own: its units are NOT added to the Stock row (StockFactory makes both)."""
+
+    class Meta:
+        model = StockLot
+
+    vendor = factory.SubFactory(VendorFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 10
+    quantity_loaded = factory.LazyAttribute(lambda o: max(o.quantity, 1))
+    expires_on = factory.LazyFunction(lambda: korea_today() + timedelta(days=7))
+    best_before = None
+    sell_by = factory.LazyAttribute(
+        lambda o: lot_sell_by(expires_on=o.expires_on, best_before=o.best_before)
+    )
+
+
+class LotAllocationFactory(DjangoModelFactory):
+    class Meta:
+        model = LotAllocation
+
+    lot = factory.SubFactory(StockLotFactory)
+    reference = factory.Sequence(lambda n: 10_000 + n)
+    quantity = 1
+
+
+class LotAdjustmentFactory(DjangoModelFactory):
+    class Meta:
+        model = LotAdjustment
+
+    lot = factory.SubFactory(StockLotFactory)
+    kind = LotAdjustment.Kind.CORRECTION
+    reason = LotAdjustment.Reason.COUNT
+    delta = -1
+
+
+class WasteRecordFactory(LotAdjustmentFactory):
+    class Meta:
+        model = WasteRecord
+
+    kind = LotAdjustment.Kind.WRITE_OFF
+    reason = LotAdjustment.Reason.DAMAGED
 
 
 class PickupPointFactory(DjangoModelFactory):

@@ -4,20 +4,25 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from . import services
 from .models import (
     Category,
+    LotAdjustment,
+    LotAllocation,
     OpeningHours,
     PickupPoint,
     Product,
     ServiceCell,
     Stock,
+    StockLot,
     Vendor,
     VendorHours,
+    WasteRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -223,3 +228,129 @@ class ServiceCellAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Lots change through the services (the vendor's page/API, the actions here), never by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StockLot)
+class StockLotAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "vendor",
+        "product",
+        "quantity",
+        "quantity_loaded",
+        "expires_on",
+        "best_before",
+        "sell_by",
+        "is_expired",
+        "loaded_at",
+    )
+    list_filter = ("expires_on", "vendor__status", "product__category")
+    search_fields = ("vendor__name", "product__name_ko", "product__name_en", "product__sku")
+    list_select_related = ("vendor", "product")
+    date_hierarchy = "loaded_at"
+    actions = ["write_off_expired"]
+
+    @admin.display(boolean=True, description=_("expired"))
+    def is_expired(self, obj: StockLot) -> bool:
+        return obj.is_expired
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The write-off action needs it; the change form itself stays read-only (no fields).
+        return obj is None and request.user.is_staff
+
+    @admin.action(description=_("Write off the expired units of the selected lots"))
+    def write_off_expired(self, request: HttpRequest, queryset) -> None:
+        done = 0
+        for lot in queryset.filter(quantity__gt=0).select_related("vendor"):
+            if not lot.is_expired:
+                continue
+            services.lot_write_off(
+                lot_id=lot.pk,
+                vendor=lot.vendor,
+                actor=request.user,
+                reason=LotAdjustment.Reason.EXPIRED,
+                note=gettext("by staff"),
+            )
+            done += 1
+        self.message_user(
+            request,
+            ngettext("Wrote off %(n)s expired lot.", "Wrote off %(n)s expired lots.", done)
+            % {"n": done},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(LotAllocation)
+class LotAllocationAdmin(_ReadOnlyAdmin):
+    list_display = ("reference", "lot", "quantity", "released", "created_at")
+    search_fields = ("=reference",)
+    list_select_related = ("lot__product", "lot__vendor")
+
+
+@admin.register(LotAdjustment)
+class LotAdjustmentAdmin(_ReadOnlyAdmin):
+    list_display = ("created_at", "vendor", "product", "kind", "reason", "delta", "note", "actor")
+    list_filter = ("kind", "reason", "lot__vendor", "lot__product")
+    search_fields = ("lot__vendor__name", "lot__product__name_ko", "note")
+    list_select_related = ("lot__product", "lot__vendor", "actor")
+    date_hierarchy = "created_at"
+
+    @admin.display(description=_("vendor"), ordering="lot__vendor__name")
+    def vendor(self, obj: LotAdjustment):
+        return obj.lot.vendor
+
+    @admin.display(description=_("product"), ordering="lot__product__name_ko")
+    def product(self, obj: LotAdjustment):
+        return obj.lot.product
+
+
+@admin.register(WasteRecord)
+class WasteAdmin(LotAdjustmentAdmin):
+    """Staff's waste report: units written off, and their value at today's price, by vendor,
+    product and reason, for whatever the filters select (the summary above the list)."""
+
+    change_list_template = "admin/vendors/wasterecord/change_list.html"
+    list_display = ("created_at", "vendor", "product", "units", "value", "reason", "note", "actor")
+    list_filter = ("reason", "lot__vendor", "lot__product", "lot__product__category__slug")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(kind=LotAdjustment.Kind.WRITE_OFF)
+
+    @admin.display(description=_("units"))
+    def units(self, obj: LotAdjustment) -> int:
+        return obj.units
+
+    @admin.display(description=_("value"))
+    def value(self, obj: LotAdjustment) -> int:
+        return obj.units * obj.lot.product.price
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            context["waste_summary"] = list(
+                context["cl"]
+                .queryset.order_by()
+                .values("lot__vendor__name", "lot__product__name_ko", "reason")
+                .annotate(
+                    units=Sum(-F("delta")),
+                    value=Sum(-F("delta") * F("lot__product__price")),
+                )
+                .order_by("-value", "lot__vendor__name", "lot__product__name_ko")[:200]
+            )
+            reasons = dict(LotAdjustment.Reason.choices)
+            for row in context["waste_summary"]:
+                row["reason_label"] = reasons.get(row["reason"], row["reason"])
+        return response

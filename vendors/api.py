@@ -13,8 +13,12 @@ from o2o.api import error_response
 from o2o.errors import Conflict, NotAllowed
 
 from . import selectors
-from .models import Vendor
+from .models import StockLot, Vendor
 from .serializers import (
+    LotCorrectInSerializer,
+    LotLoadInSerializer,
+    LotOutSerializer,
+    LotWriteOffInSerializer,
     OwnHoursSerializer,
     OwnStockOutSerializer,
     ProductSerializer,
@@ -24,7 +28,16 @@ from .serializers import (
     VendorDetailSerializer,
     VendorListSerializer,
 )
-from .services import DayHours, StockChange, stock_set, vendor_apply, vendor_hours_set
+from .services import (
+    DayHours,
+    StockChange,
+    lot_correct,
+    lot_load,
+    lot_write_off,
+    stock_set,
+    vendor_apply,
+    vendor_hours_set,
+)
 
 
 class VendorListApi(generics.ListAPIView):
@@ -187,3 +200,112 @@ class VendorApplyApi(APIView):
                 raise AlreadyApplied() from None
             raise
         return Response(VendorApplicationOutSerializer(vendor).data, status=status.HTTP_201_CREATED)
+
+
+def _lot_error(exc: Exception) -> Response | None:
+    if isinstance(exc, StockLot.DoesNotExist):
+        return error_response("not_found", _("That lot is not on your cart."), 404)
+    if isinstance(exc, Conflict):
+        return error_response("conflict", exc.messages[0], status.HTTP_409_CONFLICT)
+    if isinstance(exc, NotAllowed):
+        return error_response("forbidden", exc.messages[0], status.HTTP_403_FORBIDDEN)
+    return None  # any other ValidationError: o2o.api.exception_handler, 400 with its fields
+
+
+_LOT_ERRORS = {
+    400: OpenApiResponse(description="Invalid input: `error.fields` names what to fix."),
+    403: OpenApiResponse(description="Not a vendor, or the vendor account is suspended."),
+}
+
+
+class OwnLotsApi(APIView):
+    """The signed-in vendor's cart lots (the same services as the stock page): what is on the
+    cart by lot, in selling order (soonest sell-by first), and loading a new lot."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    @extend_schema(responses=LotOutSerializer(many=True), tags=["vendor lots"])
+    def get(self, request):
+        """Lots with units left; `expired` ones can't be sold and wait to be written off."""
+        lots = selectors.vendor_lots(vendor=request.user.vendor)
+        rows = [lot for product_lots in lots.values() for lot in product_lots]
+        products = {p.pk: p for p in selectors.products_active().filter(lots__in=rows).distinct()}
+        for lot in rows:
+            if lot.product_id in products:
+                lot.product = products[lot.product_id]
+        rows = [lot for lot in rows if lot.product_id in products]
+        return Response(LotOutSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request=LotLoadInSerializer,
+        responses={201: LotOutSerializer, **_LOT_ERRORS},
+        tags=["vendor lots"],
+    )
+    def post(self, request):
+        """Load units of a product on the cart as one lot with its expiry."""
+        body = LotLoadInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            lot = lot_load(vendor=request.user.vendor, actor=request.user, **body.validated_data)
+        except ValidationError as exc:
+            if (response := _lot_error(exc)) is not None:
+                return response
+            raise
+        return Response(LotOutSerializer(lot).data, status=status.HTTP_201_CREATED)
+
+
+class OwnLotCorrectApi(APIView):
+    """Correct a lot's count (it holds `quantity` now): the cart's stock follows."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    @extend_schema(
+        request=LotCorrectInSerializer,
+        responses={
+            200: LotOutSerializer,
+            404: OpenApiResponse(description="No such lot on your cart."),
+            **_LOT_ERRORS,
+        },
+        tags=["vendor lots"],
+    )
+    def post(self, request, lot_id: int):
+        body = LotCorrectInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            lot = lot_correct(
+                lot_id=lot_id, vendor=request.user.vendor, actor=request.user, **body.validated_data
+            )
+        except (ValidationError, StockLot.DoesNotExist) as exc:
+            if (response := _lot_error(exc)) is not None:
+                return response
+            raise
+        return Response(LotOutSerializer(lot).data)
+
+
+class OwnLotWriteOffApi(APIView):
+    """Write units of a lot off as waste with a reason (`quantity` of them, or all)."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    @extend_schema(
+        request=LotWriteOffInSerializer,
+        responses={
+            200: LotOutSerializer,
+            404: OpenApiResponse(description="No such lot on your cart."),
+            409: OpenApiResponse(description="The lot holds fewer units than asked."),
+            **_LOT_ERRORS,
+        },
+        tags=["vendor lots"],
+    )
+    def post(self, request, lot_id: int):
+        body = LotWriteOffInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            lot = lot_write_off(
+                lot_id=lot_id, vendor=request.user.vendor, actor=request.user, **body.validated_data
+            )
+        except (ValidationError, StockLot.DoesNotExist) as exc:
+            if (response := _lot_error(exc)) is not None:
+                return response
+            raise
+        return Response(LotOutSerializer(lot).data)

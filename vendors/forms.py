@@ -50,3 +50,59 @@ class StockForm(forms.Form):
 
 
 StockFormSet = forms.formset_factory(StockForm, extra=0, max_num=1000, validate_max=True)
+
+
+# --- cold-chain lots: the stock page's load, correct and write-off forms -------------------------
+
+
+class LotLoadForm(forms.Form):
+    """Units put on the cart together, with their expiry (and best-before time if chilled)."""
+
+    product = forms.TypedChoiceField(label=_("Product"), coerce=int)
+    quantity = forms.IntegerField(
+        label=_("Quantity"),
+        min_value=1,
+        max_value=MAX_STOCK,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    expires_on = forms.DateField(
+        label=_("Expiry date"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    best_before = forms.DateTimeField(
+        label=_("Best before (chilled items)"),
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def __init__(self, *args, products=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["product"].choices = [(p.pk, p.name) for p in products]
+
+
+class LotCorrectForm(forms.Form):
+    lot = forms.IntegerField(widget=forms.HiddenInput)
+    quantity = forms.IntegerField(
+        label=_("Counted"),
+        min_value=0,
+        max_value=MAX_STOCK,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+
+
+def _write_off_reasons():
+    from .models import LotAdjustment
+
+    return [c for c in LotAdjustment.Reason.choices if c[0] != LotAdjustment.Reason.COUNT]
+
+
+class LotWriteOffForm(forms.Form):
+    lot = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.ChoiceField(label=_("Reason"), choices=_write_off_reasons)
+    quantity = forms.IntegerField(
+        label=_("How many (all if empty)"),
+        min_value=1,
+        required=False,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    note = forms.CharField(label=_("Note"), max_length=200, required=False)

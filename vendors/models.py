@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -248,3 +249,132 @@ class VendorHours(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+
+class StockLot(models.Model):
+    """Units of one product loaded on a cart together, with one expiry.
+
+    The rule, held by every service in vendors.services inside one transaction: a cart's
+    Stock.quantity is the sum of the remaining `quantity` of all its lots of that product, expired
+    ones included (they are on the cart until the vendor writes them off). A lot is sellable while
+    `sell_by` is in the future; sales take sellable lots only, the soonest `sell_by` first (then
+    the oldest lot). Writers lock the Stock row first, then its lots, so lots are never oversold.
+
+    `sell_by` is fixed at loading: the best-before time for chilled items, else the end of the
+    expiry date in Korea (the start of the next day, Asia/Seoul), whichever comes first.
+    """
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="lots")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="lots")
+    quantity_loaded = models.PositiveIntegerField(_("quantity loaded"))
+    quantity = models.IntegerField(_("quantity left"))
+    expires_on = models.DateField(_("expiry date"))
+    best_before = models.DateTimeField(_("best before"), null=True, blank=True)
+    sell_by = models.DateTimeField(_("sellable until"), editable=False)
+    loaded_at = models.DateTimeField(_("loaded at"), default=timezone.now)
+    loaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("loaded by"),
+    )
+
+    class Meta:
+        verbose_name = _("stock lot")
+        verbose_name_plural = _("stock lots")
+        ordering = ["vendor", "product", "sell_by", "id"]
+        indexes = [models.Index(fields=["vendor", "product", "sell_by"], name="lot_sell_order")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="lot_quantity_non_negative"),
+            models.CheckConstraint(condition=Q(quantity_loaded__gt=0), name="lot_loaded_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} · {self.expires_on:%Y-%m-%d}: {self.quantity}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.sell_by <= timezone.now()
+
+
+class LotAllocation(models.Model):
+    """Which lot an order's units came from, so that a release puts them back where they were.
+
+    `reference` is the order's id: vendors knows orders only by id (imports run one way)."""
+
+    lot = models.ForeignKey(StockLot, on_delete=models.CASCADE, related_name="allocations")
+    reference = models.BigIntegerField(_("order"), db_index=True)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    released = models.PositiveIntegerField(_("released"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("lot allocation")
+        verbose_name_plural = _("lot allocations")
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="allocation_positive"),
+            models.CheckConstraint(
+                condition=Q(released__gte=0, released__lte=models.F("quantity")),
+                name="allocation_released_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.reference} · {self.lot}: {self.quantity}"
+
+
+class LotAdjustment(models.Model):
+    """A change to a lot by hand: a count correction or a write-off (waste), with its reason.
+
+    `delta` is signed (a correction may add units); a write-off always takes units (< 0)."""
+
+    class Kind(models.TextChoices):
+        CORRECTION = "correction", _("Correction")
+        WRITE_OFF = "write_off", _("Write-off")
+
+    class Reason(models.TextChoices):
+        EXPIRED = "expired", _("Expired")
+        DAMAGED = "damaged", _("Damaged")
+        TEMPERATURE = "temperature", _("Kept too warm")
+        RECALL = "recall", _("Recall")
+        COUNT = "count", _("Counted again")
+        OTHER = "other", _("Other")
+
+    lot = models.ForeignKey(StockLot, on_delete=models.CASCADE, related_name="adjustments")
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    reason = models.CharField(_("reason"), max_length=12, choices=Reason.choices)
+    delta = models.IntegerField(_("change"))
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("lot adjustment")
+        verbose_name_plural = _("lot adjustments")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(delta=0), name="adjustment_non_zero"),
+            models.CheckConstraint(
+                condition=~Q(kind="write_off") | Q(delta__lt=0), name="write_off_takes_units"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.delta} ({self.get_reason_display()})"
+
+    @property
+    def units(self) -> int:
+        return abs(self.delta)
+
+
+class WasteRecord(LotAdjustment):
+    """Write-offs only, for staff's waste report (Django admin)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("waste")
+        verbose_name_plural = _("waste")

@@ -4,13 +4,15 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Product, Stock, Vendor
+from .models import Product, Stock, StockLot, Vendor
 
 
 def vendors_public() -> QuerySet[Vendor]:
@@ -32,7 +34,39 @@ def vendor_stock(*, vendor: Vendor, in_stock_only: bool = False) -> QuerySet[Sto
     return qs.filter(quantity__gt=0) if in_stock_only else qs
 
 
+def _sellable(now: datetime) -> Coalesce:
+    """A Stock row's units that may be sold now: its lots' units not past their sell_by."""
+    lots = (
+        StockLot.objects.filter(
+            vendor_id=OuterRef("vendor_id"), product_id=OuterRef("product_id"), sell_by__gt=now
+        )
+        .order_by()
+        .values("product_id")
+        .annotate(n=Sum("quantity"))
+        .values("n")
+    )
+    return Coalesce(Subquery(lots), 0)
+
+
+def _fresh_today(now: datetime) -> Exists:
+    """A Stock row with a lot loaded today (Korea) that still has sellable units."""
+    korea = ZoneInfo(settings.TIME_ZONE)
+    start = datetime.combine(timezone.localtime(now, korea).date(), time.min, tzinfo=korea)
+    return Exists(
+        StockLot.objects.filter(
+            vendor_id=OuterRef("vendor_id"),
+            product_id=OuterRef("product_id"),
+            loaded_at__gte=start,
+            quantity__gt=0,
+            sell_by__gt=now,
+        )
+    )
+
+
 def vendor_public_detail(*, slug: str) -> Vendor:
+    """An approved vendor with `stock_lines`: each line's `sellable` (units that may be sold now:
+    expired lots still on the cart are not) and `fresh_today` (a lot loaded this morning)."""
+    now = timezone.now()
     return (
         vendors_listed()
         .prefetch_related(
@@ -40,7 +74,8 @@ def vendor_public_detail(*, slug: str) -> Vendor:
                 "stock",
                 queryset=Stock.objects.filter(product__is_active=True)
                 .select_related("product", "product__category")
-                .order_by("-quantity", "product__category__position", "product__name_ko"),
+                .annotate(sellable=_sellable(now), fresh_today=_fresh_today(now))
+                .order_by("-sellable", "product__category__position", "product__name_ko"),
                 to_attr="stock_lines",
             )
         )
@@ -230,7 +265,20 @@ def vendor_availability(*, vendor_id: int, now: datetime | None = None) -> Avail
 
 def vendor_stock_left(*, vendor_id: int) -> dict[int, int]:
     """What the public may know of a cart's stock: {product id: units left}, products on sale."""
-    rows = Stock.objects.filter(vendor_id=vendor_id, product__is_active=True).values_list(
-        "product_id", "quantity"
+    rows = (
+        Stock.objects.filter(vendor_id=vendor_id, product__is_active=True)
+        .annotate(sellable=_sellable(timezone.now()))
+        .values_list("product_id", "sellable")
     )
     return dict(rows)
+
+
+def vendor_lots(*, vendor: Vendor) -> dict[int, list[StockLot]]:
+    """The vendor's lots with units left, by product, in the order they are sold (soonest sell_by
+    first: expired ones lead, to be written off)."""
+    lots: dict[int, list[StockLot]] = {}
+    for lot in StockLot.objects.filter(vendor=vendor, quantity__gt=0).order_by(
+        "product_id", "sell_by", "id"
+    ):
+        lots.setdefault(lot.product_id, []).append(lot)
+    return lots

@@ -1,6 +1,16 @@
 from rest_framework import serializers
 
-from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock, Vendor, VendorHours
+from vendors.models import (
+    Category,
+    LotAdjustment,
+    OpeningHours,
+    PickupPoint,
+    Product,
+    Stock,
+    StockLot,
+    Vendor,
+    VendorHours,
+)
 from vendors.services import MAX_STOCK
 
 
@@ -40,10 +50,18 @@ class VendorListSerializer(serializers.ModelSerializer):
 
 class StockLineSerializer(serializers.ModelSerializer):
     product = ProductSerializer(read_only=True)
+    quantity = serializers.IntegerField(
+        source="sellable",
+        read_only=True,
+        help_text="Units that may be sold now (expired lots still on the cart are not).",
+    )
+    fresh_today = serializers.BooleanField(
+        read_only=True, help_text="A lot of it was loaded today (Korea time) and has units left."
+    )
 
     class Meta:
         model = Stock
-        fields = ["product", "quantity", "updated_at"]
+        fields = ["product", "quantity", "fresh_today", "updated_at"]
 
 
 class VendorDetailSerializer(VendorListSerializer):
@@ -160,3 +178,63 @@ class OwnHoursSerializer(serializers.Serializer):
         help_text="At most one span a weekday. Empty: no hours published, so the cart takes no "
         "orders while off shift.",
     )
+
+
+# --- the vendor's own cart lots -----------------------------------------------------------------
+
+
+class LotOutSerializer(serializers.ModelSerializer):
+    product_id = serializers.IntegerField()
+    sku = serializers.CharField(source="product.sku")
+    name_ko = serializers.CharField(source="product.name_ko")
+    name_en = serializers.CharField(source="product.name_en")
+    expired = serializers.BooleanField(
+        source="is_expired", help_text="Past its sell-by: it can't be sold; write it off."
+    )
+
+    class Meta:
+        model = StockLot
+        fields = [
+            "id",
+            "product_id",
+            "sku",
+            "name_ko",
+            "name_en",
+            "quantity",
+            "quantity_loaded",
+            "expires_on",
+            "best_before",
+            "sell_by",
+            "expired",
+            "loaded_at",
+        ]
+
+
+class LotLoadInSerializer(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_STOCK)
+    expires_on = serializers.DateField(help_text="The expiry date (Korea), today or later.")
+    best_before = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Chilled items: the time they are best before (a time without offset is Korea's).",
+    )
+
+
+class LotCorrectInSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(
+        min_value=0, max_value=MAX_STOCK, help_text="What the lot holds, counted."
+    )
+    reason = serializers.ChoiceField(
+        choices=LotAdjustment.Reason.choices, default=LotAdjustment.Reason.COUNT
+    )
+    note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class LotWriteOffInSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=LotAdjustment.Reason.choices)
+    quantity = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None, help_text="All if left out."
+    )
+    note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)

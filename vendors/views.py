@@ -5,16 +5,25 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from o2o.errors import Conflict
 from o2o.forms import add_service_error
 
 from . import selectors
-from .forms import StockFormSet, VendorApplyForm
+from .forms import LotCorrectForm, LotLoadForm, LotWriteOffForm, StockFormSet, VendorApplyForm
 from .hours_forms import VendorHoursForm
-from .models import Vendor
-from .services import StockChange, stock_set, vendor_apply, vendor_hours_set
+from .models import StockLot, Vendor
+from .services import (
+    StockChange,
+    korea_today,
+    lot_correct,
+    lot_load,
+    lot_write_off,
+    stock_set,
+    vendor_apply,
+    vendor_hours_set,
+)
 
 
 @require_GET
@@ -139,8 +148,105 @@ def stock_edit(request: HttpRequest) -> HttpResponse:
             product = None
         lines.append((form, product))
     return render(
-        request, "vendors/stock.html", {"vendor": vendor, "formset": formset, "lines": lines}
+        request,
+        "vendors/stock.html",
+        {
+            "vendor": vendor,
+            "formset": formset,
+            "lines": lines,
+            **_lots_context(vendor=vendor, products=[p for p, _q in rows]),
+        },
     )
+
+
+def _lots_context(*, vendor: Vendor, products: list) -> dict:
+    """The stock page's lots: by product in selling order, the expired ones to take off first."""
+    by_product = selectors.vendor_lots(vendor=vendor)
+    names = {p.pk: p for p in products}
+    groups = [(names[pid], lots) for pid, lots in by_product.items() if pid in names]
+    expired = [lot for _p, lots in groups for lot in lots if lot.is_expired]
+    for product, lots in groups:
+        for lot in lots:
+            lot.product = product  # the page shows names in its language without a query a lot
+    return {
+        "lot_groups": groups,
+        "expired_lots": expired,
+        "load_form": LotLoadForm(
+            products=products, initial={"expires_on": korea_today().isoformat()}
+        ),
+        "write_off_reasons": LotWriteOffForm.base_fields["reason"].choices,
+    }
+
+
+@login_required
+@require_POST
+def lot_action(request: HttpRequest) -> HttpResponse:
+    """The stock page's lot forms: load a lot, correct one's count, write units off with a reason.
+    Every outcome is told on the stock page it redirects to."""
+    vendor = _my_vendor(request)
+    if vendor is None:
+        messages.info(request, _("Only vendors have a cart to stock. Apply to sell first."))
+        return redirect("vendors:apply")
+    action = request.POST.get("action")
+    if action == "load":
+        form: LotLoadForm | LotCorrectForm | LotWriteOffForm = LotLoadForm(
+            request.POST, products=selectors.products_active()
+        )
+    elif action == "correct":
+        form = LotCorrectForm(request.POST)
+    elif action == "write_off":
+        form = LotWriteOffForm(request.POST)
+    else:
+        messages.error(request, _("Unknown action."))
+        return redirect("vendors:stock")
+    if not form.is_valid():
+        errors = [
+            f"{form.fields[f].label}: {e}" if f in form.fields else e
+            for f, es in form.errors.items()
+            for e in es
+        ]
+        messages.error(request, " ".join(str(e) for e in errors))
+        return redirect("vendors:stock")
+    data = form.cleaned_data
+    try:
+        if action == "load":
+            lot = lot_load(
+                vendor=vendor,
+                actor=request.user,
+                product_id=data["product"],
+                quantity=data["quantity"],
+                expires_on=data["expires_on"],
+                best_before=data["best_before"],
+            )
+            done = _("Loaded %(n)s of %(name)s.") % {"n": lot.quantity, "name": lot.product.name}
+        elif action == "correct":
+            lot = lot_correct(
+                lot_id=data["lot"], vendor=vendor, actor=request.user, quantity=data["quantity"]
+            )
+            done = _("%(name)s: the lot now holds %(n)s.") % {
+                "name": lot.product.name,
+                "n": lot.quantity,
+            }
+        else:
+            lot = lot_write_off(
+                lot_id=data["lot"],
+                vendor=vendor,
+                actor=request.user,
+                reason=data["reason"],
+                quantity=data["quantity"],
+                note=data["note"],
+            )
+            done = _("%(name)s: written off. %(n)s left in the lot.") % {
+                "name": lot.product.name,
+                "n": lot.quantity,
+            }
+    except StockLot.DoesNotExist:
+        messages.error(request, _("That lot is not on your cart."))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done)
+    return redirect("vendors:stock")
 
 
 @login_required

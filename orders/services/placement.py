@@ -326,7 +326,8 @@ def order_place(
             for pid, q in sorted(items.items())
         ]
     )
-    stock_reserve(vendor_id=vendor.pk, items=items)  # OutOfStock rolls the order back
+    # OutOfStock rolls the order back; the lots each line took are recorded under the order's id.
+    stock_reserve(vendor_id=vendor.pk, items=items, reference=order.pk)
     OrderEvent.objects.create(
         order=order, to_status=Status.PENDING_PAYMENT, actor=customer.user, role=Role.CUSTOMER
     )

@@ -103,6 +103,7 @@ def _transition(
         stock_release(
             vendor_id=order.vendor_id,
             items={pid: n for pid, n in supplied.values_list("product_id", "left") if n > 0},
+            reference=order_id,  # back to the lots the order took them from
         )
     # What must follow (money, e-mail, partner events) is written here, in this transaction.
     from ..effects import transition_effects_add

@@ -49,6 +49,7 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
     # vendors
     "vendors:apply": ("api-vendor-apply",),
     "vendors:stock": ("api-own-stock",),
+    "vendors:lots": ("api-own-lots", "api-own-lot-correct", "api-own-lot-write-off"),
     "vendors:hours": ("api-own-hours",),
     "orders:vendor-action": (
         "api-vendor-order-accept",

@@ -410,6 +410,7 @@ NOT_PAGES: dict[str, str] = {
     "orders:cancel": "a POST that redirects",
     "orders:problem": "a POST that redirects",
     "orders:again": "a POST that redirects",
+    "vendors:lots": "a POST that redirects to the stock page (lots shown there)",
     "tracking:manifest": "the web app manifest (JSON)",
     "tracking:sw": "the service worker (JavaScript)",
     "subscriptions:action": "a POST that redirects",
