@@ -37,6 +37,25 @@ def customer_signup(
     return CustomerProfile.objects.create(user=user, phone=phone.strip())
 
 
+WALKUP_EMAIL = "walk-up@guest.o2o.invalid"
+
+
+def walkup_customer() -> CustomerProfile:
+    """The one customer a walk-up buyer without an account (a guest paying at the cart, a cash
+    sale) is recorded as: a user that can't sign in (inactive, no usable password). Their order is
+    theirs through the signed link their phone keeps, never through this account; a receipt goes
+    to Order.receipt_email when they gave one."""
+    from django.contrib.auth import get_user_model
+
+    user, created = get_user_model().objects.get_or_create(
+        email=WALKUP_EMAIL, defaults={"name": "Walk-up", "is_active": False}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return customer_profile_get_or_create(user=user)
+
+
 def customer_profile_get_or_create(*, user: "AccountUser") -> CustomerProfile:
     profile, _created = CustomerProfile.objects.get_or_create(user=user)
     return profile

@@ -16,6 +16,11 @@ class Fulfilment(models.TextChoices):
     AT_CART = "at_cart", _("At the cart")
 
 
+class PaymentMethod(models.TextChoices):
+    CARD = "card", _("card, online")
+    CASH = "cash", _("cash at the cart")
+
+
 class Status(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", _("Waiting for payment")
     PLACED = "placed", _("Placed")
@@ -92,6 +97,13 @@ class Order(models.Model):
         help_text=_("The delivery fee, when the platform keeps it (DELIVERY_FEE_TO)."),
     )
 
+    # How the money came: online by card (a Payment), or cash at the cart (no Payment; issue 16).
+    payment_method = models.CharField(
+        _("paid by"), max_length=4, choices=PaymentMethod.choices, default=PaymentMethod.CARD
+    )
+    # A walk-up buyer without an account (the shared walk-up customer, customers.services
+    # walkup_customer): where their receipt goes, if they gave an address.
+    receipt_email = models.EmailField(_("receipt to"), blank=True)
     handover_code = models.CharField(max_length=6)
     checkout_token = models.UUIDField(unique=True)
     payment_id = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -132,6 +144,11 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=~Q(fulfilment="delivery") | Q(delivery_lat__isnull=False),
                 name="order_delivery_has_address",
+            ),
+            models.CheckConstraint(
+                condition=Q(payment_method="card")
+                | Q(fulfilment="at_cart", payment_id__isnull=True),
+                name="order_cash_only_at_the_cart",
             ),
             models.CheckConstraint(
                 condition=~Q(fulfilment="pickup") | Q(pickup_point__isnull=False),
