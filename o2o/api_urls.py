@@ -2,6 +2,7 @@
 
 from django.urls import include, path, re_path
 
+from counter import api as counter_api
 from customers import account_api, address_api
 from customers import api as customers_api
 from o2o.accounts.api import ObtainTokenApi
@@ -89,6 +90,8 @@ urlpatterns = [
         subscriptions_api.WellbeingAnswerApi.as_view(),
         name="api-wellbeing-answer",
     ),
+    path("counter/orders/", counter_api.WalkupOrdersApi.as_view(), name="api-counter-orders"),
+    path("counter/baskets/", counter_api.VendorBasketsApi.as_view(), name="api-counter-baskets"),
     path("orders/", orders_api.OrdersApi.as_view(), name="api-orders"),
     path("orders/<int:order_id>/", orders_api.OrderDetailApi.as_view(), name="api-order"),
     path(

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "payments.sandbox",
     "partners",
     "subscriptions",
+    "counter",
 ]
 
 MIDDLEWARE = [
@@ -632,3 +633,11 @@ SUBSCRIPTION_MAX_QUANTITY = env.int("SUBSCRIPTION_MAX_QUANTITY", default=20)
 # long the subscriber's link stays valid, and how many requests a subscriber or an asker gets a day.
 WELLBEING_REQUEST_DAYS = env.int("WELLBEING_REQUEST_DAYS", default=14)
 WELLBEING_REQUESTS_PER_DAY = env.int("WELLBEING_REQUESTS_PER_DAY", default=3)
+# The cart's counter (counter/, issue 16): the cart's QR is remade every ROTATE seconds and accepted
+# for MAX_AGE; scanning it lets the phone buy from that cart for PASS minutes; a walk-up order waits
+# PAY minutes for its payment (then its stock goes back); a basket the vendor made is valid BASKET.
+COUNTER_QR_ROTATE_SECONDS = env.int("COUNTER_QR_ROTATE_SECONDS", default=30)
+COUNTER_QR_MAX_AGE = env.int("COUNTER_QR_MAX_AGE", default=90)
+COUNTER_PASS_MINUTES = env.int("COUNTER_PASS_MINUTES", default=15)
+COUNTER_PAY_MINUTES = env.int("COUNTER_PAY_MINUTES", default=5)
+COUNTER_BASKET_MINUTES = env.int("COUNTER_BASKET_MINUTES", default=10)

@@ -104,6 +104,9 @@ class Order(models.Model):
     # A walk-up buyer without an account (the shared walk-up customer, customers.services
     # walkup_customer): where their receipt goes, if they gave an address.
     receipt_email = models.EmailField(_("receipt to"), blank=True)
+    # Bought standing at the cart (counter: the cart's QR or a basket the vendor made): handed
+    # over as soon as it is paid. Other at-cart orders are collected at the cart later, by code.
+    walkup = models.BooleanField(_("bought at the cart"), default=False)
     handover_code = models.CharField(max_length=6)
     checkout_token = models.UUIDField(unique=True)
     payment_id = models.BigIntegerField(null=True, blank=True, db_index=True)

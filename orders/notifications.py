@@ -100,6 +100,8 @@ def order_email(*, order_id: int, status: str, event_id: int) -> None:
     if status == Status.CANCELLED and event.role == OrderEvent.Role.VENDOR:
         _email(order, VENDOR_CANCELLED_CUSTOMER, reason=event.reason)
         return
+    if order.walkup and status in (Status.PLACED, Status.ACCEPTED):
+        return  # bought at the cart: paid, accepted and handed over in a moment; one e-mail
     template = EMAIL_ON.get(status)
     if template:
         _email(order, template)
@@ -158,6 +160,14 @@ def refund_email(*, order_id: int, refund_id: int) -> None:
 
 
 def _email(order: Order, template: str, *, reason: str = "", to: str = "", **extra) -> None:
+    from customers.services import WALKUP_EMAIL
+
+    if not to:
+        # A walk-up guest (the shared walk-up customer) gets mail only at the address they gave.
+        walkup = order.customer.user.email == WALKUP_EMAIL
+        to = order.receipt_email if walkup else order.customer.user.email
+        if not to:
+            return
     with translation.override(settings.LANGUAGE_CODE):
         body = _(template) % {
             "id": order.pk,
@@ -170,5 +180,5 @@ def _email(order: Order, template: str, *, reason: str = "", to: str = "", **ext
             subject=_("Order #%(id)s") % {"id": order.pk},
             message=body,
             from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[to or order.customer.user.email],
+            recipient_list=[to],
         )

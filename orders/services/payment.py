@@ -77,13 +77,19 @@ def order_payment_settled(*, order_id: int, payment_status: str) -> Order | None
     now = timezone.now()
     try:
         if payment_status == "authorised":
-            return _transition(
+            order = _transition(
                 order_id=order_id,
                 action="authorise",
                 role=Role.SYSTEM,
                 placed_at=now,
                 expires_at=_accept_deadline(order_id=order_id, now=now),
             )
+            if order.walkup:
+                # Bought standing at the cart: the buyer has it in hand (counter.services).
+                from .transitions import order_hand_over_at_cart
+
+                return order_hand_over_at_cart(order_id=order_id)
+            return order
         if payment_status == "failed":
             # A declined card leaves the payment open (another card may be tried): it fails only
             # when its window is over at the provider, or if it was never started.

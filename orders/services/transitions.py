@@ -328,6 +328,34 @@ def order_accept_standing(*, order_id: int) -> Order:
 
 
 @transaction.atomic
+def order_hand_over_at_cart(*, order_id: int) -> Order:
+    """A walk-up sale paid at the cart (counter): accepted and handed over at once by the system,
+    the buyer standing at the cart; the vendor's counter screen shows it live. At-cart orders
+    only; the capture follows the handover as for any order."""
+    now = timezone.now()
+    scope = {"fulfilment": Fulfilment.AT_CART, "walkup": True}
+    reason = "paid at the cart"
+    _transition(
+        order_id=order_id,
+        action="accept",
+        role=Role.SYSTEM,
+        reason=reason,
+        scope=scope,
+        accepted_at=now,
+        expires_at=None,
+    )
+    return _transition(
+        order_id=order_id,
+        action="hand_over",
+        role=Role.SYSTEM,
+        reason=reason,
+        scope=scope,
+        handed_over_at=now,
+        expires_at=None,
+    )
+
+
+@transaction.atomic
 def order_hand_over_unattended(*, order_id: int, vendor: Vendor, reason: str) -> Order:
     """A regular's delivery handed over without the customer's code: left at the door, as the
     customer chose beforehand (subscriptions.round checks the choice). Delivery orders only."""

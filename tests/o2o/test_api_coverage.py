@@ -46,6 +46,9 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
     "subscriptions:wellbeing-ask": ("api-wellbeing-ask",),
     "subscriptions:wellbeing-answer": ("api-wellbeing-answer",),
     "round:tap": ("api-round-actions",),
+    "counter:cart": ("api-counter-orders",),
+    "counter:basket": ("api-counter-orders",),
+    "counter:vendor-basket": ("api-counter-baskets",),
     # vendors
     "vendors:apply": ("api-vendor-apply",),
     "vendors:stock": ("api-own-stock",),

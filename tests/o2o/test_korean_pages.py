@@ -269,6 +269,40 @@ def _wellbeing_asked(client: Client, w: World) -> None:
     assert response.status_code == 302, response.content[:500]
 
 
+def _counter_pass(client: Client, w: World) -> None:
+    from counter.tokens import cart_token_make
+
+    client.get(reverse("counter:scan", args=[cart_token_make(vendor_id=w.ids["vendor"].pk)]))
+
+
+def _counter_cart(w: World) -> list[dict]:
+    return [{"vendor_id": w.ids["vendor"].pk}]
+
+
+def _counter_basket(w: World) -> list[dict]:
+    from counter.tokens import basket_token_make
+
+    code = basket_token_make(vendor_id=w.ids["vendor"].pk, items={w.ids["shop"].yakult.pk: 2})
+    return [{"code": code}]
+
+
+def _counter_order(w: World) -> list[dict]:
+    import uuid
+
+    from django.core import signing
+
+    from counter.services import walkup_order_place
+    from counter.views import ORDER_SALT
+
+    order = walkup_order_place(
+        vendor_id=w.ids["vendor"].pk,
+        items={w.ids["shop"].yakult.pk: 1},
+        checkout_token=uuid.uuid4(),
+        receipt_email="walker@example.test",
+    )
+    return [{"code": signing.dumps(order.pk, salt=ORDER_SALT)}]
+
+
 def _round(client: Client, w: World) -> None:
     """A regular with the wellbeing check on today's round (and due tomorrow), and a one-off."""
     from datetime import timedelta
@@ -374,6 +408,10 @@ PAGES: dict[str, Page] = {
     "subscriptions:new": Page("customer"),
     "subscriptions:detail": Page("customer", _subscriptions),
     "subscriptions:wellbeing-ask": Page("anonymous"),
+    "counter:vendor": Page("vendor"),
+    "counter:cart": Page("anonymous", _counter_cart, prepare=_counter_pass),
+    "counter:basket": Page("anonymous", _counter_basket),
+    "counter:order": Page("anonymous", _counter_order),
     "subscriptions:wellbeing-ask-sent": Page("anonymous", prepare=_wellbeing_asked),
     "subscriptions:wellbeing-answer": Page("customer", _wellbeing_request),
     "round:today": Page("vendor", prepare=_round),
@@ -416,6 +454,10 @@ NOT_PAGES: dict[str, str] = {
     "subscriptions:action": "a POST that redirects",
     "round:tap": "a POST that redirects",
     "round:sw": "the service worker (JavaScript)",
+    "counter:vendor-qr": "the cart's fresh QR for the counter page's script (JSON)",
+    "counter:vendor-sales": "a fragment of the counter page, fetched by its script",
+    "counter:vendor-basket": "a POST answered by a page shown to the buyer (tests/counter)",
+    "counter:scan": "the cart's QR link: sets a pass and redirects",
 }
 ERROR_PAGES = ["403.html", "403_csrf.html", "404.html", "500.html", "503.html"]
 
