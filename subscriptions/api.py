@@ -259,6 +259,7 @@ class WellbeingAskApi(APIView):
         request=WellbeingAskInSerializer,
         responses={202: OpenApiResponse(description="Asked, if there is anyone to ask."), **ERRORS},
         tags=["subscriptions"],
+        operation_id="wellbeing_request_ask",
     )
     def post(self, request):
         body = WellbeingAskInSerializer(data=request.data)
@@ -279,7 +280,11 @@ class WellbeingAnswerApi(APIView):
         except NotAllowed as exc:
             raise NotFound(_("No such request.")) from exc
 
-    @extend_schema(responses={200: WellbeingRequestOutSerializer, **ERRORS}, tags=["subscriptions"])
+    @extend_schema(
+        responses={200: WellbeingRequestOutSerializer, **ERRORS},
+        tags=["subscriptions"],
+        operation_id="wellbeing_request_get",
+    )
     def get(self, request, token):
         _customer, ask = self.mine(token)
         return Response(WellbeingRequestOutSerializer(ask).data)
@@ -288,6 +293,7 @@ class WellbeingAnswerApi(APIView):
         request=WellbeingAnswerInSerializer,
         responses={200: WellbeingRequestOutSerializer, **ERRORS},
         tags=["subscriptions"],
+        operation_id="wellbeing_request_answer",
     )
     def post(self, request, token):
         """The subscriber's yes (for one of their subscriptions) or no, once."""

@@ -45,7 +45,8 @@ def test_a_fresh_demo_has_a_week_of_money_and_a_second_seed_adds_none():
 
     # Then the demo vendor's orders of the past days are completed, in several ways, with
     # several products
-    orders = Order.objects.filter(vendor=vendor)
+    # (today's regular deliveries, made when the vendor still has hours today, are not history)
+    orders = Order.objects.filter(vendor=vendor, subscription_delivery__isnull=True)
     assert orders.count() >= 10
     assert set(orders.values_list("status", flat=True)) == {"completed"}
     ways = set(orders.values_list("fulfilment", flat=True))
