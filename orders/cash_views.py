@@ -89,7 +89,7 @@ def vendor_cash(request: HttpRequest) -> HttpResponse:
         return _page(request, vendor)
     form = CashSaleForm(request.POST)
     if not form.is_valid():
-        errors = [e for field in form.errors.values() for e in field]
+        errors = [str(e) for field in form.errors.values() for e in field]
         return _page(request, vendor, error=errors[0], status=400)
     data = form.cleaned_data
     try:

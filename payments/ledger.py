@@ -535,7 +535,7 @@ def cash_commission_post(
 def cash_commission_reverse(*, order_id: int, actor=None) -> JournalTransaction | None:
     """A cash sale undone: its commission, if one was booked, goes back to the vendor. Once."""
     booked = JournalTransaction.objects.filter(key=f"cash_commission:{order_id}").first()
-    if booked is None:
+    if booked is None or booked.vendor_id is None:
         return None
     amount = (
         LedgerEntry.objects.filter(transaction=booked, side=C).aggregate(n=Sum("amount"))["n"] or 0
