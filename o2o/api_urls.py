@@ -132,6 +132,14 @@ urlpatterns = [
         name="api-vendor-order-hand-over-scan",
     ),
     path(
+        "vendor/cash-sales/", orders_api.VendorCashSalesApi.as_view(), name="api-vendor-cash-sales"
+    ),
+    path(
+        "vendor/cash-sales/<int:order_id>/undo/",
+        orders_api.VendorCashSaleUndoApi.as_view(),
+        name="api-vendor-cash-sale-undo",
+    ),
+    path(
         "vendor/orders/<int:order_id>/accept/",
         orders_api.VendorOrderAcceptApi.as_view(),
         name="api-vendor-order-accept",

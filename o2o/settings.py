@@ -509,6 +509,11 @@ PICKUP_HOLD_HOURS = env.int("PICKUP_HOLD_HOURS", default=24)
 # stays good this many seconds after the page drew it; the page draws a fresh one on every visit.
 HANDOVER_QR_MAX_AGE = env.int("HANDOVER_QR_MAX_AGE", default=24 * 3600)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=20)
+# Cash sales at the cart (issue 16): no commission unless CASH_COMMISSION (then the vendor owes it,
+# netted at settlement through the ledger); a sale can be undone for CASH_UNDO_MINUTES.
+CASH_COMMISSION = env.bool("CASH_COMMISSION", default=False)
+CASH_UNDO_MINUTES = env.int("CASH_UNDO_MINUTES", default=5)
+CASH_SALE_MAX_LINES = env.int("CASH_SALE_MAX_LINES", default=30)
 MEET_MAX_RINGS = env.int("MEET_MAX_RINGS", default=3)  # meeting cell within N cells of the vendor
 PICKUP_MAX_KM = env.float("PICKUP_MAX_KM", default=3.0)
 # Ordering ahead from a cart that is off shift (vendors.selectors.Availability): the vendors'

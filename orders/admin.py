@@ -80,8 +80,17 @@ class OrderEventInline(_ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("id", "vendor", "customer", "status", "fulfilment", "total_won", "created_at")
-    list_filter = ("status", "fulfilment", "created_at")
+    list_display = (
+        "id",
+        "vendor",
+        "customer",
+        "status",
+        "fulfilment",
+        "payment_method",
+        "total_won",
+        "created_at",
+    )
+    list_filter = ("status", "fulfilment", "payment_method", "created_at")
     search_fields = ("vendor__name", "customer__user__email", "delivery_address", "note")
     list_select_related = ("vendor", "customer__user")
     date_hierarchy = "created_at"
@@ -113,7 +122,9 @@ class OrderAdmin(admin.ModelAdmin):
                     "delivery_fee",
                     "total",
                     "commission_bps",
+                    "payment_method",
                     "payment_id",
+                    "receipt_email",
                 )
             },
         ),

@@ -25,6 +25,7 @@ from vendors.services import OutOfStock
 from . import selectors
 from .models import Order
 from .serializers import (
+    CashSaleInSerializer,
     HandOverScanInSerializer,
     OrderAcceptInSerializer,
     OrderCancelInSerializer,
@@ -47,10 +48,13 @@ from .services import (
     HandoverTokenInvalid,
     InvalidTransition,
     LineIn,
+    NotOnCart,
     PricesChanged,
     Receive,
     order_accept,
     order_cancel,
+    order_cash_sale,
+    order_cash_sale_undo,
     order_depart,
     order_expire_now,
     order_hand_over,
@@ -375,6 +379,77 @@ class VendorHandOverApi(_OrderApi):
             order = order_hand_over_checked(
                 order_id=data["order"], vendor=vendor, code=data["code"]
             )
+        order = selectors.order_of_vendor(vendor=vendor, order_id=order.pk)
+        return Response(VendorOrderOutSerializer(order).data)
+
+
+class NotOnCartError(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = _("A product in the sale is not on your cart.")
+    default_code = "not_on_cart"
+
+
+class VendorCashSalesApi(_OrderApi):
+    """A cash sale at the vendor's own cart (the page's "Cash received"): recorded at once as a
+    completed order of the walk-up customer, the units taken from the soonest-expiring lots."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, NotOnCart):
+            exc = NotOnCartError(exc.messages[0])
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        request=CashSaleInSerializer,
+        responses={
+            201: VendorOrderOutSerializer,
+            200: OpenApiResponse(
+                VendorOrderOutSerializer, description="The same `client_id` again: that sale."
+            ),
+            400: OpenApiResponse(
+                description="Invalid input, or a product not on the cart (`not_on_cart`)."
+            ),
+            404: OpenApiResponse(description="The `client_id` is another vendor's sale."),
+            409: OpenApiResponse(
+                description="`out_of_stock`: sold out, too few, or past its date. Nothing sold."
+            ),
+        },
+        tags=["vendor orders"],
+        summary="Record a cash sale at the cart",
+    )
+    def post(self, request):
+        body = CashSaleInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        vendor = request.user.vendor
+        sale = order_cash_sale(
+            vendor=vendor,
+            items=body.validated_data["items"],
+            client_id=body.validated_data["client_id"],
+        )
+        order = selectors.order_of_vendor(vendor=vendor, order_id=sale.pk)
+        replayed = getattr(sale, "replayed", False)
+        return Response(
+            VendorOrderOutSerializer(order).data,
+            status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
+        )
+
+
+@_action_schema(None, "Undo a cash sale within CASH_UNDO_MINUTES of it")
+class VendorCashSaleUndoApi(_OrderApi):
+    """The sale is cancelled and its units go back to their lots; any commission on it is given
+    back. 409 `undone` when already undone, `too_late` after the window."""
+
+    permission_classes = [permissions.IsAuthenticated, IsVendor]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, InvalidTransition) and exc.code:
+            exc = ConflictError(exc.messages[0], code=exc.code)
+        return super().handle_exception(exc)
+
+    def post(self, request, order_id: int):
+        vendor = request.user.vendor
+        order = order_cash_sale_undo(order_id=order_id, vendor=vendor)
         order = selectors.order_of_vendor(vendor=vendor, order_id=order.pk)
         return Response(VendorOrderOutSerializer(order).data)
 

@@ -309,5 +309,29 @@ class LineShortForm(forms.Form):
     reason = forms.CharField(label=_("Why (the customer sees it)"), max_length=200)
 
 
+class CashSaleForm(forms.Form):
+    """A cash sale from the page: `client_id` (made when the page was drawn: a double submit
+    records one sale) and a quantity `q<product id>` per product tapped. Any product id is read,
+    not only those shown: one that is not on the cart is refused by the service, by name."""
+
+    client_id = forms.UUIDField(widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        items: dict[int, int] = {}
+        for key, value in self.data.items():
+            if not key.startswith("q") or not key[1:].isdigit() or value in ("", "0"):
+                continue
+            try:
+                quantity = int(value)
+            except (TypeError, ValueError):
+                raise ValidationError(_("Quantities are whole numbers.")) from None
+            items[int(key[1:])] = quantity
+        if not items:
+            raise ValidationError(_("Tap at least one product."))
+        data["items"] = items
+        return data
+
+
 class NoFieldsForm(forms.Form):
     """Depart and ready need nothing but the button (and the CSRF token)."""

@@ -22,7 +22,7 @@ from tracking.models import Presence
 from tracking.selectors import public_time, vendor_public_state
 from vendors.models import PickupPoint, Vendor
 
-from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, Status
+from .models import FINAL, Fulfilment, Order, OrderEvent, OrderLine, PaymentMethod, Status
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -88,6 +88,19 @@ def vendor_history(*, vendor: Vendor) -> QuerySet[Order]:
         orders_for_vendor(vendor=vendor, statuses=(Status.HANDED_OVER, *FINAL))
         .filter(placed_at__isnull=False)
         .order_by("-created_at", "-pk")
+    )
+
+
+def cash_sales_today(*, vendor: Vendor, now: datetime | None = None) -> QuerySet[Order]:
+    """The vendor's cash sales since local midnight (undone ones too), newest first."""
+    local = timezone.localtime(now or timezone.now())
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        Order.objects.filter(
+            vendor=vendor, payment_method=PaymentMethod.CASH, completed_at__gte=midnight
+        )
+        .prefetch_related("lines")
+        .order_by("-completed_at", "-pk")
     )
 
 

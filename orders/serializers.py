@@ -239,12 +239,13 @@ class StaffOrderOutSerializer(_OrderBaseOutSerializer):
 
 
 class VendorOrderOutSerializer(_OrderBaseOutSerializer):
-    """An order as its vendor sees it: who ordered (name only), never the handover code."""
+    """An order as its vendor sees it: who ordered (name only), never the handover code; how it
+    was paid (`card`, or `cash` at the cart)."""
 
     customer_name = serializers.CharField(source="customer.user.name", read_only=True)
 
     class Meta(_OrderBaseOutSerializer.Meta):
-        fields = [*_OrderBaseOutSerializer.Meta.fields, "customer_name"]
+        fields = [*_OrderBaseOutSerializer.Meta.fields, "customer_name", "payment_method"]
         read_only_fields = fields
 
 
@@ -254,6 +255,22 @@ class VendorOrderOutSerializer(_OrderBaseOutSerializer):
 class OrderLineInSerializer(serializers.Serializer):
     product_id = serializers.IntegerField(min_value=1)
     quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class CashSaleInSerializer(serializers.Serializer):
+    client_id = serializers.UUIDField(
+        help_text="A fresh UUID per sale, made before the first try: sending the same one again "
+        "(a double tap, a retry after a lost answer) records one sale and gives it back (200)."
+    )
+    items = OrderLineInSerializer(
+        many=True, allow_empty=False, max_length=settings.CASH_SALE_MAX_LINES
+    )
+
+    def validate_items(self, value):
+        items: dict[int, int] = {}
+        for line in value:
+            items[line["product_id"]] = items.get(line["product_id"], 0) + line["quantity"]
+        return items
 
 
 class OrderPlaceInSerializer(serializers.Serializer):

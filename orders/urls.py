@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import handover_views, views
+from . import cash_views, handover_views, views
 
 app_name = "orders"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("vendor/list/", views.inbox_list, name="inbox-list"),
     path("vendor/history/", views.vendor_history, name="vendor-history"),
     path("vendor/scan/", handover_views.vendor_scan, name="vendor-scan"),
+    path("vendor/cash/", cash_views.vendor_cash, name="vendor-cash"),
+    path("vendor/cash/<int:order_id>/undo/", cash_views.vendor_cash_undo, name="vendor-cash-undo"),
     path("vendor/<int:order_id>/<slug:action>/", views.vendor_action, name="vendor-action"),
     path("<int:order_id>/", views.order_detail, name="detail"),
     path("<int:order_id>/status/", views.order_status, name="status"),

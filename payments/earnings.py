@@ -42,7 +42,10 @@ from .selectors import (
 from .settlement import period_of
 
 D, C = LedgerEntry.DEBIT, LedgerEntry.CREDIT
-SALES = (JournalKind.COMMISSION, JournalKind.REVERSAL)
+# A cash sale's commission (settings.CASH_COMMISSION) is a sale's movement with nothing captured:
+# gross 0, commission c, net −c; undone, the same given back.
+CASH = (JournalKind.CASH_COMMISSION, JournalKind.CASH_COMMISSION_UNDO)
+SALES = (JournalKind.COMMISSION, JournalKind.REVERSAL, *CASH)
 PAYOUTS = (JournalKind.PAYOUT, JournalKind.PAYOUT_FAILED)
 
 
@@ -54,6 +57,8 @@ def kind_label(kind: str) -> str:
         JournalKind.ADJUSTMENT: _("Adjustment"),
         JournalKind.PAYOUT: _("Payout"),
         JournalKind.PAYOUT_FAILED: _("Returned payout"),
+        JournalKind.CASH_COMMISSION: _("Commission on a cash sale"),
+        JournalKind.CASH_COMMISSION_UNDO: _("Cash sale undone"),
     }.get(kind, kind)
 
 
@@ -143,8 +148,8 @@ def ledger_sums(currency: str, vendor_code: str) -> dict[str, Sum]:
     refunds = account_code(ledger.REFUNDS, currency)
     adv = account_code(ledger.SUBSCRIPTION_ADVANTAGE, currency)
     sale, reversal = (
-        Q(transaction__kind=JournalKind.COMMISSION),
-        Q(transaction__kind=JournalKind.REVERSAL),
+        Q(transaction__kind__in=(JournalKind.COMMISSION, JournalKind.CASH_COMMISSION)),
+        Q(transaction__kind__in=(JournalKind.REVERSAL, JournalKind.CASH_COMMISSION_UNDO)),
     )
     debit, credit = Q(side=D), Q(side=C)
     mine = Q(account__code=vendor_code)

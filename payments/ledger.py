@@ -31,6 +31,9 @@ Postings:
     payout_paid  Dr payouts_in_transit           Cr provider_clearing
     payout_failed Dr payouts_in_transit          Cr vendor_payable  (back to the payable balance)
     provider_fee Dr provider_fees                Cr provider_clearing
+    cash_commission      Dr vendor_payable       Cr commission_revenue  (a cash sale at the cart,
+                                                 only when settings.CASH_COMMISSION)
+    cash_commission_undo Dr commission_revenue   Cr vendor_payable      (that sale undone)
 
 The provider's fee for a capture (its own figure, reported with the capture) is booked with the
 capture, once per payment (key provider_fee:<payment id>). The platform bears it: no vendor's
@@ -501,6 +504,55 @@ def adjustment_post(
         raise LedgerError(_("This adjustment was already made."), code="duplicate")
     log.info("ledger adjustment %s by %s: %s", txn.pk, actor.pk, reason)
     return txn
+
+
+# --- cash sales at the cart (called by orders.services.cash) ------------------------------------
+
+
+def cash_commission_post(
+    *, order_id: int, vendor_id: int, amount: int, currency: str, actor=None
+) -> JournalTransaction | None:
+    """The commission on a cash sale, owed by the vendor: the money never passed through the
+    platform, so it comes off what the platform owes the vendor and the settlement nets it. Once
+    per order; None when there is nothing to owe."""
+    if amount <= 0:
+        return None
+    return post(
+        key=f"cash_commission:{order_id}",
+        kind=JournalKind.CASH_COMMISSION,
+        currency=currency,
+        memo=f"order {order_id}: commission on a cash sale",
+        lines=[
+            Line(vendor_payable_account(vendor_id, currency=currency), D, amount),
+            Line(account(COMMISSION_REVENUE, currency=currency), C, amount),
+        ],
+        order_id=order_id,
+        vendor_id=vendor_id,
+        created_by=actor,
+    )
+
+
+def cash_commission_reverse(*, order_id: int, actor=None) -> JournalTransaction | None:
+    """A cash sale undone: its commission, if one was booked, goes back to the vendor. Once."""
+    booked = JournalTransaction.objects.filter(key=f"cash_commission:{order_id}").first()
+    if booked is None or booked.vendor_id is None:
+        return None
+    amount = (
+        LedgerEntry.objects.filter(transaction=booked, side=C).aggregate(n=Sum("amount"))["n"] or 0
+    )
+    return post(
+        key=f"cash_commission_undo:{order_id}",
+        kind=JournalKind.CASH_COMMISSION_UNDO,
+        currency=booked.currency,
+        memo=f"order {order_id}: cash sale undone",
+        lines=[
+            Line(account(COMMISSION_REVENUE, currency=booked.currency), D, amount),
+            Line(vendor_payable_account(booked.vendor_id, currency=booked.currency), C, amount),
+        ],
+        order_id=order_id,
+        vendor_id=booked.vendor_id,
+        created_by=actor,
+    )
 
 
 # --- reading -------------------------------------------------------------------------------------

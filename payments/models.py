@@ -362,6 +362,10 @@ class JournalKind(models.TextChoices):
     PAYOUT_FAILED = "payout_failed", _("Payout failed")
     ADJUSTMENT = "adjustment", _("Manual adjustment")
     CANCELLATION_FEE = "cancellation_fee", _("Cancellation fee")
+    # A cash sale at the cart (issue 16), when settings.CASH_COMMISSION: the vendor owes the
+    # commission on money that never passed through the platform; undoing the sale gives it back.
+    CASH_COMMISSION = "cash_commission", _("Commission on a cash sale")
+    CASH_COMMISSION_UNDO = "cash_commission_undo", _("Cash sale undone")
 
 
 class JournalTransaction(models.Model):
@@ -639,6 +643,15 @@ class SettlementLine(models.Model):
                     kind__in=[JournalKind.ADJUSTMENT, JournalKind.PAYOUT_FAILED],
                     gross=0,
                     price_advantage=0,
+                )
+                # Commission owed on a cash sale (or given back when it is undone): nothing was
+                # captured, the vendor's payable moves by the commission alone.
+                | Q(
+                    kind__in=[JournalKind.CASH_COMMISSION, JournalKind.CASH_COMMISSION_UNDO],
+                    gross=0,
+                    delivery_fee=0,
+                    price_advantage=0,
+                    net=-F("commission"),
                 ),
                 name="settlement_line_parts_add_up",
             ),

@@ -1,7 +1,7 @@
 """Settlement: what the platform owes each vendor per period, computed from the ledger only.
 
 A settlement lists the vendor-payable journal transactions (capture splits, refund reversals,
-adjustments, returned payouts: every journal transaction with an entry on the vendor's payable
+adjustments, returned payouts, commission owed on cash sales and its undoing: every journal transaction with an entry on the vendor's payable
 account except the payouts themselves) booked before the end of its period and not settled before.
 Each is listed once: a SettlementLine per journal transaction, UNIQUE on the journal transaction.
 The ledger stays append-only; "settled" is recorded beside it, never on it.
@@ -59,6 +59,9 @@ SETTLED_KINDS = (
     JournalKind.REVERSAL,
     JournalKind.ADJUSTMENT,
     JournalKind.PAYOUT_FAILED,
+    # Commission the vendor owes on cash sales (settings.CASH_COMMISSION), and its undoing.
+    JournalKind.CASH_COMMISSION,
+    JournalKind.CASH_COMMISSION_UNDO,
 )
 
 

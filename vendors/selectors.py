@@ -93,6 +93,17 @@ def stock_editor_rows(*, vendor: Vendor) -> list[tuple[Product, int]]:
     return [(p, have.get(p.pk, 0)) for p in products_active()]
 
 
+def vendor_cash_tiles(*, vendor: Vendor) -> QuerySet[Stock]:
+    """The products on the vendor's cart for the cash-sale page, each with `sellable` (units not
+    past their date): what can be handed over now first, in the catalogue's order."""
+    return (
+        Stock.objects.filter(vendor=vendor, product__is_active=True)
+        .select_related("product", "product__category")
+        .annotate(sellable=_sellable(timezone.now()))
+        .order_by("product__category__position", "product__name_ko")
+    )
+
+
 # --- when a cart can be ordered from: on shift now, or ahead within its published hours ---------
 
 

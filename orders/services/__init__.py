@@ -8,6 +8,8 @@ effects that must follow a change are rows written in its transaction (orders/ef
     PENDING_PAYMENT | PLACED --customer cancels--> CANCELLED
     READY (pickup) --not collected in the hold time--> CANCELLED (money returned)
     ACCEPTED | EN_ROUTE | READY --the vendor can't supply it after all--> CANCELLED
+A cash sale at the cart (orders.services.cash) is born COMPLETED, without a payment; undone within
+CASH_UNDO_MINUTES it goes COMPLETED --undo--> CANCELLED and its units go back to their lots.
 Stock goes back on the cart whenever an order ends without a handover. Before the handover the
 vendor may mark units of a line as not supplied (order_line_short): they are refunded, with exactly
 their commission, right after the capture (order_short_lines_refund).
@@ -15,6 +17,7 @@ their commission, right after the capture (order_short_lines_refund).
 
 from payments.errors import PaymentUnavailable  # re-exported for views and APIs
 
+from .cash import NotOnCart, cash_undo_deadline, order_cash_sale, order_cash_sale_undo
 from .convergence import orders_converge, orders_payments_disagreeing, orders_reconcile
 from .handover_qr import (
     AlreadyHandedOver,
@@ -82,10 +85,14 @@ __all__ = [
     "HandoverTokenInvalid",
     "InvalidTransition",
     "LineIn",
+    "NotOnCart",
     "PaymentUnavailable",
     "PricesChanged",
     "Receive",
+    "cash_undo_deadline",
     "on_payment_status_changed",
+    "order_cash_sale",
+    "order_cash_sale_undo",
     "order_accept",
     "order_accept_standing",
     "order_hand_over_at_cart",

@@ -64,6 +64,8 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
         "api-vendor-order-line-short",
     ),
     "orders:vendor-scan": ("api-vendor-order-hand-over-scan", "api-vendor-order-hand-over"),
+    "orders:vendor-cash": ("api-vendor-cash-sales",),
+    "orders:vendor-cash-undo": ("api-vendor-cash-sale-undo",),
     # a pickup point's staff
     "partners:point": ("api-point-order-collect",),
     # staff

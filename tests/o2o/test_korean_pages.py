@@ -345,6 +345,17 @@ def _handover_links(w: World) -> list[dict]:
     return [{"token": handover_token_make(order=w.ids["orders"][1])}]
 
 
+def _cash_sale(client: Client, w: World) -> None:
+    """A cash sale just recorded: the page shows its banner (with the undo) and today's list."""
+    import uuid
+
+    from orders.services import order_cash_sale
+
+    order_cash_sale(
+        vendor=w.ids["vendor"], items={w.ids["shop"].yakult.pk: 1}, client_id=uuid.uuid4()
+    )
+
+
 def _basket(client: Client, w: World) -> None:
     put_cart(client, w.ids["vendor"], {w.ids["shop"].yakult.pk: 2})
 
@@ -379,6 +390,7 @@ PAGES: dict[str, Page] = {
     "orders:inbox-list": Page("vendor"),
     "orders:vendor-history": Page("vendor"),
     "orders:vendor-scan": Page("vendor"),
+    "orders:vendor-cash": Page("vendor", prepare=_cash_sale),
     "handover-qr": Page("vendor", _handover_links),
     "payments:earnings": Page("vendor"),
     "payments:earnings-vendor": Page("staff", lambda w: [{"vendor_id": w.ids["vendor"].pk}]),
@@ -448,6 +460,7 @@ NOT_PAGES: dict[str, str] = {
     "orders:cancel": "a POST that redirects",
     "orders:problem": "a POST that redirects",
     "orders:again": "a POST that redirects",
+    "orders:vendor-cash-undo": "a POST that redirects to the cash-sale page",
     "vendors:lots": "a POST that redirects to the stock page (lots shown there)",
     "tracking:manifest": "the web app manifest (JSON)",
     "tracking:sw": "the service worker (JavaScript)",
