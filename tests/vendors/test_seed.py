@@ -7,8 +7,8 @@ from django.db.models import Sum
 
 from customers.models import Address, CustomerProfile
 from orders.models import OrderLine
-from tests.orders.factories import HOLDS_STOCK
 from subscriptions.models import Subscription
+from tests.orders.factories import HOLDS_STOCK
 from vendors.management.commands.seed_demo import DEMO_PASSWORD, PRODUCTS, VENDOR, VENDOR_SPOTS
 from vendors.models import OpeningHours, PickupPoint, Product, ServiceCell, Stock, Vendor
 
