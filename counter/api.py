@@ -95,6 +95,7 @@ class WalkupOrdersApi(APIView):
             checkout_token=token,
             customer=customer,
             receipt_email=data.get("receipt_email", ""),
+            shared=bool(data.get("basket_code")),
         )
         order_url = request.build_absolute_uri(order_link(order))
         pay_url = order_payment_start(

@@ -76,11 +76,13 @@ def walkup_order_place(
     customer: CustomerProfile | None = None,
     receipt_email: str = "",
     mine: Collection[int] = (),
+    shared: bool = False,
 ) -> Order:
     """Place a walk-up buyer's order at the cart, waiting for its payment (COUNTER_PAY_MINUTES).
     `customer` None: a guest (the walk-up customer; `receipt_email`, optional, gets the receipt).
-    The same checkout token again returns the same order (a double tap), or, for another buyer,
-    a refusal (a basket paid by someone else)."""
+    The same checkout token again returns the same order (a double tap: the counter page's token
+    is made for that page, so only its phone has it), or, for a `shared` token (a basket's, which
+    any phone that scans it has), a refusal when another buyer's order holds it."""
     vendor = counter_vendor(vendor_id=vendor_id)
     receipt_email = (receipt_email or "").strip()
     if receipt_email:
@@ -94,8 +96,9 @@ def walkup_order_place(
     if existing is not None and (
         existing.customer_id != buyer.pk
         or not existing.walkup
-        # guests share one customer: a guest's own order is one this phone placed (`mine`)
-        or (customer is None and existing.pk not in mine)
+        # a basket's token is shared by whoever scans it, and guests share one customer: a
+        # guest's own basket order is one this phone placed (`mine`)
+        or (shared and customer is None and existing.pk not in mine)
     ):
         raise taken
     order = order_place(
@@ -106,7 +109,7 @@ def walkup_order_place(
         checkout_token=checkout_token,
     )
     if existing is None:
-        if order.walkup:
+        if shared and order.walkup:
             # Another phone's order with this token committed while ours waited on it (a basket
             # two buyers paid at once): order_place gave us theirs; it is not ours to pay.
             raise taken

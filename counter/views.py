@@ -316,6 +316,7 @@ def basket(request: HttpRequest, code: str) -> HttpResponse:
                 else None,
                 receipt_email=request.POST.get("receipt_email", ""),
                 mine=_mine(request),
+                shared=True,
             )
         except ValidationError as exc:
             for message in exc.messages:

@@ -23,6 +23,24 @@
     total();
   });
 
+  // One submit per form: a second tap while the first is on its way would ask twice.
+  document.querySelectorAll("form").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (form.dataset.sent) { event.preventDefault(); return; }
+      form.dataset.sent = "1";
+      form.querySelectorAll("button[type=submit]").forEach(function (b) {
+        b.setAttribute("aria-busy", "true");
+      });
+    });
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;  // back from the card page: the forms work again
+    document.querySelectorAll("form[data-sent]").forEach(function (form) {
+      delete form.dataset.sent;
+      form.querySelectorAll("button[aria-busy]").forEach(function (b) { b.removeAttribute("aria-busy"); });
+    });
+  });
+
   // The vendor's rotating cart QR.
   var qr = document.getElementById("cart-qr");
   var state = document.getElementById("qr-state");

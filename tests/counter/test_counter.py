@@ -284,3 +284,73 @@ def test_the_vendors_counter_shows_a_fresh_code_only_on_shift(shop):
     customer.force_login(open_shop(VendorFactory()).vendor.user)
     assert customer.get("/counter/qr/").status_code in (200, 409)
     assert Client().get("/counter/").status_code == 302  # signed out: to the login page
+
+
+@pytest.mark.postgres
+@live
+def test_a_double_tap_sent_twice_at_once_is_one_order_not_a_refusal():
+    shop = open_shop(VendorFactory())
+    token = uuid.uuid4()  # the counter page's own token: only this phone has it
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def tap():
+        try:
+            barrier.wait()
+            outcomes.append(
+                walkup_order_place(
+                    vendor_id=shop.vendor.pk, items={shop.yakult.pk: 2}, checkout_token=token
+                )
+            )
+        except ValidationError as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=tap) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(o, Order) for o in outcomes), outcomes
+    assert {o.pk for o in outcomes} == {Order.objects.get().pk}
+    assert shop.stock()[shop.yakult.sku] == 8
+
+
+@pytest.mark.postgres
+@live
+def test_two_phones_paying_one_basket_at_once_one_is_told_it_is_taken():
+    shop = open_shop(VendorFactory())
+    from counter.tokens import basket_token_read
+
+    basket = basket_token_read(
+        basket_token_make(vendor_id=shop.vendor.pk, items={shop.latte.pk: 1})
+    )
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def pay():
+        try:
+            barrier.wait()
+            outcomes.append(
+                walkup_order_place(
+                    vendor_id=shop.vendor.pk,
+                    items=basket.items,
+                    checkout_token=basket.checkout_token,
+                    shared=True,
+                )
+            )
+        except ValidationError as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pay) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    orders = [o for o in outcomes if isinstance(o, Order)]
+    refused = [o for o in outcomes if isinstance(o, ValidationError)]
+    assert len(orders) == 1 and len(refused) == 1 and refused[0].code == "taken"
+    assert shop.stock()[shop.latte.sku] == 4
