@@ -36,6 +36,7 @@ from vendors.models import Product, Stock, Vendor
 from vendors.services import stock_release, stock_reserve
 
 from ..models import Fulfilment, Order, OrderEvent, OrderLine, PaymentMethod, Status
+from .placement import lines_create
 from .transitions import InvalidTransition, _broadcast_after_commit
 
 log = logging.getLogger(__name__)
@@ -151,21 +152,13 @@ def order_cash_sale(
         if existing is None:
             raise Conflict(_("This sale is already being recorded.")) from None
         return _replayed(existing, vendor)
-    OrderLine.objects.bulk_create(
-        [
-            OrderLine(
-                order=order,
-                product=products[pid],
-                name_ko=products[pid].name_ko,
-                name_en=products[pid].name_en,
-                unit_price=price[pid],
-                quantity=q,
-                line_total=price[pid] * q,
-                commission_bps=line_bps[pid],
-                commission=line_commission[pid],
-            )
-            for pid, q in sorted(items.items())
-        ]
+    lines_create(
+        order=order,
+        products=products,
+        items=items,
+        price=price,
+        line_bps=line_bps,
+        line_commission=line_commission,
     )
     # OutOfStock (sold out, too few, past its date) rolls the whole sale back.
     stock_reserve(vendor_id=vendor.pk, items=items, reference=order.pk)

@@ -225,6 +225,34 @@ def _receive_fields(
     raise ValidationError({"fulfilment": _("Choose how to receive the order.")})
 
 
+def lines_create(
+    *,
+    order: Order,
+    products: dict[int, Product],
+    items: dict[int, int],
+    price: dict[int, int],
+    line_bps: dict[int, int],
+    line_commission: dict[int, int],
+) -> None:
+    """The order's lines, each with its price and commission snapshotted (placement, cash sales)."""
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                product=products[pid],
+                name_ko=products[pid].name_ko,
+                name_en=products[pid].name_en,
+                unit_price=price[pid],
+                quantity=q,
+                line_total=price[pid] * q,
+                commission_bps=line_bps[pid],
+                commission=line_commission[pid],
+            )
+            for pid, q in sorted(items.items())
+        ]
+    )
+
+
 @transaction.atomic
 def order_place(
     *,
@@ -310,21 +338,13 @@ def order_place(
         if existing.customer_id != customer.pk:
             raise NotAllowed(_("This checkout belongs to someone else.")) from None
         return existing
-    OrderLine.objects.bulk_create(
-        [
-            OrderLine(
-                order=order,
-                product=products[pid],
-                name_ko=products[pid].name_ko,
-                name_en=products[pid].name_en,
-                unit_price=price[pid],
-                quantity=q,
-                line_total=price[pid] * q,
-                commission_bps=line_bps[pid],
-                commission=line_commission[pid],
-            )
-            for pid, q in sorted(items.items())
-        ]
+    lines_create(
+        order=order,
+        products=products,
+        items=items,
+        price=price,
+        line_bps=line_bps,
+        line_commission=line_commission,
     )
     # OutOfStock rolls the order back; the lots each line took are recorded under the order's id.
     stock_reserve(vendor_id=vendor.pk, items=items, reference=order.pk)

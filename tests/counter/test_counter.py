@@ -24,7 +24,7 @@ from o2o.effects import effects_run
 from orders.models import Order, Status
 from orders.services import orders_expire
 from payments.models import Payment
-from tests.factories import VendorFactory
+from tests.factories import CustomerProfileFactory, VendorFactory
 from tests.orders.conftest import open_shop
 from tracking.models import VendorPosition
 from vendors.services import OutOfStock
@@ -279,11 +279,17 @@ def test_the_vendors_counter_shows_a_fresh_code_only_on_shift(shop):
     assert client.get("/counter/qr/").status_code == 409
     off = client.get("/counter/").content.decode()
     assert 'data-testid="counter-off-shift"' in off and "qr-svg" not in off
-    # Not a vendor: no counter
+    # Not a vendor: no counter, no code, no sales, no basket
     customer = Client()
-    customer.force_login(open_shop(VendorFactory()).vendor.user)
-    assert customer.get("/counter/qr/").status_code in (200, 409)
-    assert Client().get("/counter/").status_code == 302  # signed out: to the login page
+    customer.force_login(CustomerProfileFactory().user)
+    assert customer.get("/counter/").status_code == 302  # to "apply to sell"
+    for path in ("/counter/qr/", "/counter/sales/"):
+        assert customer.get(path).status_code == 404
+    assert customer.post("/counter/basket/", {f"q_{shop.yakult.pk}": "1"}).status_code == 404
+    # Signed out: to the login page
+    for path in ("/counter/", "/counter/qr/", "/counter/sales/"):
+        response = Client().get(path)
+        assert response.status_code == 302 and "/login/" in response["Location"]
 
 
 @pytest.mark.postgres
