@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "partners",
     "subscriptions",
     "counter",
+    "insights",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # and orders and payments that disagree driven to the right state.
     "effects-sweep": {"task": "o2o.tasks.effects_sweep", "schedule": 5.0},
     "orders-converge": {"task": "orders.tasks.orders_converge", "schedule": 60.0},
+    "insights-refresh": {"task": "insights.tasks.summaries_refresh", "schedule": 60.0},
     "effects-purge": {"task": "o2o.tasks.effects_purge", "schedule": 86400.0},
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},
@@ -432,6 +434,13 @@ SPECTACULAR_SETTINGS = {
 CURRENCY = "KRW"
 # H3 resolutions: service areas and the public (approximate) position use PUBLIC_CELL_RES.
 PUBLIC_CELL_RES = env.int("PUBLIC_CELL_RES", default=9)
+# Insight (insights/): sales and misses are kept by public cell at INSIGHT_CELL_RES (never finer
+# than the public one); a figure about fewer than INSIGHT_MIN_BUYERS distinct buyers is merged
+# into a coarser area or hidden, and carts are compared in groups of at least
+# INSIGHT_MIN_PEERS.
+INSIGHT_CELL_RES = min(env.int("INSIGHT_CELL_RES", default=9), PUBLIC_CELL_RES)
+INSIGHT_MIN_BUYERS = max(env.int("INSIGHT_MIN_BUYERS", default=3), 2)
+INSIGHT_MIN_PEERS = max(env.int("INSIGHT_MIN_PEERS", default=5), 3)
 SERVICE_AREA_RES = env.int("SERVICE_AREA_RES", default=8)
 # Live map: map sockets subscribe to groups of cells at MAP_GROUP_RES covering their viewport.
 MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)

@@ -233,6 +233,9 @@ def _refund_succeeded(payment: Payment, *, refund_id: int, provider_ref: str) ->
             },
         )
         return True
+    from insights.services import sale_record_refund  # the record of sales: money came back
+
+    sale_record_refund(refund_id=refund.pk)
     event_emit(
         type="refund.succeeded",
         aggregate="order",

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.services import walkup_customer
+from insights.services import sale_record_order, sale_record_void
 from o2o.errors import Conflict, NotAllowed
 from payments import ledger
 from payments.commission import commission_bps_for, commission_of
@@ -189,6 +190,7 @@ def order_cash_sale(
         currency=order.currency,
         actor=vendor.user,
     )
+    sale_record_order(order_id=order.pk)
     _broadcast_after_commit(order_id=order.pk, to=Status.COMPLETED)
     log.info("cash sale %s by vendor %s: %s", order.pk, vendor.pk, order.total)
     order.replayed = False  # type: ignore[attr-defined]
@@ -243,6 +245,7 @@ def order_cash_sale_undo(*, order_id: int, vendor: Vendor, now: datetime | None 
         reference=order_id,  # back to the lots the sale took them from
     )
     ledger.cash_commission_reverse(order_id=order_id, actor=vendor.user)
+    sale_record_void(order_id=order_id)
     _broadcast_after_commit(order_id=order_id, to=Status.CANCELLED)
     log.info("cash sale %s undone by vendor %s", order_id, vendor.pk)
     return Order.objects.select_related("vendor", "customer__user").get(pk=order_id)

@@ -105,6 +105,10 @@ def _transition(
             items={pid: n for pid, n in supplied.values_list("product_id", "left") if n > 0},
             reference=order_id,  # back to the lots the order took them from
         )
+    if to == Status.COMPLETED:  # the record of the sale, in the sale's transaction
+        from insights.services import sale_record_order
+
+        sale_record_order(order_id=order_id)
     # What must follow (money, e-mail, partner events) is written here, in this transaction.
     from ..effects import transition_effects_add
 

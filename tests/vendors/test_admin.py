@@ -90,7 +90,7 @@ def _one_of(model):
     import importlib
 
     modules = [factories]
-    for app in ("orders", "payments", "partners", "subscriptions"):
+    for app in ("orders", "payments", "partners", "subscriptions", "insights"):
         try:
             modules.append(importlib.import_module(f"tests.{app}.factories"))
         except ImportError:

@@ -1,0 +1,10 @@
+from celery import shared_task
+
+from . import summaries
+
+
+@shared_task(ignore_result=True)
+def summaries_refresh() -> dict[str, int]:
+    """Beat, every minute: the summaries catch up with the record (safe to run twice: the runs
+    take one lock and each row is summarised once)."""
+    return summaries.summaries_refresh()
