@@ -151,6 +151,11 @@ class SalesCube(models.Model):
             models.Index(fields=["vendor_id", "weekday", "day"], name="salescube_vendor_weekday"),
         ]
 
+    def __str__(self) -> str:
+        return (
+            f"{self.vendor_id} {self.day} {self.hour}h {self.product_id} {self.cell} {self.units}"
+        )
+
 
 class CellBuyers(models.Model):
     """Who bought from a vendor in a cell on a day (a buyer key, never shown): the distinct counts
@@ -170,6 +175,9 @@ class CellBuyers(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["day", "cell"], name="cellbuyers_day_cell")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor_id} {self.day} {self.cell}"
 
 
 class MissCube(models.Model):
@@ -193,6 +201,9 @@ class MissCube(models.Model):
         ]
         indexes = [models.Index(fields=["day", "cell"], name="misscube_day_cell")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.day} {self.hour}h {self.product_id} {self.cell} {self.misses}"
+
 
 class SummaryState(models.Model):
     """One row: the lock the refresh and the rebuild take, and when each last ran."""
@@ -203,3 +214,6 @@ class SummaryState(models.Model):
     class Meta:
         verbose_name = _("summary state")
         verbose_name_plural = _("summary state")
+
+    def __str__(self) -> str:
+        return f"refreshed {self.refreshed_at}, rebuilt {self.rebuilt_at}"

@@ -74,12 +74,12 @@ def _sales_batch(limit: int) -> int:
         return 0
     with connection.cursor() as cur:
         cur.execute(
-            f"{CUBE_INSERT} SELECT {SALE_KEY}, {CUBE_VALUES} FROM insights_salerecord "
+            f"{CUBE_INSERT} SELECT {SALE_KEY}, {CUBE_VALUES} FROM insights_salerecord "  # noqa: S608
             f"WHERE batch = %s GROUP BY {SALE_KEY} {CUBE_UPSERT}",
             [marker],
         )
         cur.execute(
-            f"DELETE FROM insights_cellbuyers WHERE {TOUCHED.format(t='insights_cellbuyers')}",
+            f"DELETE FROM insights_cellbuyers WHERE {TOUCHED.format(t='insights_cellbuyers')}",  # noqa: S608
             [marker],
         )
         cur.execute(BUYERS_SELECT.format(where=f"WHERE {TOUCHED.format(t='r')}"), [marker])
@@ -93,7 +93,7 @@ def _misses_batch(limit: int) -> int:
         return 0
     with connection.cursor() as cur:
         cur.execute(
-            f"{MISS_INSERT} SELECT {MISS_KEY}, COUNT(*) FROM insights_missrecord "
+            f"{MISS_INSERT} SELECT {MISS_KEY}, COUNT(*) FROM insights_missrecord "  # noqa: S608
             f"WHERE batch = %s GROUP BY {MISS_KEY} {MISS_UPSERT}",
             [marker],
         )
@@ -129,12 +129,12 @@ def summaries_rebuild() -> dict[str, int]:
             else:
                 cur.execute(f"DELETE FROM {model._meta.db_table}")  # noqa: S608
         cur.execute(
-            f"{CUBE_INSERT} SELECT {SALE_KEY}, {CUBE_VALUES} FROM insights_salerecord "
+            f"{CUBE_INSERT} SELECT {SALE_KEY}, {CUBE_VALUES} FROM insights_salerecord "  # noqa: S608
             f"WHERE batch IS NOT NULL GROUP BY {SALE_KEY}"
         )
         cur.execute(BUYERS_SELECT.format(where=""))
         cur.execute(
-            f"{MISS_INSERT} SELECT {MISS_KEY}, COUNT(*) FROM insights_missrecord "
+            f"{MISS_INSERT} SELECT {MISS_KEY}, COUNT(*) FROM insights_missrecord "  # noqa: S608
             f"WHERE batch IS NOT NULL GROUP BY {MISS_KEY}"
         )
     state.rebuilt_at = timezone.now()
