@@ -20,6 +20,7 @@ from django.utils import timezone
 from counter.services import walkup_order_place
 from counter.tokens import CART_SALT, basket_token_make, cart_token_make, cart_token_read
 from customers.services import WALKUP_EMAIL
+from insights.models import SaleRecord
 from o2o.effects import effects_run
 from orders.models import Order, Status
 from orders.services import orders_expire
@@ -157,6 +158,10 @@ def test_a_guest_scans_picks_pays_and_it_is_handed_over_at_once(sandbox):
     assert order.handed_over_at is not None
     effects_run()
     assert Payment.objects.get(order_id=order.pk).status == Payment.Status.CAPTURED
+    # The sale is in the record: paid at the cart by QR, at the cart's cell, a buyer of its own
+    sold = SaleRecord.objects.get(order_id=order.pk)
+    assert (sold.channel, sold.units, sold.amount) == ("walkup", 2, 2400)
+    assert sold.cell == shop.cell and sold.buyer == -order.pk
     # One e-mail, the receipt, to the address given (none to the walk-up account)
     sent = [m for m in mail.outbox if "walker@example.test" in m.to]
     assert len(sent) == 1 and f"#{order.pk}" in sent[0].body

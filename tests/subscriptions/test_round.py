@@ -7,6 +7,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import h3
 import pytest
 from django.core import mail
 from django.db import connection
@@ -15,6 +16,8 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from insights.models import SaleRecord
+from o2o.effects import effects_run
 from o2o.errors import NotAllowed
 from o2o.models import Effect
 from orders.models import Fulfilment, Order, OrderEvent, Status
@@ -148,6 +151,11 @@ def test_delivered_hands_over_once_however_often_the_tap_is_replayed(sandbox):
     assert RoundAction.objects.count() == 1
     # The money is captured at the handover, as for any order
     assert Payment.objects.get(order_id=order.pk).status == Payment.Status.CAPTURED
+    # And once completed, the record has it as a regular's, once, at the door's public cell
+    effects_run()
+    sold = SaleRecord.objects.filter(order_id=order.pk)
+    assert [(r.channel, r.kind, r.units) for r in sold] == [("regular", "sale", 2)]
+    assert sold[0].cell == h3.latlng_to_cell(order.delivery_lat, order.delivery_lng, 9)
     # The stop has left the round and is among the done
     result = round_of(vendor=vendor, day=tomorrow())
     assert result.stops == [] and [a.pk for a in result.done] == [first.pk]
