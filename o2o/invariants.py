@@ -4,7 +4,9 @@ the fault tests and bench/faults.py use the same function):
 - every journal transaction balances, and has entries;
 - every order and its payment agree (beyond the grace window: operations in flight are not stuck);
 - stock is conserved: no quantity below zero, and what open orders hold was taken off a cart;
-- no effect is pending past its deadline (those that gave up are listed for staff apart).
+- no effect is pending past its deadline (those that gave up are listed for staff apart);
+- every completed sale is in the record of sales, and every sale undone nets to nothing there
+  (summaries left behind by a stopped beat are listed for staff).
 """
 
 from __future__ import annotations
@@ -95,6 +97,18 @@ def _effects(report: Report, *, now: datetime) -> None:
         target.setdefault(f"effect_{status}", []).append(f"{key}: {error[:120]}")
 
 
+def _sales_record(report: Report, *, now: datetime) -> None:
+    from insights import health
+
+    for order_id in health.sales_unrecorded(now=now):
+        report.add("sale_unrecorded", f"order:{order_id}")
+    for order_id in health.sales_undone_not_netted(now=now):
+        report.add("sale_undone_not_netted", f"order:{order_id}")
+    behind = health.summaries_behind(now=now)
+    if behind:
+        report.attention["summaries_behind"] = [f"{behind} sales not summarised yet"]
+
+
 def check_invariants(*, grace: timedelta | None = None, now: datetime | None = None) -> Report:
     now = now or timezone.now()
     report = Report()
@@ -102,6 +116,7 @@ def check_invariants(*, grace: timedelta | None = None, now: datetime | None = N
     _orders_payments(report, grace=grace, now=now)
     _stock(report)
     _effects(report, now=now)
+    _sales_record(report, now=now)
     return report
 
 

@@ -135,3 +135,29 @@ def test_a_refunded_line_is_taken_back_in_its_sales_own_time_and_cell(captured, 
     # And the record nets to the yakult alone
     rows = SaleRecord.objects.filter(order_id=captured.pk)
     assert sum(r.amount for r in rows) == 2_400
+
+
+@pytest.mark.django_db
+def test_the_invariant_check_finds_a_completed_sale_missing_from_the_record(shop, buyer):
+    from django.utils import timezone
+
+    from o2o.invariants import check_invariants
+
+    order = placed(shop, buyer, quantity=1)
+    complete(order, shop)
+    sale = order_cash_sale(vendor=shop.vendor, items={shop.yakult.pk: 1}, client_id=uuid.uuid4())
+    order_cash_sale_undo(order_id=sale.pk, vendor=shop.vendor)
+    assert "sale_unrecorded" not in check_invariants().problems
+    assert "sale_undone_not_netted" not in check_invariants().problems
+    # When a completed sale's record is lost, and an undo's reversal too
+    SaleRecord.objects.filter(order_id=order.pk).delete()
+    SaleRecord.objects.filter(order_id=sale.pk, kind=SaleKind.VOID).delete()
+    problems = check_invariants().problems
+    # Then the check names both
+    assert problems["sale_unrecorded"] == [f"order:{order.pk}"]
+    assert problems["sale_undone_not_netted"] == [f"order:{sale.pk}"]
+    # And rows the summaries have not taken for long are shown to staff
+    SaleRecord.objects.update(recorded_at=timezone.now() - timezone.timedelta(hours=1))
+    assert check_invariants().attention["summaries_behind"]
+    summaries_refresh()
+    assert "summaries_behind" not in check_invariants().attention

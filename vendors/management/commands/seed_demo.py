@@ -10,6 +10,8 @@ from django.db import transaction
 
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
+from insights.demo import sales_history_seed
+from insights.summaries import summaries_rebuild
 from partners.demo import POINT_STAFF, point_staff_seed
 from payments.demo import money_history_seed
 from subscriptions.demo import regulars_seed
@@ -267,6 +269,11 @@ class Command(BaseCommand):
             password=DEMO_PASSWORD,
             product=products[0],
         )
+        # Past weeks at the cart of every selling cart, for the insight pages (insights.demo).
+        selling = list(Vendor.objects.filter(status=Vendor.Status.APPROVED).order_by("pk"))
+        created["past_sales"] = sales_history_seed(vendors=selling[:1], weeks=8, scale=1.5)
+        created["past_sales"] += sales_history_seed(vendors=selling[1:], weeks=4, scale=0.4)
+        summaries_rebuild()
         self.stdout.write(
             self.style.SUCCESS(
                 "Demo data ready: "
