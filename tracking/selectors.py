@@ -11,12 +11,12 @@ import h3
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from o2o.geo import cell_boundary, distance_m
-from vendors.models import Product, Stock, Vendor
+from vendors.models import Product, Stock, StockLot, Vendor
 
 from .models import Ping, Presence, VendorPosition
 
@@ -39,11 +39,7 @@ def products_in_stock(*, vendor_id: int) -> list[int]:
     key = _products_key(vendor_id)
     cached: list[int] | None = cache.get(key)
     if cached is None:
-        cached = sorted(
-            Stock.objects.filter(
-                vendor_id=vendor_id, quantity__gt=0, product__is_active=True
-            ).values_list("product_id", flat=True)
-        )
+        cached = sorted(_on_sale([vendor_id]).values_list("product_id", flat=True))
         cache.set(key, cached, timeout=60)  # also dropped on every stock change
     return cached
 
@@ -65,12 +61,23 @@ def products_in_stock_forget(*, vendor_id: int) -> None:
     cache.delete(_products_key(vendor_id))
 
 
+def _on_sale(vendor_ids: list[int]) -> QuerySet[Stock]:
+    """The stock rows of these carts with units that may be sold now: an active product with a
+    lot not past its sell-by time (units of expired lots are on the cart, but not for sale)."""
+    sellable = StockLot.objects.filter(
+        vendor_id=OuterRef("vendor_id"),
+        product_id=OuterRef("product_id"),
+        quantity__gt=0,
+        sell_by__gt=timezone.now(),
+    )
+    return Stock.objects.filter(
+        Exists(sellable), vendor_id__in=vendor_ids, quantity__gt=0, product__is_active=True
+    )
+
+
 def _in_stock(vendor_ids: list[int]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {vid: [] for vid in vendor_ids}
-    rows = Stock.objects.filter(
-        vendor_id__in=vendor_ids, quantity__gt=0, product__is_active=True
-    ).values_list("vendor_id", "product_id")
-    for vendor_id, product_id in rows:
+    for vendor_id, product_id in _on_sale(vendor_ids).values_list("vendor_id", "product_id"):
         out[vendor_id].append(product_id)
     return out
 
@@ -269,6 +276,8 @@ def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple[
         f"SELECT s.product_id FROM {Stock._meta.db_table} s"  # noqa: S608 - model names
         f" JOIN {Product._meta.db_table} pr ON pr.id = s.product_id"
         " WHERE s.vendor_id = c.vendor_id AND s.quantity > 0 AND pr.is_active"
+        f" AND EXISTS (SELECT 1 FROM {StockLot._meta.db_table} l WHERE l.vendor_id = s.vendor_id"
+        " AND l.product_id = s.product_id AND l.quantity > 0 AND l.sell_by > %s)"
     )
     if postgres:
         products = f"ARRAY({stock})"
@@ -276,7 +285,7 @@ def _live_in_tiers(tiers: list[tuple[str, list[str]]], need: int) -> list[tuple[
         products = f"(SELECT group_concat(product_id) FROM ({stock}))"  # noqa: S608
     sql = f"WITH {', '.join(ctes)} SELECT c.*, {products} FROM ({union}) c"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, timezone.now()])
         return cast(list[tuple[Any, ...]], cursor.fetchall())
 
 

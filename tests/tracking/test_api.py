@@ -10,12 +10,16 @@ import pytest
 from django.utils import timezone
 
 from o2o.geo import distance_m
-from tests.factories import MAPO, StockFactory, VendorFactory
+from tests.factories import MAPO, StockFactory, VendorFactory, stock_put
 from tests.tracking.conftest import EAST_500M
 from tracking import services
 from tracking.models import Ping, VendorPosition
+from tracking.selectors import products_in_stock_forget
 from tracking.serializers import MAX_BATCH
 from vendors.models import Vendor
+from vendors.services import korea_today
+
+ONE_DAY = timedelta(days=1)
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +107,12 @@ def test_nearby_lists_the_nearest_first_with_rounded_distances(api):
         assert row["cell"] == cell
     assert rows[0]["distance_m"] <= rows[1]["distance_m"]
     assert rows[1]["products"] == [mid.stock.get(quantity=3).product_id]
+    # (a product whose units on the cart are all past their date is not for sale: not listed)
+    stale = StockFactory(vendor=mid, quantity=2)
+    stock_put(vendor=mid, product=stale.product, quantity=2, expires_on=korea_today() - ONE_DAY)
+    products_in_stock_forget(vendor_id=mid.pk)
+    again = api.get(NEARBY, {"lat": MAPO[0], "lng": MAPO[1], "radius_m": 1000}).json()
+    assert again["results"][1]["products"] == [mid.stock.get(quantity=3).product_id]
     # and a wide radius finds the far one too, still nearest first
     wide = api.get(NEARBY, {"lat": MAPO[0], "lng": MAPO[1], "radius_m": 10_000}).json()
     assert [r["name"] for r in wide["results"]] == ["near", "mid", "far"]
