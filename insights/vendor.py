@@ -88,7 +88,11 @@ def as_of() -> datetime | None:
 
 def product_names(*, product_ids: Iterable[int]) -> dict[int, str]:
     english = (get_language() or settings.LANGUAGE_CODE).startswith("en")
-    rows = Product.objects.filter(pk__in=set(product_ids)).values_list("pk", "name_ko", "name_en")
+    rows = (
+        Product.objects.filter(pk__in=set(product_ids))
+        .order_by()
+        .values_list("pk", "name_ko", "name_en")
+    )
     return {pk: (en if english else ko) for pk, ko, en in rows}
 
 
