@@ -12,6 +12,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from o2o.money import format_money
 
@@ -139,7 +140,7 @@ def heat_map(where: Where) -> SafeString:
 
 def hour_grid(when: When) -> SafeString:
     """Rows: products; columns: hours; darker where more units sold."""
-    label_w, cell_w, cell_h, top = 92, 14, 20, 16
+    label_w, cell_w, cell_h, top = 84, 14, 22, 16
     width = label_w + cell_w * len(when.hours) + 2
     height = top + cell_h * max(len(when.products), 1) + 2
     parts = [
@@ -153,10 +154,10 @@ def hour_grid(when: When) -> SafeString:
     ]
     for row, (product_id, name) in enumerate(when.products):
         y = top + row * cell_h
-        short = name if len(name) <= 12 else name[:11] + "…"
+        short = name if len(name) <= 10 else name[:9] + "…"
         parts.append(
             format_html(
-                '<text x="0" y="{}" font-size="10" dominant-baseline="middle" fill="#1d2a24">'
+                '<text x="0" y="{}" font-size="11" dominant-baseline="middle" fill="#1d2a24">'
                 "{}</text>",
                 y + cell_h / 2,
                 short,
@@ -174,7 +175,7 @@ def hour_grid(when: When) -> SafeString:
                     shade(units, when.peak),
                     name,
                     when.hours[col],
-                    _("%(units)s units") % {"units": units},
+                    ngettext("%(n)s unit", "%(n)s units", units) % {"n": units},
                 )
             )
     desc = _("Units sold by product and hour of the day, darker where more were sold.")
