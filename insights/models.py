@@ -149,6 +149,8 @@ class SalesCube(models.Model):
         indexes = [
             models.Index(fields=["day", "cell"], name="salescube_day_cell"),
             models.Index(fields=["vendor_id", "weekday", "day"], name="salescube_vendor_weekday"),
+            # The insight page: one vendor's last weeks (insights/vendor.py).
+            models.Index(fields=["vendor_id", "day"], name="salescube_vendor_day"),
         ]
 
     def __str__(self) -> str:

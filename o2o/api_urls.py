@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from counter import api as counter_api
 from customers import account_api, address_api
 from customers import api as customers_api
+from insights import api as insights_api
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
 from partners import point_api
@@ -40,6 +41,12 @@ urlpatterns = [
     path("vendor/round/", round_api.RoundApi.as_view(), name="api-round"),
     path("vendor/round/actions/", round_api.RoundActionsApi.as_view(), name="api-round-actions"),
     path("vendor/round/tomorrow/", round_api.RoundTomorrowApi.as_view(), name="api-round-tomorrow"),
+    path("insights/vendor/", insights_api.VendorInsightApi.as_view(), name="api-insights-vendor"),
+    path(
+        "insights/vendor/load/",
+        insights_api.VendorLoadApi.as_view(),
+        name="api-insights-vendor-load",
+    ),
     path("vendors/<slug:slug>/", vendors_api.VendorDetailApi.as_view(), name="api-vendor"),
     path("pickup-points/", orders_api.PickupPointsApi.as_view(), name="api-pickup-points"),
     path("me/addresses/", address_api.AddressesApi.as_view(), name="api-addresses"),

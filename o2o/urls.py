@@ -37,6 +37,7 @@ urlpatterns = [
     path("partner/", include("partners.urls")),
     path("subscriptions/", include("subscriptions.urls")),
     path("round/", include("subscriptions.round_urls")),
+    path("insights/", include("insights.urls")),
     path("", include("counter.urls")),
     path("", include("tracking.urls")),
     path("api/", include("o2o.api_urls")),

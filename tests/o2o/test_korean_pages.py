@@ -339,6 +339,35 @@ def _round(client: Client, w: World) -> None:
             DeliveryFactory(subscription=sub, order=order, status="ordered")
 
 
+def _insight(client: Client, w: World) -> None:
+    """Four weeks of sales in and around the vendor's cell (one customer alone far off, hidden),
+    and similar carts to compare with: every part of the insight page shows."""
+    from datetime import timedelta
+
+    import h3
+
+    from insights.summaries import summaries_refresh
+    from tests.factories import VendorFactory
+    from tests.insights.factories import CELL, SaleRecordFactory
+
+    vendor, now = w.ids["vendor"], timezone.now()
+    cells = [CELL, *sorted(h3.grid_ring(CELL, 1))[:2]]
+    for i in range(24):
+        for peer in [vendor] + ([VendorFactory()] if i < 6 else []):
+            SaleRecordFactory(
+                vendor_id=peer.pk,
+                product_id=w.ids["shop"].yakult.pk,
+                occurred_at=now - timedelta(days=i),
+                cell=cells[i % 3],
+                buyer=1000 + i % 9,
+                channel=["online", "walkup", "cash", "regular"][i % 4],
+            )
+    SaleRecordFactory(
+        vendor_id=vendor.pk, product_id=w.ids["shop"].yakult.pk, cell=h3.grid_ring(CELL, 40)[0]
+    )
+    summaries_refresh()
+
+
 def _handover_links(w: World) -> list[dict]:
     from orders.services import handover_token_make
 
@@ -428,6 +457,7 @@ PAGES: dict[str, Page] = {
     "subscriptions:wellbeing-answer": Page("customer", _wellbeing_request),
     "round:today": Page("vendor", prepare=_round),
     "round:tomorrow": Page("vendor", prepare=_round),
+    "insights:vendor": Page("vendor", prepare=_insight),
 }
 
 NOT_PAGES: dict[str, str] = {

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "insights"
+
+urlpatterns = [
+    path("", views.vendor_page, name="vendor"),
+]
