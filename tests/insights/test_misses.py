@@ -21,8 +21,8 @@ from tests.factories import (
     VendorFactory,
     VendorPositionFactory,
 )
-from tests.orders.conftest import buyer, client, messages_of, other_shop, shop  # noqa: F401
-from tests.orders.test_checkout import ready, submit  # noqa: F401 - `ready` is a fixture
+from tests.orders.conftest import messages_of
+from tests.orders.test_checkout import submit
 from vendors.models import Stock
 
 pytestmark = pytest.mark.django_db
