@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from counter import api as counter_api
 from customers import account_api, address_api
 from customers import api as customers_api
-from insights import miss_api
+from insights import miss_api, staff_api
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
 from partners import point_api
@@ -225,4 +225,5 @@ urlpatterns = [
     ),
     path("geocode/", customers_api.GeocodeApi.as_view(), name="api-geocode"),
     path("insights/misses/", miss_api.MissBeaconApi.as_view(), name="api-insights-misses"),
+    path("insights/demand/", staff_api.DemandApi.as_view(), name="api-insights-demand"),
 ]
