@@ -20,9 +20,7 @@ import h3
 from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from .models import CellBuyers, Channel, MissCube, MissKind, SalesCube
 from .privacy import ELSEWHERE, areas_for

@@ -63,6 +63,10 @@ class DemandForm(forms.Form):
         required=False,
     )
 
+    @classmethod
+    def defaults(cls) -> dict[str, str]:
+        return {"days": "28", "band": "all", "metric": "amount"}
+
     def clean(self) -> dict:
         data = super().clean()
         data["days"] = data.get("days") or 28
@@ -97,7 +101,7 @@ def geojson(demand: Demand) -> dict:
 @demand_staff_only
 @require_GET
 def demand_page(request: HttpRequest) -> HttpResponse:
-    form = DemandForm(request.GET)
+    form = DemandForm(request.GET or DemandForm.defaults())
     context = {**admin.site.each_context(request), "title": _("Demand over the city"), "form": form}
     if not form.is_valid():
         return render(request, "insights/demand.html", context, status=400)

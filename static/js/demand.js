@@ -13,8 +13,9 @@
   values.sort(function (a, b) { return a - b; });
   function step(v) {
     if (v === null || v <= 0 || !values.length) return -1;
+    // The quartile of its rank: the largest is always the darkest, even alone.
     var below = values.filter(function (x) { return x < v; }).length;
-    return Math.min(3, Math.floor((below / values.length) * 4));
+    return Math.min(3, Math.ceil(((below + 1) / values.length) * 4) - 1);
   }
 
   var layer = L.geoJSON(areas, {
