@@ -15,7 +15,7 @@ from .misses import search_miss_record
 
 
 class MissInSerializer(serializers.Serializer):
-    product_id = serializers.IntegerField(min_value=1)
+    product_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     lat = serializers.FloatField(
         min_value=-90,
         max_value=90,

@@ -117,6 +117,8 @@ def test_an_off_shift_cart_near_does_not_count_as_having_it():
         ({"lat": MAPO[0], "lng": MAPO[1]}, "product_id", "This field is required."),
         ({"product_id": "x", "lat": 37.5, "lng": 127}, "product_id", "A valid integer is required."),
         ({"product_id": 999_999_999, "lat": 37.5, "lng": 127}, "product_id", "No such product on sale."),
+        ({"product_id": 10**30, "lat": 37.5, "lng": 127}, "product_id", "Ensure this value is less than or equal to 9223372036854775807."),
+        ({"product_id": "P", "lat": "NaN", "lng": 127}, "lat", "A valid number is required."),
         ({"product_id": "P", "lat": 91, "lng": 127}, "lat", "Latitude must be between -90 and 90."),
         ({"product_id": "P", "lat": 37.5, "lng": -181}, "lng", "Longitude must be between -180 and 180."),
         ({"product_id": "P", "lat": "north", "lng": 127}, "lat", "A valid number is required."),
