@@ -16,7 +16,9 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from insights.misses import sold_out_record
 from orders.services import order_payment_start
+from vendors.services import OutOfStock
 
 from .services import MAX_LINES, MAX_QUANTITY, counter_vendor, walkup_order_place
 from .tokens import basket_token_make, basket_token_read, cart_token_read
@@ -89,14 +91,18 @@ class WalkupOrdersApi(APIView):
         customer = (
             getattr(request.user, "customer", None) if request.user.is_authenticated else None
         )
-        order = walkup_order_place(
-            vendor_id=vendor_id,
-            items=items,
-            checkout_token=token,
-            customer=customer,
-            receipt_email=data.get("receipt_email", ""),
-            shared=bool(data.get("basket_code")),
-        )
+        try:
+            order = walkup_order_place(
+                vendor_id=vendor_id,
+                items=items,
+                checkout_token=token,
+                customer=customer,
+                receipt_email=data.get("receipt_email", ""),
+                shared=bool(data.get("basket_code")),
+            )
+        except OutOfStock as exc:
+            sold_out_record(request=request, exc=exc)  # the sale rolled back; the miss stays
+            raise
         order_url = request.build_absolute_uri(order_link(order))
         pay_url = order_payment_start(
             order_id=order.pk, return_url=data.get("return_url") or order_url + "?back=1"

@@ -30,12 +30,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from insights.misses import sold_out_record
 from orders.models import Fulfilment, Order, Status
 from orders.services import order_payment_refresh, order_payment_start
 from orders.services.transitions import InvalidTransition
 from payments.errors import PaymentUnavailable
 from vendors.models import Product, Vendor
 from vendors.selectors import vendor_availability, vendor_stock_left
+from vendors.services import OutOfStock
 
 from .services import counter_vendor, walkup_order_place
 from .tokens import (
@@ -280,6 +282,8 @@ def cart(request: HttpRequest, vendor_id: int) -> HttpResponse:
                 mine=_mine(request),
             )
         except ValidationError as exc:
+            if isinstance(exc, OutOfStock):  # the sale rolled back; the miss stays
+                sold_out_record(request=request, exc=exc)
             for message in exc.messages:
                 messages.error(request, message)
             return redirect("counter:cart", vendor_id=vendor.pk)
@@ -319,6 +323,8 @@ def basket(request: HttpRequest, code: str) -> HttpResponse:
                 shared=True,
             )
         except ValidationError as exc:
+            if isinstance(exc, OutOfStock):  # the sale rolled back; the miss stays
+                sold_out_record(request=request, exc=exc)
             for message in exc.messages:
                 messages.error(request, message)
             return redirect("counter:basket", code=code)

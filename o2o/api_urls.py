@@ -6,6 +6,7 @@ from counter import api as counter_api
 from customers import account_api, address_api
 from customers import api as customers_api
 from insights import api as insights_api
+from insights import miss_api, staff_api
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
 from partners import point_api
@@ -230,4 +231,6 @@ urlpatterns = [
         name="api-point-order-collect",
     ),
     path("geocode/", customers_api.GeocodeApi.as_view(), name="api-geocode"),
+    path("insights/misses/", miss_api.MissBeaconApi.as_view(), name="api-insights-misses"),
+    path("insights/demand/", staff_api.DemandApi.as_view(), name="api-insights-demand"),
 ]

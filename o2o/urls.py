@@ -37,6 +37,8 @@ urlpatterns = [
     path("partner/", include("partners.urls")),
     path("subscriptions/", include("subscriptions.urls")),
     path("round/", include("subscriptions.round_urls")),
+    # Before any "insights/" include: the staff demand page has its own namespace.
+    path("insights/demand/", include("insights.staff_urls")),
     path("insights/", include("insights.urls")),
     path("", include("counter.urls")),
     path("", include("tracking.urls")),

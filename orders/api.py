@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers.services import customer_profile_get_or_create
+from insights.misses import sold_out_record
 from o2o.api import Pagination
 from o2o.errors import Conflict, Forbidden, NotAllowed
 from payments.errors import PaymentUnavailable  # what orders.services lets through when slow
@@ -173,22 +174,26 @@ class OrdersApi(_OrderApi):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         customer = customer_profile_get_or_create(user=request.user)
-        order = order_place(
-            customer=customer,
-            vendor_id=data["vendor"],
-            lines=[LineIn(**line) for line in data["lines"]],
-            receive=Receive(
-                fulfilment=data["fulfilment"],
-                address_id=data.get("address_id"),
-                pickup_point_id=data.get("pickup_point_id"),
-                meet_cell=data.get("meet_cell", ""),
-                window_start=data["window_start"],
-                window_end=data["window_end"],
-            ),
-            checkout_token=data["checkout_token"],
-            note=data.get("note", ""),
-            expected_total=data.get("expected_total"),
-        )
+        try:
+            order = order_place(
+                customer=customer,
+                vendor_id=data["vendor"],
+                lines=[LineIn(**line) for line in data["lines"]],
+                receive=Receive(
+                    fulfilment=data["fulfilment"],
+                    address_id=data.get("address_id"),
+                    pickup_point_id=data.get("pickup_point_id"),
+                    meet_cell=data.get("meet_cell", ""),
+                    window_start=data["window_start"],
+                    window_end=data["window_end"],
+                ),
+                checkout_token=data["checkout_token"],
+                note=data.get("note", ""),
+                expected_total=data.get("expected_total"),
+            )
+        except OutOfStock as exc:
+            sold_out_record(request=request, exc=exc)  # the order rolled back; the miss stays
+            raise
         url = order_payment_start(
             order_id=order.pk,
             return_url=request.build_absolute_uri(reverse("orders:paid", args=[order.pk])),

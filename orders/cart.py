@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from vendors.models import Product, Stock, Vendor
+from vendors.services import OutOfStock
 
 from .services import LineIn
 
@@ -200,8 +201,12 @@ class Cart:
             .values_list("quantity", "product__is_active")
             .first()
         )
-        if row is None or not row[1] or row[0] <= 0:
+        if row is None or not row[1]:
             raise ValidationError(_("This product is not on the cart now."))
+        if row[0] <= 0:  # sold out: a miss (insights.misses), still a ValidationError
+            raise OutOfStock(
+                product_id, _("This product is not on the cart now."), vendor_id=vendor_id or 0
+            )
         if wanted > row[0]:
             raise ValidationError(_too_many(row[0]))
 

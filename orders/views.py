@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
+from insights.misses import sold_out_record
 from o2o.forms import add_service_error
 from o2o.geo import cell_boundary, is_valid_cell
 
@@ -159,6 +160,8 @@ def cart_add(request: HttpRequest) -> HttpResponse:
             fields={"vendor": vendor.pk, "product": data["product"], "quantity": data["quantity"]},
         )
     except ValidationError as exc:
+        if isinstance(exc, OutOfStock):
+            sold_out_record(request=request, exc=exc)
         messages.error(request, exc.messages[0])
         return redirect(back)
     messages.success(request, _("Added to your basket."))
@@ -310,6 +313,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         try:
             order = _place(form=form, customer=customer, cart=cart)
         except OutOfStock as exc:
+            sold_out_record(request=request, exc=exc)  # the order rolled back; the miss stays
             messages.error(request, exc.messages[0])
             return redirect("orders:cart")
         if order is not None:

@@ -333,6 +333,7 @@ def money_dashboard(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         currency = data["currency"]
         days = earnings.daily_totals(first=data["first"], last=data["last"], currency=currency)
+    channels = _channels(form, currency)
     context = {
         **_admin_context(request, _("Money dashboard")),
         "form": form,
@@ -340,8 +341,25 @@ def money_dashboard(request: HttpRequest) -> HttpResponse:
         "totals": earnings.range_totals(days) if days else None,
         "currency": currency,
         "chart": _chart(days) if days else None,
+        "channels": channels,
+        "channel_labels": _channel_labels() if channels else [],
     }
     return render(request, "payments/money_dashboard.html", context)
+
+
+def _channels(form: "DashboardRangeForm", currency: str) -> list:
+    """Sales by channel per day, from the insight summaries (kept in KRW)."""
+    from insights.staff import sales_by_channel  # noqa: PLC0415 - insights reads every app
+
+    if not form.is_valid() or currency != "KRW":
+        return []
+    return sales_by_channel(first=form.cleaned_data["first"], last=form.cleaned_data["last"])
+
+
+def _channel_labels() -> list[str]:
+    from insights.models import Channel  # noqa: PLC0415
+
+    return [str(label) for label in Channel.labels]
 
 
 ADJUSTMENT_TOKEN = re.compile(r"^[0-9a-f]{32}$")

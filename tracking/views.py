@@ -35,6 +35,7 @@ def map_page(request: HttpRequest) -> HttpResponse:
         "tiles": settings.MAP_TILE_URL,
         "attribution": settings.MAP_TILE_ATTRIBUTION,
         "addresses": addresses,
+        "missUrl": reverse("api-insights-misses"),
     }
     products = [{"id": p.pk, "name": p.name} for p in products_active()]
     i18n = {

@@ -551,11 +551,13 @@ def stock_adjust(*, stock_id: int, delta: int) -> bool:
 
 
 class OutOfStock(Conflict):
-    """Not enough of a product on the cart now."""
+    """Not enough of a product on the cart now (`vendor_id`: whose cart, for the record of
+    misses)."""
 
-    def __init__(self, product_id: int, message: str) -> None:
+    def __init__(self, product_id: int, message: str, *, vendor_id: int = 0) -> None:
         super().__init__(message)
         self.product_id = product_id
+        self.vendor_id = vendor_id
 
 
 def _out_of_stock(*, vendor_id: int, product_id: int, now: datetime) -> OutOfStock:
@@ -579,7 +581,7 @@ def _out_of_stock(*, vendor_id: int, product_id: int, now: datetime) -> OutOfSto
         message = _("%(name)s on this cart is past its date and can't be sold.") % {"name": name}
     else:
         message = _("%(name)s is sold out.") % {"name": name}
-    return OutOfStock(product_id, message)
+    return OutOfStock(product_id, message, vendor_id=vendor_id)
 
 
 @transaction.atomic(savepoint=False)

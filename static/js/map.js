@@ -18,6 +18,9 @@
   var shapes = {};    // id -> L.polygon
   var origin = null;  // "near me" point: used in this page only, never sent anywhere
   var socket = null, viewportTimer = null, live = false;
+  var missTimer = null, missesSent = [];  // {product, centre}: one beacon per product per place
+  var MISS_NEAR_M = 1000, MISS_MOVE_M = 500;
+  var csrfInput = document.querySelector("input[name=csrfmiddlewaretoken]");
 
   var map = L.map("map", { zoomControl: true }).setView(cfg.centre, cfg.zoom);
   var tiles = L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 });
@@ -161,6 +164,35 @@
     });
   }
 
+  // A product picked that no cart near has: tell the platform once (insights, "misses"). Only the
+  // map's centre is sent, and the server keeps only its area; it checks the carts near itself.
+  function checkMiss() {
+    clearTimeout(missTimer);
+    missTimer = setTimeout(sendMiss, 1000);
+  }
+  function sendMiss() {
+    var want = parseInt(filterEl.value, 10);
+    if (!want || !live || !cfg.missUrl) return;
+    var c = map.getCenter(), centre = [c.lat, c.lng];
+    if (listed().length) return;
+    var near = Object.keys(vendors).some(function (id) {
+      var v = vendors[id];
+      return v.products.indexOf(want) !== -1 && distanceFrom(centre, v) <= MISS_NEAR_M;
+    });
+    if (near) return;
+    var again = missesSent.some(function (s) {
+      return s.product === want && distanceFrom(s.centre, { centre: centre }) < MISS_MOVE_M;
+    });
+    if (again) return;
+    missesSent.push({ product: want, centre: centre });
+    var headers = { "Content-Type": "application/json" };
+    if (csrfInput) headers["X-CSRFToken"] = csrfInput.value;
+    fetch(cfg.missUrl, {
+      method: "POST", headers: headers, credentials: "same-origin", keepalive: true,
+      body: JSON.stringify({ product_id: want, lat: centre[0], lng: centre[1] })
+    }).catch(function () { /* best effort: a lost beacon is a lost count */ });
+  }
+
   function upsert(v) { vendors[v.id] = v; draw(v); }
   function remove(id) {
     if (shapes[id]) { map.removeLayer(shapes[id]); delete shapes[id]; }
@@ -205,6 +237,7 @@
       setStatus(t.zoomIn, "");
     }
     renderList();
+    if (msg.type === "snapshot") checkMiss();
     document.body.dataset.mapReady = "1";
   }
   function onClose() {
@@ -219,10 +252,12 @@
     clearTimeout(viewportTimer);
     viewportTimer = setTimeout(sendViewport, 250);
     renderList();
+    checkMiss();
   });
   filterEl.addEventListener("change", function () {
     Object.keys(vendors).forEach(function (id) { draw(vendors[id]); });
     renderList();
+    checkMiss();
   });
   document.getElementById("near-me").addEventListener("click", function () {
     if (!navigator.geolocation) { setStatus(t.noGeo, ""); return; }

@@ -1,5 +1,6 @@
-"""The order tests' world (a shop on shift with stock and a pickup point, a buyer with an
-address), for recording real sales; the peers' cached figures cleared around each test."""
+"""The order tests' world (a shop on shift with stock and a pickup point, a buyer with an address,
+a basket ready for checkout), for the sales and misses recorded on the real paths; the peers'
+cached figures cleared around each test."""
 
 import h3
 import pytest
@@ -8,7 +9,8 @@ from django.utils import timezone
 
 from insights.peers import EVERYONE, PEER_RES, peers_cache_key
 from tests.factories import MAPO
-from tests.orders.conftest import buyer, shop  # noqa: F401
+from tests.orders.conftest import buyer, client, other_shop, shop  # noqa: F401
+from tests.orders.test_checkout import ready  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -428,6 +428,7 @@ PAGES: dict[str, Page] = {
     "payments:statement": Page("vendor", lambda w: [{"settlement_id": w.ids["settlement"].pk}]),
     "payments:money-dashboard": Page("staff"),
     "payments:adjustment-new": Page("staff"),
+    "insights-staff:demand": Page("staff"),
     "sandbox:pay": Page("anonymous", lambda w: [{"intent_id": w.ids["intent"]}]),
     "sandbox:challenge": Page("anonymous", lambda w: [{"intent_id": w.ids["intent"]}]),
     "payments:cards": Page("customer"),
