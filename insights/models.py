@@ -160,11 +160,12 @@ class SalesCube(models.Model):
 
 
 class CellBuyers(models.Model):
-    """Who bought from a vendor in a cell on a day (a buyer key, never shown): the distinct counts
-    the minimum-count rule needs over any period."""
+    """Who bought from a vendor in a cell on a day, in which hour (a buyer key, never shown): the
+    distinct counts the minimum-count rule needs over any period and any hours."""
 
     vendor_id = models.BigIntegerField()
     day = models.DateField()
+    hour = models.PositiveSmallIntegerField(default=0)
     cell = models.CharField(max_length=16, blank=True)
     buyer = models.BigIntegerField()
 
@@ -173,7 +174,7 @@ class CellBuyers(models.Model):
         verbose_name_plural = _("buyers in an area")
         constraints = [
             models.UniqueConstraint(
-                fields=["vendor_id", "day", "cell", "buyer"], name="cellbuyers_key"
+                fields=["vendor_id", "day", "cell", "hour", "buyer"], name="cellbuyers_key"
             ),
         ]
         indexes = [models.Index(fields=["day", "cell"], name="cellbuyers_day_cell")]

@@ -7,9 +7,8 @@ Privacy: sales and buyers go through the minimum-count rule (insights.privacy.ar
 res-8 areas: a small area is merged into its parent, then pooled as "elsewhere", then hidden);
 misses (counts of askers, not buyers) are shown per area only from INSIGHT_MIN_BUYERS up. Every
 other figure of an area whose cells' sales were merged goes to the same merged area, so the areas
-never overlap. CellBuyers has no hour: for an hour band the buyers counted are those of the
-(vendor, day, area) that sold in the band, so the rule is checked against every buyer of those
-days there, an upper bound of the band's own buyers.
+never overlap. CellBuyers keeps the hour, so the buyers counted for an hour band are exactly
+the band's own.
 """
 
 from collections import defaultdict
@@ -18,7 +17,7 @@ from datetime import date, timedelta
 
 import h3
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -131,12 +130,7 @@ def demand_areas(*, days: int, band: str, today: date | None = None) -> Demand:
     k = settings.INSIGHT_MIN_BUYERS
 
     sales = cube.values("cell", "vendor_id").annotate(u=Sum("units"), a=Sum("amount"))
-    buyers_q = CellBuyers.objects.filter(day__gte=first, day__lte=last)
-    if band != "all":
-        sold = cube.filter(
-            vendor_id=OuterRef("vendor_id"), day=OuterRef("day"), cell=OuterRef("cell")
-        )
-        buyers_q = buyers_q.filter(Exists(sold))
+    buyers_q = CellBuyers.objects.filter(in_band, day__gte=first, day__lte=last)
     buyers: dict[str, set[int]] = defaultdict(set)
     for cell, buyer in buyers_q.values_list("cell", "buyer").distinct().iterator():
         buyers[_display(cell)].add(buyer)

@@ -27,11 +27,11 @@ CUBE_UPSERT = (
     " amount = insights_salescube.amount + excluded.amount,"
     " sales = insights_salescube.sales + excluded.sales"
 )
-# A buyer counts in a (vendor, day, cell) while they kept at least one unit bought there.
+# A buyer counts in a (vendor, day, hour, cell) while they kept at least one unit bought there.
 BUYERS_SELECT = (
-    "INSERT INTO insights_cellbuyers (vendor_id, day, cell, buyer) "
-    "SELECT r.vendor_id, r.day, r.cell, r.buyer FROM insights_salerecord r {where} "
-    "GROUP BY r.vendor_id, r.day, r.cell, r.buyer HAVING SUM(r.units) > 0"
+    "INSERT INTO insights_cellbuyers (vendor_id, day, hour, cell, buyer) "
+    "SELECT r.vendor_id, r.day, r.hour, r.cell, r.buyer FROM insights_salerecord r {where} "
+    "GROUP BY r.vendor_id, r.day, r.hour, r.cell, r.buyer HAVING SUM(r.units) > 0"
 )
 TOUCHED = (
     "EXISTS (SELECT 1 FROM insights_salerecord b WHERE b.batch = %s AND b.vendor_id = {t}.vendor_id"
@@ -157,7 +157,7 @@ def summaries_recount() -> dict[str, Any]:
         row[0] += r.units
         row[1] += r.amount
         row[2] += {"sale": 1, "void": -1}.get(r.kind, 0)
-        bkey = (r.vendor_id, r.day, r.cell, r.buyer)
+        bkey = (r.vendor_id, r.day, r.hour, r.cell, r.buyer)
         kept[bkey] = kept.get(bkey, 0) + r.units
     misses: dict[tuple, int] = {}
     for m in MissRecord.objects.all().iterator():
@@ -181,7 +181,7 @@ def summaries_tables() -> dict[str, Any]:
             )
             for c in SalesCube.objects.all().iterator()
         },
-        "buyers": set(CellBuyers.objects.values_list("vendor_id", "day", "cell", "buyer")),
+        "buyers": set(CellBuyers.objects.values_list("vendor_id", "day", "hour", "cell", "buyer")),
         "misses": {
             (m.day, m.weekday, m.hour, m.cell, m.product_id, m.kind): m.misses
             for m in MissCube.objects.all().iterator()

@@ -79,7 +79,7 @@ def test_staff_read_demand_over_the_city(live_server, new_page, shot, assert_acc
     mapo = h3.latlng_to_cell(*CENTRE, 9)
     for n, cell in enumerate(sorted(h3.grid_disk(mapo, 1))[:3]):
         SalesCubeFactory(vendor_id=1, day=day, cell=cell, units=3 + n, amount=3600 + 1200 * n)
-        CellBuyers.objects.create(vendor_id=1, day=day, cell=cell, buyer=n + 1)
+        CellBuyers.objects.create(vendor_id=1, day=day, hour=12, cell=cell, buyer=n + 1)
     jongno = h3.latlng_to_cell(37.5796, 126.9770, 9)
     product = factories.ProductFactory(name_ko="야쿠르트", name_en="Yakult")
     MissCube.objects.create(

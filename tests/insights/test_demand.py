@@ -49,7 +49,9 @@ def sale(
         channel=channel,
     )
     for buyer in buyers:
-        CellBuyers.objects.get_or_create(vendor_id=vendor_id, day=day, cell=cell, buyer=buyer)
+        CellBuyers.objects.get_or_create(
+            vendor_id=vendor_id, day=day, hour=hour, cell=cell, buyer=buyer
+        )
 
 
 def miss(*, cell, n, kind=MissKind.NONE_NEAR, product_id=1, hour=12, days_ago=1):
@@ -113,6 +115,17 @@ def test_an_hour_band_keeps_only_its_hours(world):
     # One buyer in the morning: the area is not shown with sales (and nothing else is there)
     assert all(a["units"] is None for a in morning["areas"]), morning
     assert morning["hidden_buyers"] is True
+
+
+def test_an_hour_band_counts_only_the_buyers_of_its_own_hours(settings):
+    # Given an area where two buyers bought at lunch and three others that morning, same cart
+    settings.INSIGHT_MIN_BUYERS = 3
+    sale(cell=A1, buyers=[1, 2], hour=12)
+    sale(cell=A1, buyers=[3, 4, 5], hour=8)
+    # Then the whole day shows it (five buyers), but lunch alone (two) does not
+    assert by_cell(staff_api().get(API, {"days": 7}).json())[AREA]["buyers"] == 5
+    lunch = staff_api().get(API, {"days": 7, "band": "lunch"}).json()
+    assert all(a["units"] is None for a in lunch["areas"]) and lunch["hidden_buyers"] is True
 
 
 def test_no_area_shows_sales_of_fewer_buyers_than_the_minimum(world, settings):
