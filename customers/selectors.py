@@ -82,7 +82,8 @@ class Usual:
     """A product the customer bought on this weekday in `weeks` of the last USUAL_WEEKS."""
 
     product_id: int
-    product_name: str
+    name_ko: str
+    name_en: str
     weeks: int
     quantity: int  # in the latest of those orders
     vendor_id: int  # where they bought it last
@@ -90,6 +91,10 @@ class Usual:
     vendor_slug: str
     order_id: int  # the latest of those orders: "order again" fills the basket from it
     weekday: int  # Monday is 0
+
+    @property
+    def product_name(self) -> str:
+        return self.name_en if (get_language() or "ko").startswith("en") else self.name_ko
 
     @property
     def sentence(self) -> str:
@@ -134,7 +139,6 @@ def usual_for_today(customer: CustomerProfile, now: datetime) -> list[Usual]:
             "order__vendor__slug",
         )
     )
-    english = (get_language() or "ko").startswith("en")
     weeks: dict[int, set] = defaultdict(set)
     latest: dict[int, tuple] = {}
     for pid, name_ko, name_en, quantity, order_id, created, vid, vname, vslug in rows:
@@ -142,16 +146,17 @@ def usual_for_today(customer: CustomerProfile, now: datetime) -> list[Usual]:
         if day not in days:
             continue  # another weekday
         weeks[pid].add(day)
-        latest[pid] = (name_en if english else name_ko, quantity, order_id, vid, vname, vslug)
+        latest[pid] = (name_ko, name_en, quantity, order_id, vid, vname, vslug)
     found = []
     for pid, seen in weeks.items():
         if len(seen) < USUAL_MIN_WEEKS:
             continue
-        name, quantity, order_id, vid, vname, vslug = latest[pid]
+        name_ko, name_en, quantity, order_id, vid, vname, vslug = latest[pid]
         found.append(
             Usual(
                 product_id=pid,
-                product_name=name,
+                name_ko=name_ko,
+                name_en=name_en,
                 weeks=len(seen),
                 quantity=quantity,
                 vendor_id=vid,
@@ -161,4 +166,4 @@ def usual_for_today(customer: CustomerProfile, now: datetime) -> list[Usual]:
                 weekday=today.weekday(),
             )
         )
-    return sorted(found, key=lambda u: (-u.weeks, u.product_name))
+    return sorted(found, key=lambda u: (-u.weeks, u.name_ko))

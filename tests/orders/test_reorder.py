@@ -194,3 +194,47 @@ def test_the_plan_reads_the_sellable_units_not_the_raw_count(shop, buyer):
     plan = reorder_plan(customer=buyer.customer, order_id=order.pk)
     assert [(line.product_id, line.quantity) for line in plan.lines] == [(shop.yakult.pk, 2)]
     assert [c.kind for c in plan.changes] == ["pickup_point"]
+
+
+@pytest.fixture
+def api_for():
+    from rest_framework.test import APIClient
+
+    def _api(user=None):
+        client = APIClient(headers={"accept-language": "en"})
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return _api
+
+
+def test_reorder_api_answers_the_adjusted_basket_and_changes(api_for, shop, buyer, stranger):
+    order = received(shop, buyer, items=[(shop.yakult, 3), (shop.latte, 1)], note="문 앞")
+    stock_put(vendor=shop.vendor, product=shop.yakult, quantity=2)
+    stock_put(vendor=shop.vendor, product=shop.latte, quantity=0)
+    url = f"/api/orders/{order.pk}/reorder/"
+    assert api_for().post(url).status_code == 401
+    assert api_for(stranger).post(url).status_code == 404
+    assert api_for(shop.vendor.user).post(url).status_code == 404
+    response = api_for(buyer).post(url)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["vendor"] == shop.vendor.pk
+    assert [(line["product_id"], line["quantity"]) for line in body["lines"]] == [
+        (shop.yakult.pk, 2)
+    ]
+    assert [c["kind"] for c in body["changes"]] == ["fewer", "sold_out"]
+    assert body["receive"] == {
+        "fulfilment": "pickup",
+        "address_id": None,
+        "pickup_point_id": shop.point.pk,
+        "note": "문 앞",
+    }
+    assert body["message"].startswith("Only 2 of 3")
+    # Nothing left: 409 with a sentence
+    stock_put(vendor=shop.vendor, product=shop.yakult, quantity=0)
+    refused = api_for(buyer).post(url)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "cannot_reorder"
+    assert "Nothing from this order" in refused.json()["error"]["message"]
