@@ -72,7 +72,7 @@ def favourite_set(request: HttpRequest, slug: str) -> HttpResponse:
             return JsonResponse({"error": _("Something went wrong; try again.")}, status=400)
         messages.error(request, _("Something went wrong; try again."))
         return redirect(back)
-    customer = customer_profile_get_or_create(user=request.user)
+    customer = customer_profile_get_or_create(user=request.user)  # type: ignore[arg-type]  # logged in
     if on:
         favourite_add(customer=customer, vendor_id=vendor.pk)
         said = _("%(name)s is in your favourites.") % {"name": vendor.name}
@@ -88,7 +88,7 @@ def favourite_notify(request: HttpRequest, slug: str) -> HttpResponse:
     vendor = _public_vendor(slug)
     on = _on(request)
     back = reverse("customers:favourites")
-    customer = customer_profile_get_or_create(user=request.user)
+    customer = customer_profile_get_or_create(user=request.user)  # type: ignore[arg-type]  # logged in
     try:
         if on is None:
             raise ValidationError(_("Something went wrong; try again."))
@@ -109,7 +109,7 @@ def favourite_notify(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def favourites_page(request: HttpRequest) -> HttpResponse:
-    customer = customer_profile_get_or_create(user=request.user)
+    customer = customer_profile_get_or_create(user=request.user)  # type: ignore[arg-type]  # logged in
     favourites = favourites_of(customer=customer)
     where = public_states(vendor_ids=[f.vendor_id for f in favourites])
     return render(

@@ -169,7 +169,11 @@ def _choices(order: Order) -> ReorderChoices:
     if fulfilment not in (Fulfilment.MEET, Fulfilment.DELIVERY, Fulfilment.PICKUP):
         fulfilment = Fulfilment.MEET  # bought at the cart: meeting the cart is the nearest way
     address_id = None
-    if fulfilment == Fulfilment.DELIVERY:
+    if (
+        fulfilment == Fulfilment.DELIVERY
+        and order.delivery_lat is not None
+        and order.delivery_lng is not None
+    ):
         # The order keeps a copy of the address; the saved one it came from is found by its spot.
         address_id = (
             order.customer.addresses.filter(lat=order.delivery_lat, lng=order.delivery_lng)
@@ -206,7 +210,7 @@ def _choice_changes(
         )
     elif (
         choices.fulfilment == Fulfilment.PICKUP
-        and not PickupPoint.objects.filter(pk=choices.pickup_point_id, is_active=True).exists()
+        and not PickupPoint.objects.filter(pk=choices.pickup_point_id or 0, is_active=True).exists()
     ):
         changes.append(
             ReorderChange(

@@ -79,7 +79,7 @@ def _favourites_to_tell(customer) -> list[dict]:
         {
             "id": f.vendor.slug,
             "name": f.vendor.name,
-            "shift": shifts[f.vendor_id].isoformat() if shifts.get(f.vendor_id) else "",
+            "shift": started.isoformat() if (started := shifts.get(f.vendor_id)) else "",
         }
         for f in rows
     ]
