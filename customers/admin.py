@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Address, CustomerProfile
+from .models import Address, CustomerProfile, FavouriteNearNotice, FavouriteVendor
 
 
 class AddressInline(admin.TabularInline):
@@ -31,3 +31,35 @@ class AddressAdmin(admin.ModelAdmin):
     search_fields = ("customer__user__email", "label", "line1", "postal_code")
     list_select_related = ("customer__user",)
     readonly_fields = ("cell",)
+
+
+@admin.register(FavouriteVendor)
+class FavouriteVendorAdmin(admin.ModelAdmin):
+    list_display = ("customer", "vendor", "notify_near", "created_at")
+    list_filter = ("notify_near",)
+    search_fields = ("customer__user__email", "vendor__name", "vendor__slug")
+    list_select_related = ("customer__user", "vendor")
+    autocomplete_fields = ("customer", "vendor")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(FavouriteNearNotice)
+class FavouriteNearNoticeAdmin(admin.ModelAdmin):
+    """What the near sweep recorded (and e-mailed): read only, a record of what was sent."""
+
+    list_display = ("favourite", "shift_started_at", "address_label", "distance_m", "created_at")
+    search_fields = ("favourite__customer__user__email", "favourite__vendor__name")
+    list_select_related = ("favourite__customer__user", "favourite__vendor")
+    readonly_fields = (
+        "favourite",
+        "shift_started_at",
+        "address_label",
+        "distance_m",
+        "created_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

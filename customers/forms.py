@@ -52,3 +52,10 @@ class EmailLoginForm(AuthenticationForm):
             "That e-mail address and password don't match. Check them and try again."
         ),
     }
+
+
+class OnOffForm(forms.Form):
+    """The one field of a toggle button: the state wanted ("1" on, "0" off), not "flip", so that a
+    double tap or a replayed form leaves the state the customer saw on the button."""
+
+    on = forms.TypedChoiceField(choices=[("1", "1"), ("0", "0")], coerce=lambda v: v == "1")

@@ -55,3 +55,61 @@ class Address(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.cell = cell_of(self.lat, self.lng)
         super().save(*args, **kwargs)
+
+
+class FavouriteVendor(models.Model):
+    """A cart the customer keeps an eye on; `notify_near` asks to be told (once per shift) when
+    the cart's public area comes within FAVOURITE_NEAR_M of one of their saved addresses."""
+
+    customer = models.ForeignKey(
+        CustomerProfile, on_delete=models.CASCADE, related_name="favourites"
+    )
+    vendor = models.ForeignKey(
+        "vendors.Vendor", on_delete=models.CASCADE, related_name="favourited_by"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    notify_near = models.BooleanField(_("tell me when it is near"), default=False)
+
+    class Meta:
+        verbose_name = _("favourite cart")
+        verbose_name_plural = _("favourite carts")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "vendor"], name="favourite_once"),
+        ]
+        indexes = [
+            # The near sweep looks favourites up by the vendors on shift, only those to be told.
+            models.Index(
+                fields=["vendor"], condition=Q(notify_near=True), name="favourite_notify_near"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} ♥ {self.vendor}"
+
+
+class FavouriteNearNotice(models.Model):
+    """A favourite cart came near during one shift: at most one per (favourite, shift), which the
+    unique constraint guarantees whatever runs the sweep twice. Its e-mail is a durable effect
+    written with it."""
+
+    favourite = models.ForeignKey(
+        FavouriteVendor, on_delete=models.CASCADE, related_name="near_notices"
+    )
+    shift_started_at = models.DateTimeField(_("shift started at"))
+    address_label = models.CharField(_("near the address"), max_length=40)
+    distance_m = models.PositiveIntegerField(_("about (m)"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("favourite-near notice")
+        verbose_name_plural = _("favourite-near notices")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["favourite", "shift_started_at"], name="favourite_near_once_per_shift"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.favourite} @ {self.shift_started_at:%Y-%m-%d %H:%M}"

@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
@@ -7,9 +8,12 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
+from o2o.effects import effect_add
+from o2o.errors import NotAllowed
 from o2o.geo import validate_lat_lng
+from vendors.models import Vendor
 
-from .models import Address, CustomerProfile
+from .models import Address, CustomerProfile, FavouriteNearNotice, FavouriteVendor
 from .selectors import in_vendor_area
 
 if TYPE_CHECKING:
@@ -103,3 +107,76 @@ def address_create(
     address.full_clean(exclude=["cell"])
     address.save()
     return address
+
+
+# --- favourite carts ------------------------------------------------------------------------------
+
+FAVOURITE_NEAR_EMAIL = "customers.favourite_near_email"
+
+
+def _favourable_vendor(vendor_id: int) -> Vendor:
+    """A vendor the public sees (approved): one that is not is "no such vendor" (NotAllowed)."""
+    vendor = Vendor.objects.filter(pk=vendor_id, status=Vendor.Status.APPROVED).first()
+    if vendor is None:
+        raise NotAllowed(_("No such vendor."))
+    return vendor
+
+
+@transaction.atomic
+def favourite_add(*, customer: CustomerProfile, vendor_id: int) -> FavouriteVendor:
+    """Keep a cart among the customer's favourites. Adding it again changes nothing (a double tap,
+    two tabs): the one row is returned."""
+    vendor = _favourable_vendor(vendor_id)
+    favourite, _created = FavouriteVendor.objects.get_or_create(customer=customer, vendor=vendor)
+    return favourite
+
+
+@transaction.atomic
+def favourite_remove(*, customer: CustomerProfile, vendor_id: int) -> bool:
+    """No longer a favourite (and no more near notices). False when it was not one."""
+    deleted, _rows = FavouriteVendor.objects.filter(customer=customer, vendor_id=vendor_id).delete()
+    return bool(deleted)
+
+
+@transaction.atomic
+def favourite_notify_set(
+    *, customer: CustomerProfile, vendor_id: int, notify_near: bool
+) -> FavouriteVendor:
+    """Turn "tell me when it is near" on or off for one of the customer's favourites (a cart
+    that is not one is NotAllowed: the customer adds it first)."""
+    changed = FavouriteVendor.objects.filter(customer=customer, vendor_id=vendor_id).update(
+        notify_near=notify_near
+    )
+    if not changed:
+        raise NotAllowed(_("This cart is not among your favourites."))
+    return FavouriteVendor.objects.select_related("vendor").get(
+        customer=customer, vendor_id=vendor_id
+    )
+
+
+@transaction.atomic
+def favourite_near_notice_add(
+    *,
+    favourite_id: int,
+    shift_started_at: datetime,
+    address_label: str,
+    distance_m: int,
+) -> bool:
+    """Record that a favourite cart came near during the shift that started at
+    `shift_started_at`, and its e-mail (a durable effect, in the same transaction). At most once
+    per (favourite, shift): a second call, or a concurrent one, writes nothing and returns False.
+    Nothing is written when the customer turned the notices off meanwhile."""
+    if not FavouriteVendor.objects.filter(pk=favourite_id, notify_near=True).exists():
+        return False
+    notice, created = FavouriteNearNotice.objects.get_or_create(
+        favourite_id=favourite_id,
+        shift_started_at=shift_started_at,
+        defaults={"address_label": address_label[:40], "distance_m": max(0, int(distance_m))},
+    )
+    if created:
+        effect_add(
+            kind=FAVOURITE_NEAR_EMAIL,
+            key=f"favourite-near:{notice.pk}",
+            payload={"notice_id": notice.pk},
+        )
+    return created

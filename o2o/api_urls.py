@@ -3,7 +3,7 @@
 from django.urls import include, path, re_path
 
 from counter import api as counter_api
-from customers import account_api, address_api
+from customers import account_api, address_api, favourite_api
 from customers import api as customers_api
 from insights import api as insights_api
 from insights import miss_api, staff_api
@@ -55,6 +55,13 @@ urlpatterns = [
         "me/addresses/<int:address_id>/",
         address_api.AddressDetailApi.as_view(),
         name="api-address",
+    ),
+    path("me/usual/", favourite_api.UsualApi.as_view(), name="api-usual"),
+    path("favourites/", favourite_api.FavouritesApi.as_view(), name="api-favourites"),
+    path(
+        "favourites/<slug:slug>/",
+        favourite_api.FavouriteDetailApi.as_view(),
+        name="api-favourite",
     ),
     path("products/", vendors_api.ProductListApi.as_view(), name="api-products"),
     path("subscriptions/", subscriptions_api.SubscriptionsApi.as_view(), name="api-subscriptions"),
@@ -113,6 +120,11 @@ urlpatterns = [
         name="api-order-problem",
     ),
     path("orders/<int:order_id>/pay/", orders_api.OrderPayApi.as_view(), name="api-order-pay"),
+    path(
+        "orders/<int:order_id>/reorder/",
+        orders_api.OrderReorderApi.as_view(),
+        name="api-order-reorder",
+    ),
     path(
         "orders/<int:order_id>/payment/refresh/",
         orders_api.OrderPaymentRefreshApi.as_view(),

@@ -241,6 +241,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 10.0,
     },
     "pings-purge-old": {"task": "tracking.tasks.pings_purge_old", "schedule": 3600.0},
+    # Customers who asked to be told when a favourite cart is near (at most once per shift).
+    "favourites-near-notify": {
+        "task": "tracking.tasks.favourites_near_notify",
+        "schedule": 60.0,
+    },
     "orders-expire": {"task": "orders.tasks.orders_expire", "schedule": 30.0},
     "sandbox-webhooks-deliver": {
         "task": "payments.sandbox.tasks.sandbox_webhooks_deliver",
@@ -458,6 +463,11 @@ WS_PER_MESSAGE_DEFLATE = env.bool("WS_PER_MESSAGE_DEFLATE", default=False)
 SHUTDOWN_TIMEOUT_S = env.int("SHUTDOWN_TIMEOUT_S", default=10)
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="&copy; OpenStreetMap contributors")
+# Favourite carts: "tell me when it is near" means the cart's public cell centre within this many
+# metres of one of the customer's saved addresses (customers.services.favourites_near_notify).
+FAVOURITE_NEAR_M = env.int("FAVOURITE_NEAR_M", default=700)
+# Favourites the near sweep looks at per run (beat runs it every minute; the rest wait a minute).
+FAVOURITE_NEAR_BATCH = env.int("FAVOURITE_NEAR_BATCH", default=500)
 O2O_GEOCODER = env.str("O2O_GEOCODER", default=None)  # dotted path (customers.geocoding); none
 # Pings: what record_ping accepts.
 PING_MAX_ACCURACY_M = env.float("PING_MAX_ACCURACY_M", default=150.0)

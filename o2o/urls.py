@@ -32,6 +32,7 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("sandbox/", include("payments.sandbox.urls")),
     path("orders/", include("orders.urls")),
+    path("favourites/", include("customers.urls")),
     # The link in a customer's hand-over QR: short, so the QR stays easy to scan.
     path("o/h/<str:token>/", handover_link, name="handover-qr"),
     path("partner/", include("partners.urls")),

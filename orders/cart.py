@@ -66,6 +66,9 @@ class Cart:
         lines = raw.get("lines", {}) if isinstance(raw, dict) else {}
         self._lines: dict[int, int] = {}
         self._vendor: Vendor | None = None  # read once per request, see vendor()
+        # Checkout's choices to fill in (a reorder: how the last order was received); ids and text.
+        prefill = raw.get("prefill") if isinstance(raw, dict) else None
+        self.prefill: dict | None = prefill if isinstance(prefill, dict) else None
         for key, quantity in lines.items() if isinstance(lines, dict) else ():
             try:
                 self._lines[int(key)] = int(quantity)
@@ -139,6 +142,7 @@ class Cart:
         if self.vendor_id != vendor.pk:
             self._lines = {}
             self.vendor_id = vendor.pk
+            self.prefill = None
         self._lines[product_id] = wanted
         self._save()
         return wanted
@@ -166,6 +170,13 @@ class Cart:
 
     def clear(self) -> None:
         self._lines = {}
+        self.prefill = None
+        self._save()
+
+    def prefill_set(self, choices: dict) -> None:
+        """Checkout's choices to fill in for this basket (kept until the basket is emptied or
+        another vendor's product replaces it): JSON-safe values only."""
+        self.prefill = dict(choices)
         self._save()
 
     def refill(self, *, vendor: Vendor, lines: Iterable[tuple[int, int]]) -> list[int]:
@@ -176,6 +187,7 @@ class Cart:
             if self.vendor() is not None:
                 raise OtherVendorInCart(self.vendor_id)
             self._lines = {}  # that vendor is gone: nothing of theirs can be ordered
+            self.prefill = None
         active = set(
             Product.objects.filter(pk__in=list(wanted), is_active=True).values_list("pk", flat=True)
         )
@@ -213,10 +225,13 @@ class Cart:
     def _save(self) -> None:
         if not self._lines:
             self.vendor_id = None
+            self.prefill = None
         self.session[SESSION_KEY] = {
             "vendor_id": self.vendor_id,
             "lines": {str(pid): q for pid, q in self._lines.items()},
         }
+        if self.prefill:
+            self.session[SESSION_KEY]["prefill"] = self.prefill
         self.session.modified = True
 
 

@@ -16,13 +16,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext, pgettext
+from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
 from insights.misses import sold_out_record
+from o2o.errors import Conflict
 from o2o.forms import add_service_error
 from o2o.geo import cell_boundary, is_valid_cell
 
@@ -51,6 +52,7 @@ from .forms import (
 )
 from .models import Fulfilment, Order, OrderEvent, Status
 from .qr import handover_qr
+from .reorder import REORDERABLE, reorder_plan
 from .services import (
     EDGES,
     InvalidTransition,
@@ -68,6 +70,7 @@ from .services import (
     order_reject,
     order_vendor_cancel,
 )
+from .services.placement import ways_allowed
 
 PAGE_SIZE = 20
 
@@ -293,21 +296,32 @@ def checkout(request: HttpRequest) -> HttpResponse:
     pickup_points = selectors.pickup_points_near(vendor=vendor)
     addresses = list(customer.addresses.all())
     default_address = next((a for a in addresses if a.is_default), None)
+    availability = vendor_availability(vendor_id=vendor.pk, now=now)
+    initial = {
+        "checkout_token": uuid.uuid4(),
+        "fulfilment": Fulfilment.MEET if meet_cells else Fulfilment.PICKUP,
+        "meet_cell": meet_cells[0].cell if meet_cells else "",
+        "address": str(default_address.pk) if default_address else "new",
+        "pickup_point": pickup_points[0].pk if pickup_points else None,
+        "window": ASAP,
+    }
+    initial.update(
+        _prefilled(
+            cart.prefill,
+            ways=ways_allowed(availability) if not availability.on_shift else None,
+            meet=bool(meet_cells),
+            address_ids={a.pk for a in addresses},
+            point_ids={p.pk for p in pickup_points},
+        )
+    )
     form = CheckoutForm(
         request.POST or None,
-        initial={
-            "checkout_token": uuid.uuid4(),
-            "fulfilment": Fulfilment.MEET if meet_cells else Fulfilment.PICKUP,
-            "meet_cell": meet_cells[0].cell if meet_cells else "",
-            "address": str(default_address.pk) if default_address else "new",
-            "pickup_point": pickup_points[0].pk if pickup_points else None,
-            "window": ASAP,
-        },
+        initial=initial,
         addresses=addresses,
         meet_cells=meet_cells,
         pickup_points=pickup_points,
         now=now,
-        availability=vendor_availability(vendor_id=vendor.pk, now=now),
+        availability=availability,
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -339,6 +353,33 @@ def checkout(request: HttpRequest) -> HttpResponse:
             },
         },
     )
+
+
+def _prefilled(
+    prefill: dict | None,
+    *,
+    ways: tuple[str, ...] | None,
+    meet: bool,
+    address_ids: set[int],
+    point_ids: set[int],
+) -> dict:
+    """The basket's remembered choices (a reorder) that checkout still offers, as initial values;
+    one it no longer offers (a way off shift, an address deleted, a point closed) is left to the
+    usual default, which orders.reorder has said in its message."""
+    if not prefill:
+        return {}
+    out: dict = {}
+    fulfilment = prefill.get("fulfilment")
+    offered = (ways is None or fulfilment in ways) and (fulfilment != Fulfilment.MEET or meet)
+    if fulfilment in (Fulfilment.MEET, Fulfilment.DELIVERY, Fulfilment.PICKUP) and offered:
+        out["fulfilment"] = fulfilment
+    if prefill.get("address") in address_ids:
+        out["address"] = str(prefill["address"])
+    if prefill.get("pickup_point") in point_ids:
+        out["pickup_point"] = prefill["pickup_point"]
+    if isinstance(prefill.get("note"), str):
+        out["note"] = prefill["note"][:200]
+    return out
 
 
 def _uuid(value) -> uuid.UUID | None:
@@ -448,6 +489,7 @@ def _order_context(request: HttpRequest, order: Order) -> dict:
         "staff_reason": _staff_reason(order),
         "vendor_reason": _ended_by(order, OrderEvent.Role.VENDOR),
         "short_lines": [line for line in order.lines.all() if line.short_quantity],
+        "reorderable": order.status in REORDERABLE,
     }
 
 
@@ -475,7 +517,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
         else Order.objects.none()
     )
     page = Paginator(orders, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "orders/list.html", {"page": page})
+    return render(request, "orders/list.html", {"page": page, "reorderable": REORDERABLE})
 
 
 @login_required
@@ -568,40 +610,64 @@ def problem_report(request: HttpRequest, order_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def order_again(request: HttpRequest, order_id: int) -> HttpResponse:
-    """Refill the cart with what is still on the vendor's cart of a past order."""
-    order = _own_order(request, order_id)
+    """One tap: a received order's products in the basket, adjusted to what the cart has now,
+    and on to checkout with last time's way to receive it filled in (orders.reorder)."""
+    try:
+        plan = reorder_plan(customer=_customer(request), order_id=order_id)
+    except Order.DoesNotExist as exc:
+        raise Http404(_("No such order.")) from exc
+    except Conflict as exc:
+        messages.error(request, exc.messages[0])
+        return redirect("orders:detail", order_id=order_id)
+    if plan.refusal:
+        messages.error(request, plan.refusal)
+        return redirect("orders:detail", order_id=order_id)
     cart = Cart(request.session)
-    if request.POST.get("replace"):
-        cart.clear()
+    if request.POST.get("replace") or cart.vendor_id in (None, plan.vendor.pk):
+        cart.clear()  # the basket becomes this order (a basket of another vendor's: asked first)
     try:
         missing = cart.refill(
-            vendor=order.vendor,
-            lines=[(line.product_id, line.quantity) for line in order.lines.all()],
+            vendor=plan.vendor, lines=[(line.product_id, line.quantity) for line in plan.lines]
         )
     except OtherVendorInCart:
         return _replace_confirm(
             request,
             cart=cart,
-            new_vendor=order.vendor,
-            action=reverse("orders:again", args=[order.pk]),
+            new_vendor=plan.vendor,
+            action=reverse("orders:again", args=[plan.order_id]),
             fields={},
         )
-    names = [line.name for line in order.lines.all() if line.product_id in missing]
-    if names and len(names) == len(order.lines.all()):
-        messages.error(request, _("None of it is on the cart now. Try again later."))
-    elif names:
+    if not cart:  # sold meanwhile, between reading the cart and filling the basket
+        messages.error(
+            request,
+            _("Nothing from this order is on %(name)s's cart now.") % {"name": plan.vendor.name},
+        )
+        return redirect("orders:detail", order_id=plan.order_id)
+    choices = plan.choices
+    cart.prefill_set(
+        {
+            "order_id": plan.order_id,
+            "fulfilment": choices.fulfilment,
+            "address": choices.address_id,
+            "pickup_point": choices.pickup_point_id,
+            "note": choices.note,
+        }
+    )
+    changes = [c.message for c in plan.changes if c.product_id not in missing]
+    changes += [
+        _("%(name)s is sold out") % {"name": line.name}
+        for line in plan.lines
+        if line.product_id in missing
+    ]
+    if changes:
         messages.warning(
             request,
-            ngettext(
-                "Not on the cart now, so left out: %(names)s.",
-                "Not on the cart now, so left out: %(names)s.",
-                len(names),
-            )
-            % {"names": ", ".join(names)},
+            _("Your basket holds your last order, with changes: %(changes)s.")
+            % {"changes": "; ".join(changes)},
         )
     else:
-        messages.success(request, _("Your basket is filled with the same order."))
-    return redirect("orders:cart")
+        messages.success(request, _("Your basket holds your last order again. Check and pay."))
+    return redirect("orders:checkout")
 
 
 @login_required

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from customers.models import Address, CustomerProfile
+from customers.models import Address, CustomerProfile, FavouriteNearNotice, FavouriteVendor
 from tracking.models import Ping, PingRejectCount, Presence, VendorPosition
 from vendors.models import (
     Category,
@@ -68,6 +68,25 @@ class AddressFactory(DjangoModelFactory):
     line1 = "서울 마포구 망원로 50"
     lat = MAPO[0]
     lng = MAPO[1]
+
+
+class FavouriteVendorFactory(DjangoModelFactory):
+    class Meta:
+        model = FavouriteVendor
+
+    customer = factory.SubFactory(CustomerProfileFactory)
+    vendor = factory.SubFactory("tests.factories.VendorFactory")
+    notify_near = False
+
+
+class FavouriteNearNoticeFactory(DjangoModelFactory):
+    class Meta:
+        model = FavouriteNearNotice
+
+    favourite = factory.SubFactory(FavouriteVendorFactory, notify_near=True)
+    shift_started_at = factory.LazyFunction(timezone.now)
+    address_label = "집"
+    distance_m = 300
 
 
 class VendorFactory(DjangoModelFactory):

@@ -18,3 +18,10 @@ def public_cells_publish_due() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def pings_purge_old() -> int:
     return services.pings_purge_old()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def favourites_near_notify() -> int:
+    from .near import favourites_near_notify as run
+
+    return run()

@@ -9,11 +9,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from customers.selectors import favourites_to_notify, usual_for_today
 from vendors.selectors import products_active
+
+from .models import VendorPosition
 
 DEFAULT_CENTRE = (37.5560, 126.9160)  # Mapo-gu, Seoul
 
@@ -22,12 +26,16 @@ DEFAULT_CENTRE = (37.5560, 126.9160)  # Mapo-gu, Seoul
 def map_page(request: HttpRequest) -> HttpResponse:
     """The live map. 'Near me' uses the browser's location in the page only (never sent to us);
     a logged-in customer may centre on a saved address instead."""
-    addresses = []
+    addresses: list[dict] = []
+    favourites: list[dict] = []
+    usual: list = []
     customer = getattr(request.user, "customer", None) if request.user.is_authenticated else None
     if customer is not None:
         addresses = [
             {"label": a.label, "lat": a.lat, "lng": a.lng} for a in customer.addresses.all()[:10]
         ]
+        favourites = _favourites_to_tell(customer)
+        usual = usual_for_today(customer, timezone.now())
     config = {
         "ws": "/ws/map/",
         "centre": list(DEFAULT_CENTRE),
@@ -36,6 +44,9 @@ def map_page(request: HttpRequest) -> HttpResponse:
         "attribution": settings.MAP_TILE_ATTRIBUTION,
         "addresses": addresses,
         "missUrl": reverse("api-insights-misses"),
+        # Favourite carts to tell the customer about when near (static/js/map.js), by map id.
+        "favourites": favourites,
+        "nearM": settings.FAVOURITE_NEAR_M,
     }
     products = [{"id": p.pk, "name": p.name} for p in products_active()]
     i18n = {
@@ -47,12 +58,32 @@ def map_page(request: HttpRequest) -> HttpResponse:
         "moving": _("Moving"),
         "stationary": _("Standing still"),
         "stale": _("Not heard from for a while"),
+        "dismiss": _("Dismiss"),
     }
     return render(
         request,
         "tracking/map.html",
-        {"map_config": config, "products": products, "map_i18n": i18n},
+        {"map_config": config, "products": products, "map_i18n": i18n, "usual": usual},
     )
+
+
+def _favourites_to_tell(customer) -> list[dict]:
+    """The favourites with "tell me when it is near" on: the map's id (the slug), the name, and
+    the start of the cart's current shift (the page tells once per cart and shift)."""
+    rows = favourites_to_notify(customer=customer)
+    shifts = dict(
+        VendorPosition.objects.filter(
+            vendor_id__in=[f.vendor_id for f in rows], on_shift=True
+        ).values_list("vendor_id", "shift_started_at")
+    )
+    return [
+        {
+            "id": f.vendor.slug,
+            "name": f.vendor.name,
+            "shift": started.isoformat() if (started := shifts.get(f.vendor_id)) else "",
+        }
+        for f in rows
+    ]
 
 
 def _vendor_or_none(request: HttpRequest):

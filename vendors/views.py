@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from customers.selectors import favourite_of
 from o2o.errors import Conflict
 from o2o.forms import add_service_error
 
@@ -50,6 +51,12 @@ def vendor_detail(request: HttpRequest, slug: str) -> HttpResponse:
             # "N left" for the live updates (the same message as the page's own "N left").
             "left_one": ngettext("%(n)s left", "%(n)s left", 1),
             "left_other": ngettext("%(n)s left", "%(n)s left", 2),
+            "favourite": favourite_of(
+                customer=getattr(request.user, "customer", None)
+                if request.user.is_authenticated
+                else None,
+                vendor_id=vendor.pk,
+            ),
         },
     )
 

@@ -193,7 +193,59 @@
     }).catch(function () { /* best effort: a lost beacon is a lost count */ });
   }
 
-  function upsert(v) { vendors[v.id] = v; draw(v); }
+  // Favourite carts the customer asked to be told about (cfg.favourites): a polite notice when one
+  // is on the map within cfg.nearM of them, once per cart and shift in this tab (sessionStorage).
+  var favourites = {};
+  (cfg.favourites || []).forEach(function (f) { favourites[f.id] = f; });
+  var nearEl = document.getElementById("near-notices");
+
+  function nearPoint(v) {
+    // Where the customer is: "near me" or a chosen address; else their nearest saved address;
+    // else the middle of the map.
+    if (origin) return origin;
+    var best = null;
+    (cfg.addresses || []).forEach(function (a) {
+      var p = [a.lat, a.lng];
+      if (!best || distanceFrom(p, v) < distanceFrom(best, v)) best = p;
+    });
+    if (best) return best;
+    var c = map.getCenter();
+    return [c.lat, c.lng];
+  }
+
+  function seen(key) {
+    try { return sessionStorage.getItem(key) !== null; } catch (e) { return false; }
+  }
+  function remember(key) {
+    try { sessionStorage.setItem(key, "1"); } catch (e) { /* private mode: once per page */ }
+  }
+
+  function checkNear(v) {
+    var f = favourites[v.id];
+    if (!f || !nearEl) return;
+    var key = "o2o.near." + v.id + "." + (f.shift || "");
+    if (seen(key) || nearEl.querySelector("[data-vendor='" + v.id + "']")) return;
+    var d = distanceFrom(nearPoint(v), v);
+    if (d > cfg.nearM) return;
+    remember(key);
+    var box = document.createElement("p");
+    box.className = "near-notice";
+    box.setAttribute("data-vendor", v.id);
+    var say = document.createElement("a");
+    say.href = v.url;
+    say.textContent = fill(text.near, { name: f.name, distance: distance(d) });
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn";
+    close.setAttribute("aria-label", t.dismiss);
+    close.textContent = "×";
+    close.addEventListener("click", function () { box.remove(); });
+    box.appendChild(say);
+    box.appendChild(close);
+    nearEl.appendChild(box);
+  }
+
+  function upsert(v) { vendors[v.id] = v; draw(v); checkNear(v); }
   function remove(id) {
     if (shapes[id]) { map.removeLayer(shapes[id]); delete shapes[id]; }
     delete vendors[id];

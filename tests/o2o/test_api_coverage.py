@@ -28,8 +28,12 @@ PAGE_ACTIONS: dict[str, tuple[str, ...] | NoApi] = {
     "orders:cart-add": NoApi("the basket lives in the app; POST /api/orders/ takes the lines"),
     "orders:cart-update": NoApi("the basket lives in the app"),
     "orders:cart-remove": NoApi("the basket lives in the app"),
-    "orders:again": NoApi("the app refills its basket from GET /api/orders/<id>/ lines"),
+    "orders:again": ("api-order-reorder", "api-orders"),
     "orders:checkout": ("api-orders", "api-addresses"),
+    # customers: favourite carts
+    "customers:favourite-set": ("api-favourites", "api-favourite"),
+    "customers:favourite-notify": ("api-favourite",),
+    "customers:favourite-stop": NoApi("the e-mail's signed link, opened in a browser or mail app"),
     "orders:pay": ("api-order-pay",),
     "orders:payment-refresh": ("api-order-payment-refresh",),
     "orders:cancel": ("api-order-cancel",),

@@ -389,6 +389,25 @@ def _basket(client: Client, w: World) -> None:
     put_cart(client, w.ids["vendor"], {w.ids["shop"].yakult.pk: 2})
 
 
+def _favourites(client: Client, w: World) -> None:
+    """Two favourites, one on the map and told about when near; a usual Monday purchase."""
+    from customers.services import favourite_add, favourite_notify_set
+    from tests.factories import VendorFactory
+
+    customer = w.users["customer"].customer
+    favourite_add(customer=customer, vendor_id=w.ids["vendor"].pk)
+    favourite_notify_set(customer=customer, vendor_id=w.ids["vendor"].pk, notify_near=True)
+    favourite_add(customer=customer, vendor_id=VendorFactory().pk)
+
+
+def _favourite_stop(w: World) -> list[dict]:
+    from customers.notifications import near_stop_token
+    from customers.services import favourite_add
+
+    favourite = favourite_add(customer=w.users["customer"].customer, vendor_id=w.ids["vendor"].pk)
+    return [{"token": near_stop_token(favourite_id=favourite.pk)}]
+
+
 PAGES: dict[str, Page] = {
     "signup": Page("anonymous"),
     "login": Page("anonymous"),
@@ -456,6 +475,8 @@ PAGES: dict[str, Page] = {
     "counter:order": Page("anonymous", _counter_order),
     "subscriptions:wellbeing-ask-sent": Page("anonymous", prepare=_wellbeing_asked),
     "subscriptions:wellbeing-answer": Page("customer", _wellbeing_request),
+    "customers:favourites": Page("customer", prepare=_favourites),
+    "customers:favourite-stop": Page("anonymous", _favourite_stop),
     "round:today": Page("vendor", prepare=_round),
     "round:tomorrow": Page("vendor", prepare=_round),
     "insights:vendor": Page("vendor", prepare=_insight),
@@ -491,6 +512,8 @@ NOT_PAGES: dict[str, str] = {
     "orders:cancel": "a POST that redirects",
     "orders:problem": "a POST that redirects",
     "orders:again": "a POST that redirects",
+    "customers:favourite-set": "a POST that redirects (or answers JSON to the page's script)",
+    "customers:favourite-notify": "a POST that redirects (or answers JSON to the page's script)",
     "orders:vendor-cash-undo": "a POST that redirects to the cash-sale page",
     "vendors:lots": "a POST that redirects to the stock page (lots shown there)",
     "tracking:manifest": "the web app manifest (JSON)",

@@ -48,6 +48,7 @@ def test_a_vendor_gets_their_work_first_and_the_customer_s_pages_under_more():
         "/vendors/",
         "/orders/cart/",
         "/orders/",
+        "/favourites/",
         "/accounts/password_change/",
     ]
 
@@ -57,6 +58,7 @@ def test_a_customer_keeps_map_carts_basket_and_orders():
     bar, more = nav(logged_in(customer))
     assert bar == ["/map/", "/vendors/", "/orders/cart/", "/orders/"]
     assert more == [
+        "/favourites/",
         "/subscriptions/",
         "/payments/cards/",
         "/vendors/apply/",

@@ -134,3 +134,43 @@ def put_cart(client, vendor: Vendor, lines: dict[int, int]) -> None:
     session = client.session
     session["cart"] = {"vendor_id": vendor.pk, "lines": {str(k): v for k, v in lines.items()}}
     session.save()
+
+
+def received(
+    shop: Shop,
+    user,
+    *,
+    items: list[tuple[Product, int]] | None = None,
+    fulfilment: str = "pickup",
+    note: str = "",
+    **receive,
+) -> Order:
+    """An order the customer received (HANDED_OVER), through the real services: placed (stock
+    reserved), paid, accepted and handed over with the customer's code."""
+    from orders.services import order_accept, order_hand_over
+
+    where = {
+        "pickup": {"pickup_point_id": shop.point.pk},
+        "delivery": {"address_id": user.customer.addresses.values_list("pk", flat=True).first()},
+        "meet": {"meet_cell": shop.cell},
+    }[fulfilment]
+    start = timezone.now()
+    order = orders_world.place(
+        customer=user.customer,
+        vendor=shop.vendor,
+        items=items or [(shop.yakult, 2)],
+        receive=Receive(
+            fulfilment=fulfilment,
+            window_start=start,
+            window_end=start + timedelta(hours=1),
+            **{**where, **receive},
+        ),
+        note=note,
+    )
+    order_payment_settled(order_id=order.pk, payment_status="authorised")
+    order_accept(order_id=order.pk, vendor=shop.vendor, eta_minutes=10)
+    order.refresh_from_db()
+    order_hand_over(order_id=order.pk, vendor=shop.vendor, code=order.handover_code)
+    order.refresh_from_db()
+    assert order.status in (Status.HANDED_OVER, Status.COMPLETED)
+    return order

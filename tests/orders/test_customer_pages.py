@@ -12,9 +12,8 @@ from orders.services import (
     order_reject,
 )
 from tests.factories import StaffFactory
-from tests.orders.conftest import messages_of, place, placed, put_cart
+from tests.orders.conftest import messages_of, place, placed
 from tracking.models import VendorPosition
-from vendors.models import Stock
 
 
 @pytest.mark.django_db
@@ -176,46 +175,7 @@ def test_history_query_count_does_not_grow_with_orders(
         assert len(client.get("/orders/").context["page"].object_list) == 4
 
 
-@pytest.mark.django_db
-def test_order_again_refills_the_basket_with_what_is_still_there(client, shop, buyer):
-    # Given a past order of 3 yakult and the vendor now has only 2 yakult
-    order = placed(shop, buyer, quantity=3)
-    Stock.objects.filter(product=shop.yakult).update(quantity=2)
-    client.force_login(buyer)
-    # When the customer orders it again
-    response = client.post(f"/orders/{order.pk}/again/", follow=True)
-    # Then the basket holds what the cart can give
-    assert response.redirect_chain == [("/orders/cart/", 302)]
-    assert client.session["cart"] == {
-        "vendor_id": shop.vendor.pk,
-        "lines": {str(shop.yakult.pk): 2},
-    }
-    assert messages_of(response) == ["Your basket is filled with the same order."]
-
-
-@pytest.mark.django_db
-def test_order_again_leaves_out_what_is_gone_and_asks_before_mixing_vendors(
-    client, shop, other_shop, buyer
-):
-    order = placed(shop, buyer)
-    Stock.objects.filter(product=shop.yakult).update(quantity=0)
-    client.force_login(buyer)
-    response = client.post(f"/orders/{order.pk}/again/", follow=True)
-    assert messages_of(response) == ["None of it is on the cart now. Try again later."]
-    assert not client.session["cart"]["lines"]
-    # Given another vendor's products in the basket
-    Stock.objects.filter(product=shop.yakult).update(quantity=5)
-    put_cart(client, other_shop.vendor, {other_shop.latte.pk: 1})
-    # When ordering again from the first vendor, it asks first
-    response = client.post(f"/orders/{order.pk}/again/")
-    assert response.status_code == 409
-    assert client.session["cart"]["vendor_id"] == other_shop.vendor.pk
-    # And on confirming, the basket is replaced
-    client.post(f"/orders/{order.pk}/again/", {"replace": "1"})
-    assert client.session["cart"] == {
-        "vendor_id": shop.vendor.pk,
-        "lines": {str(shop.yakult.pk): 2},
-    }
+# "Order again" (one-tap reorder): tests/orders/test_reorder.py
 
 
 @pytest.mark.django_db
