@@ -127,10 +127,11 @@ def favourites_page(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def favourite_stop(request: HttpRequest, token: str) -> HttpResponse:
     """The link in each near e-mail: stops them for that cart, without logging in (the signed
-    token is the key). GET stops at once (one click from the e-mail; stopping is harmless and the
-    page offers to turn it back on); POST with `on=1` turns it back on, and a bare POST is the
-    mail app's one-click unsubscribe (RFC 8058, List-Unsubscribe-Post). No CSRF token is needed:
-    the signed token in the address is what authorises, and it only switches this one notice."""
+    token is the key). GET only asks to confirm, with one button: mail scanners and link
+    previews open links by themselves, and must not switch anything off (RFC 8058 says so too).
+    A bare POST stops (the button, or the mail app's one-click unsubscribe, List-Unsubscribe-Post);
+    POST with `on=1` turns it back on. No CSRF token is needed: the signed token in the address is
+    what authorises, and it only switches this one notice."""
     favourite_id = near_stop_favourite_id(token)
     if favourite_id is None:
         return render(request, "customers/favourite_stop.html", {"invalid": True}, status=400)
@@ -139,7 +140,13 @@ def favourite_stop(request: HttpRequest, token: str) -> HttpResponse:
     )
     if favourite is None:
         return render(request, "customers/favourite_stop.html", {"gone": True})
-    on = request.method == "POST" and _on(request) is True
+    if request.method == "GET":
+        return render(
+            request,
+            "customers/favourite_stop.html",
+            {"favourite": favourite, "ask": True, "token": token},
+        )
+    on = _on(request) is True
     favourite_notify_set(customer=favourite.customer, vendor_id=favourite.vendor_id, notify_near=on)
     return render(
         request, "customers/favourite_stop.html", {"favourite": favourite, "on": on, "token": token}
