@@ -84,6 +84,8 @@ class SaleRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["id"], condition=PENDING, name="salerecord_pending"),
+            # The refresh reads its batch back by its marker (a rebuild marks with 0: not indexed).
+            models.Index(fields=["batch"], condition=Q(batch__gt=0), name="salerecord_batch"),
             models.Index(fields=["vendor_id", "day"], name="salerecord_vendor_day"),
             models.Index(fields=["order_id"], name="salerecord_order"),
         ]
@@ -117,7 +119,10 @@ class MissRecord(models.Model):
                 name="missrecord_once_per_hour",
             ),
         ]
-        indexes = [models.Index(fields=["id"], condition=PENDING, name="missrecord_pending")]
+        indexes = [
+            models.Index(fields=["id"], condition=PENDING, name="missrecord_pending"),
+            models.Index(fields=["batch"], condition=Q(batch__gt=0), name="missrecord_batch"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.product_id} {self.cell} {self.day} {self.hour}"
