@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import summaries
+from . import peers, summaries
 
 
 @shared_task(ignore_result=True)
@@ -8,3 +8,9 @@ def summaries_refresh() -> dict[str, int]:
     """Beat, every minute: the summaries catch up with the record (safe to run twice: the runs
     take one lock and each row is summarised once)."""
     return summaries.summaries_refresh()
+
+
+@shared_task(ignore_result=True)
+def peers_warm() -> int:
+    """Beat, every half hour: the similar carts' figures computed before a page asks."""
+    return peers.peers_warm()

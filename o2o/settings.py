@@ -232,6 +232,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "effects-sweep": {"task": "o2o.tasks.effects_sweep", "schedule": 5.0},
     "orders-converge": {"task": "orders.tasks.orders_converge", "schedule": 60.0},
     "insights-refresh": {"task": "insights.tasks.summaries_refresh", "schedule": 60.0},
+    "insights-peers-warm": {"task": "insights.tasks.peers_warm", "schedule": 1800.0},
     "effects-purge": {"task": "o2o.tasks.effects_purge", "schedule": 86400.0},
     "sessions-purge-expired": {"task": "o2o.tasks.sessions_purge_expired", "schedule": 3600.0},
     "presence-sweep": {"task": "tracking.tasks.presence_sweep", "schedule": 30.0},

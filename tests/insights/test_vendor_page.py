@@ -270,3 +270,25 @@ def test_the_page_costs_the_same_queries_however_much_was_sold(
 # session, user, vendor; the cube, buyers, names, as-of; the load: history (2), the round (3),
 # stock, names. The peers' figures come from the cache.
 QUERIES = 14
+
+
+def test_the_peers_figures_are_computed_ahead_so_the_page_reads_them_warm(
+    login, vendor, yakult, settings, django_assert_max_num_queries
+):
+    # Given similar carts that sold, and the beat's warm-up run
+    settings.INSIGHT_MIN_PEERS = 5
+    sell(vendor, product_id=yakult.pk, amount=40_000)
+    for i in range(5):
+        sell(factories.VendorFactory(), product_id=yakult.pk, amount=10_000 * (i + 1), hour=8)
+    summaries_refresh()
+    from insights.peers import peers_warm
+    from insights.tasks import peers_warm as peers_warm_task
+
+    assert peers_warm() >= 2  # the district, and everyone
+    # Then the page compares without adding the district's weeks up itself
+    peers_warm_task.apply()
+    client = login(vendor.user)
+    with django_assert_max_num_queries(14) as captured:
+        response = client.get(URL)
+    assert response.context["peers"].enough
+    assert not any("GROUP BY" in q["sql"] and '"vendor_id" IN' in q["sql"] for q in captured)
