@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from django.utils.dateformat import format as date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -152,6 +152,7 @@ def hour_grid(when: When) -> SafeString:
         for i, hour in enumerate(when.hours)
         if hour % 3 == 0
     ]
+    counts: dict[int, str] = {}
     for row, (product_id, name) in enumerate(when.products):
         y = top + row * cell_h
         short = name if len(name) <= 10 else name[:9] + "…"
@@ -163,20 +164,18 @@ def hour_grid(when: When) -> SafeString:
                 short,
             )
         )
+        # Hundreds of cells: escaped once per product and once per count, not once per cell.
+        safe_name = escape(name)
         for col, units in enumerate(when.row(product_id)):
-            parts.append(
-                format_html(
-                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}, {}:00: {}'
-                    "</title></rect>",
-                    label_w + col * cell_w,
-                    y + 1,
-                    cell_w - 1,
-                    cell_h - 2,
-                    shade(units, when.peak),
-                    name,
-                    when.hours[col],
-                    ngettext("%(n)s unit", "%(n)s units", units) % {"n": units},
+            said = counts.get(units)
+            if said is None:
+                said = counts[units] = escape(
+                    ngettext("%(n)s unit", "%(n)s units", units) % {"n": units}
                 )
+            parts.append(
+                f'<rect x="{label_w + col * cell_w}" y="{y + 1}" width="{cell_w - 1}" '
+                f'height="{cell_h - 2}" fill="{shade(units, when.peak)}"><title>{safe_name}, '
+                f"{int(when.hours[col])}:00: {said}</title></rect>"
             )
     desc = _("Units sold by product and hour of the day, darker where more were sold.")
     return mark_safe(  # noqa: S308
