@@ -3,18 +3,9 @@ refresh (insights.summaries), never by hand."""
 
 from django.contrib import admin
 
+from payments.admin import ReadOnlyAdmin
+
 from .models import MissRecord, SaleRecord, SalesCube
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(SaleRecord)
