@@ -17,7 +17,7 @@ class DemandQuerySerializer(serializers.Serializer):
     band = serializers.ChoiceField(choices=list(BANDS), default="all")
 
 
-class AreaSerializer(serializers.Serializer):
+class DemandAreaSerializer(serializers.Serializer):
     cell = serializers.CharField(help_text='An H3 cell; "" for the small areas pooled together.')
     merged = serializers.BooleanField(help_text="A coarser cell: small areas with neighbours.")
     boundary = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()))
@@ -40,8 +40,8 @@ class DemandOutSerializer(serializers.Serializer):
     first = serializers.DateField()
     last = serializers.DateField()
     hidden_buyers = serializers.BooleanField()
-    areas = AreaSerializer(many=True)
-    top = AreaSerializer(many=True)
+    areas = DemandAreaSerializer(many=True)
+    top = DemandAreaSerializer(many=True)
 
 
 class IsDemandStaff(permissions.BasePermission):

@@ -44,6 +44,7 @@ def test_a_vendor_gets_their_work_first_and_the_customer_s_pages_under_more():
     ]
     assert more == [
         "/vendors/me/",
+        "/insights/",
         "/map/",
         "/vendors/",
         "/orders/cart/",
