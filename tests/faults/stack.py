@@ -191,20 +191,29 @@ def stack_env(*, redis_url: str, web_url: str, **extra: str) -> dict[str, str]:
 
 class Web:
     """uvicorn serving the app through tests/faults/fault_asgi.py (the provider's capture and void
-    can be held; see there)."""
+    can be held; see there). Several may run side by side: each has its `name` (its log and control
+    files) and its port, kept across a restart."""
 
-    def __init__(self, *, redis_url: str, workdir: Path) -> None:
+    def __init__(self, *, redis_url: str, workdir: Path, name: str = "web", **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}"
         self.redis_url = redis_url
-        self.control = workdir / "web-control.json"
+        self.env = env
+        self.control = workdir / f"{name}-control.json"
         self.hits_file = self.control.with_suffix(".hits")
-        self.log = workdir / "web.log"
+        self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Web:
+        return self.launch().wait_up()
+
+    def launch(self) -> Web:
+        """Start uvicorn (it loads Django meanwhile: see wait_up)."""
         self.hold(0)
-        env = stack_env(redis_url=self.redis_url, web_url=self.url, FAULT_CONTROL=str(self.control))
+        env = stack_env(
+            redis_url=self.redis_url, web_url=self.url, FAULT_CONTROL=str(self.control), **self.env
+        )
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "python"), "-m", "uvicorn", "tests.faults.fault_asgi:application"]
             + ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
@@ -214,7 +223,9 @@ class Web:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self
 
+    def wait_up(self) -> Web:
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"uvicorn exited:\n{self.log.read_text()[-3000:]}")
@@ -235,6 +246,12 @@ class Web:
         """(action, intent) of each capture / void call that reached the provider since hold()."""
         lines = self.hits_file.read_text().splitlines()
         return [tuple(line.split()[1:3]) for line in lines if line.strip()]
+
+    def kill(self) -> None:
+        """SIGKILL the server: gone at once with its sockets, like a crashed or OOM-killed
+        process, nothing closed on its way out."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         _stop(self.proc)
