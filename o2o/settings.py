@@ -135,6 +135,12 @@ else:
     # (PgBouncer) in front for reuse.
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Behind PgBouncer in transaction mode: QuerySet.iterator() outside a transaction opens a
+    # cursor WITH HOLD and fetches from it in later statements, which PgBouncer may send to another
+    # server connection. True reads such querysets whole instead (README, "Running it for a city").
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DB_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if PRODUCTION and EMBEDDED:
     raise ImproperlyConfigured("DJANGO_ENV=production needs DATABASE_URL (PostgreSQL).")
