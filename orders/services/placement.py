@@ -132,7 +132,7 @@ def receive_time_check(*, availability: Availability, receive: Receive) -> None:
 def _position_of(vendor: Vendor) -> VendorPosition | None:
     """The vendor's position, read with the vendor (select_related): no query of its own."""
     try:
-        return vendor.position  # type: ignore[attr-defined]
+        return vendor.position
     except VendorPosition.DoesNotExist:
         return None
 
@@ -359,7 +359,7 @@ def _order_place(
         .filter(pk=vendor_id)
         .first()
     )
-    if vendor is None or vendor.placed_id is not None:  # type: ignore[attr-defined]
+    if vendor is None or vendor.placed_id is not None:
         existing = _placed_already(checkout_token=checkout_token, customer=customer)
         if existing is not None:
             return existing
