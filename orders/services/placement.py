@@ -11,6 +11,7 @@ import h3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -128,8 +129,12 @@ def receive_time_check(*, availability: Availability, receive: Receive) -> None:
         )
 
 
-def _vendor_position(vendor: Vendor) -> VendorPosition | None:
-    return VendorPosition.objects.filter(vendor=vendor).first()
+def _position_of(vendor: Vendor) -> VendorPosition | None:
+    """The vendor's position, read with the vendor (select_related): no query of its own."""
+    try:
+        return vendor.position
+    except VendorPosition.DoesNotExist:
+        return None
 
 
 def _check_window(receive: Receive, now: datetime) -> None:
@@ -142,18 +147,27 @@ def _check_window(receive: Receive, now: datetime) -> None:
         raise ValidationError(_("Choose a time window between now and the day after tomorrow."))
 
 
-def _pickup_open(point: PickupPoint, start: datetime, end: datetime) -> bool:
+def _pickup_open(start: datetime, end: datetime) -> Exists:
+    """Is the pickup point (the outer query's row) open for the whole window? An annotation, so
+    that the point and its hours are one query."""
     local_start, local_end = timezone.localtime(start), timezone.localtime(end)
-    return OpeningHours.objects.filter(
-        point=point,
-        weekday=local_start.weekday(),
-        opens__lte=local_start.time(),
-        closes__gte=local_end.time() if local_end.date() == local_start.date() else "23:59",
-    ).exists()
+    return Exists(
+        OpeningHours.objects.filter(
+            point=OuterRef("pk"),
+            weekday=local_start.weekday(),
+            opens__lte=local_start.time(),
+            closes__gte=local_end.time() if local_end.date() == local_start.date() else "23:59",
+        )
+    )
 
 
 def _receive_fields(
-    *, receive: Receive, customer: CustomerProfile, vendor: Vendor, now: datetime
+    *,
+    receive: Receive,
+    customer: CustomerProfile,
+    vendor: Vendor,
+    position: VendorPosition | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Check the way to receive against its rules; the fields it puts on the order."""
     kind = receive.fulfilment
@@ -177,7 +191,12 @@ def _receive_fields(
             "window_end": receive.window_end,
         }
     if kind == Fulfilment.PICKUP:
-        point = PickupPoint.objects.filter(pk=receive.pickup_point_id, is_active=True).first()  # type: ignore[misc]
+        points = PickupPoint.objects.filter(pk=receive.pickup_point_id, is_active=True)  # type: ignore[misc]
+        if receive.window_start is not None and receive.window_end is not None:
+            points = points.annotate(
+                open_then=_pickup_open(receive.window_start, receive.window_end)
+            )
+        point = points.first()
         if point is None:
             raise ValidationError({"pickup_point": _("Choose an open pickup point.")})
         if distance_m(point.lat, point.lng, vendor.home_lat, vendor.home_lng) > (
@@ -187,8 +206,8 @@ def _receive_fields(
                 {"pickup_point": _("This pickup point is too far from the vendor.")}
             )
         _check_window(receive, now)
-        assert receive.window_start is not None and receive.window_end is not None
-        if not _pickup_open(point, receive.window_start, receive.window_end):
+        # _check_window passed: both ends are set, so the point was read with open_then.
+        if not point.open_then:  # type: ignore[attr-defined]
             raise ValidationError(
                 {"pickup_point": _("The pickup point is closed at that time. Choose another time.")}
             )
@@ -198,7 +217,7 @@ def _receive_fields(
             "window_end": receive.window_end,
         }
     if kind == Fulfilment.MEET:
-        pos = _vendor_position(vendor)
+        pos = position
         if pos is None or not pos.is_public:
             raise ValidationError(
                 _("This vendor is not on the road now; choose pickup or delivery.")
@@ -253,7 +272,18 @@ def lines_create(
     )
 
 
-@transaction.atomic
+class _OrderRowRefused(Exception):
+    """The order row's INSERT failed (its checkout token is taken) in a transaction of our own:
+    the whole transaction is rolled back and the first order looked up after it."""
+
+
+def _placed_already(*, checkout_token: uuid.UUID, customer: CustomerProfile) -> Order | None:
+    existing = Order.objects.filter(checkout_token=checkout_token).first()
+    if existing is not None and existing.customer_id != customer.pk:
+        raise NotAllowed(_("This checkout belongs to someone else."))
+    return existing
+
+
 def order_place(
     *,
     customer: CustomerProfile,
@@ -274,13 +304,65 @@ def order_place(
     when given and the total at current prices differs, PricesChanged and nothing is placed.
     `unit_prices`: a price per product agreed elsewhere (a subscription's snapshot), used instead
     of the catalogue's for those products."""
+    # Inside a caller's transaction the order row's INSERT needs a savepoint, so that a taken
+    # checkout token leaves that transaction usable; in a transaction of our own nothing is
+    # written before that INSERT, so rolling the whole of it back does the same for two round
+    # trips less.
+    nested = transaction.get_connection().in_atomic_block
+    try:
+        with transaction.atomic():
+            order = _order_place(
+                customer=customer,
+                vendor_id=vendor_id,
+                lines=lines,
+                receive=receive,
+                checkout_token=checkout_token,
+                note=note,
+                now=now,
+                expected_total=expected_total,
+                unit_prices=unit_prices,
+                savepoint=nested,
+            )
+            if order is not None:
+                return order
+            existing = _placed_already(checkout_token=checkout_token, customer=customer)
+    except _OrderRowRefused:
+        existing = _placed_already(checkout_token=checkout_token, customer=customer)
+    # The same checkout raced with itself: the other request created it (nothing of this one is
+    # written); give that back.
+    if existing is None:
+        raise Conflict(_("This checkout is already being placed."))
+    return existing
+
+
+def _order_place(
+    *,
+    customer: CustomerProfile,
+    vendor_id: int,
+    lines: list[LineIn],
+    receive: Receive,
+    checkout_token: uuid.UUID,
+    note: str,
+    now: datetime | None,
+    expected_total: int | None,
+    unit_prices: dict[int, int] | None,
+    savepoint: bool,
+) -> Order | None:
+    """order_place inside its transaction; None when the order row's INSERT failed in a savepoint
+    (`savepoint`), _OrderRowRefused when it failed without one."""
     now = now or timezone.now()
-    existing = Order.objects.filter(checkout_token=checkout_token).first()
-    if existing is not None:
-        if existing.customer_id != customer.pk:
-            raise NotAllowed(_("This checkout belongs to someone else."))
-        return existing
-    vendor = Vendor.objects.filter(pk=vendor_id).first()
+    # The vendor, its position and whether this checkout is placed already: one query.
+    placed = Order.objects.filter(checkout_token=checkout_token).values("pk")[:1]
+    vendor = (
+        Vendor.objects.select_related("position")
+        .annotate(placed_id=Subquery(placed))
+        .filter(pk=vendor_id)
+        .first()
+    )
+    if vendor is None or vendor.placed_id is not None:
+        existing = _placed_already(checkout_token=checkout_token, customer=customer)
+        if existing is not None:
+            return existing
     if vendor is None or not vendor.can_sell:
         raise ValidationError(_("This vendor is not selling now."))
     if vendor.user_id == customer.user_id:
@@ -289,10 +371,15 @@ def order_place(
     products = {p.pk: p for p in Product.objects.filter(pk__in=items, is_active=True)}
     if len(products) != len(items):
         raise ValidationError(_("A product in the cart is no longer on sale."))
-    receive_time_check(
-        availability=vendor_availability(vendor_id=vendor.pk, now=now), receive=receive
+    position = _position_of(vendor)
+    # On shift, receive_time_check allows everything: the hours are read only when off shift.
+    if position is None or not position.on_shift:
+        receive_time_check(
+            availability=vendor_availability(vendor_id=vendor.pk, now=now), receive=receive
+        )
+    extra = _receive_fields(
+        receive=receive, customer=customer, vendor=vendor, position=position, now=now
     )
-    extra = _receive_fields(receive=receive, customer=customer, vendor=vendor, now=now)
     price = {pid: (unit_prices or {}).get(pid, products[pid].price) for pid in items}
     subtotal = sum(price[pid] * q for pid, q in items.items())
     delivery_fee = extra.pop("delivery_fee", 0)
@@ -309,35 +396,34 @@ def order_place(
     platform_fee = delivery_fee if settings.DELIVERY_FEE_TO == "platform" else 0
     # The order row first: its unique checkout token makes a duplicate of this checkout wait
     # here (not on the stock) and get the first order back, even for the last unit on the cart.
+    fields: dict[str, Any] = dict(
+        customer=customer,
+        vendor=vendor,
+        status=Status.PENDING_PAYMENT,
+        fulfilment=receive.fulfilment,
+        note=note.strip()[:200],
+        currency=settings.CURRENCY,
+        subtotal=subtotal,
+        delivery_fee=delivery_fee,
+        total=subtotal + delivery_fee,
+        commission_bps=vendor_bps,
+        commission=sum(line_commission.values()),
+        platform_fee=platform_fee,
+        handover_code=f"{secrets.randbelow(10**4):04d}",
+        checkout_token=checkout_token,
+        expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_MINUTES),
+        **extra,
+    )
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                customer=customer,
-                vendor=vendor,
-                status=Status.PENDING_PAYMENT,
-                fulfilment=receive.fulfilment,
-                note=note.strip()[:200],
-                currency=settings.CURRENCY,
-                subtotal=subtotal,
-                delivery_fee=delivery_fee,
-                total=subtotal + delivery_fee,
-                commission_bps=vendor_bps,
-                commission=sum(line_commission.values()),
-                platform_fee=platform_fee,
-                handover_code=f"{secrets.randbelow(10**4):04d}",
-                checkout_token=checkout_token,
-                expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_MINUTES),
-                **extra,
-            )
-    except IntegrityError:
-        # The same checkout raced with itself: the other request created it (nothing of this
-        # one is written yet); give that back.
-        existing = Order.objects.filter(checkout_token=checkout_token).first()
-        if existing is None:
-            raise Conflict(_("This checkout is already being placed.")) from None
-        if existing.customer_id != customer.pk:
-            raise NotAllowed(_("This checkout belongs to someone else.")) from None
-        return existing
+        if savepoint:
+            with transaction.atomic():
+                order = Order.objects.create(**fields)
+        else:
+            order = Order.objects.create(**fields)
+    except IntegrityError as exc:
+        if savepoint:
+            return None
+        raise _OrderRowRefused from exc
     lines_create(
         order=order,
         products=products,
