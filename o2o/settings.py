@@ -85,10 +85,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Pages gzipped (a vendor's page: 18 KB of HTML, 4 KB gzipped; bench/page_weight.py). After
-    # WhiteNoise, which answers static files itself, already compressed. Django's GZipMiddleware
-    # pads each response at random against BREACH (since 4.2).
-    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
