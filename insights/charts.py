@@ -42,7 +42,10 @@ def legend(peak: int, money: bool = True) -> list[tuple[str, str]]:
         if low > high:
             continue
         shown = [format_money(v) if money else str(v) for v in (low, high)]
-        out.append((colour, shown[0] if low == high else f"{shown[0]}–{shown[1]}"))
+        text = shown[0] if low == high else f"{shown[0]}–{shown[1]}"
+        if not money:  # "1 unit", "2–3 units"
+            text = ngettext("%(n)s unit", "%(n)s units", high) % {"n": text}
+        out.append((colour, text))
     return out
 
 

@@ -292,3 +292,15 @@ def test_the_peers_figures_are_computed_ahead_so_the_page_reads_them_warm(
         response = client.get(URL)
     assert response.context["peers"].enough
     assert not any("GROUP BY" in q["sql"] and '"vendor_id" IN' in q["sql"] for q in captured)
+
+
+def test_the_hour_legend_says_unit_for_one_and_units_for_more():
+    from django.utils import translation
+
+    from insights.charts import legend
+
+    with translation.override("en"):
+        texts = [text for _colour, text in legend(10, money=False)]
+    assert texts == ["1–2 units", "3–4 units", "5–6 units", "7–8 units", "9–10 units"]
+    with translation.override("en"):
+        assert [text for _c, text in legend(1, money=False)] == ["1 unit"]
