@@ -219,3 +219,30 @@ def _choice_changes(
             )
         )
     return changes
+
+
+def reorder_prefill(
+    prefill: dict | None,
+    *,
+    ways: tuple[str, ...] | None,
+    meet: bool,
+    address_ids: set[int],
+    point_ids: set[int],
+) -> dict:
+    """The basket's remembered choices (a reorder) that checkout still offers, as initial values;
+    one it no longer offers (a way off shift, an address deleted, a point closed) is left to the
+    usual default, which orders.reorder has said in its message."""
+    if not prefill:
+        return {}
+    out: dict = {}
+    fulfilment = prefill.get("fulfilment")
+    offered = (ways is None or fulfilment in ways) and (fulfilment != Fulfilment.MEET or meet)
+    if fulfilment in (Fulfilment.MEET, Fulfilment.DELIVERY, Fulfilment.PICKUP) and offered:
+        out["fulfilment"] = fulfilment
+    if prefill.get("address") in address_ids:
+        out["address"] = str(prefill["address"])
+    if prefill.get("pickup_point") in point_ids:
+        out["pickup_point"] = prefill["pickup_point"]
+    if isinstance(prefill.get("note"), str):
+        out["note"] = prefill["note"][:200]
+    return out

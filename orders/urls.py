@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import cash_views, handover_views, views
+from . import cash_views, handover_views, reorder_views, views
 
 app_name = "orders"
 
@@ -25,6 +25,6 @@ urlpatterns = [
     path("<int:order_id>/payment/refresh/", views.payment_refresh, name="payment-refresh"),
     path("<int:order_id>/cancel/", views.cancel, name="cancel"),
     path("<int:order_id>/problem/", views.problem_report, name="problem"),
-    path("<int:order_id>/again/", views.order_again, name="again"),
+    path("<int:order_id>/again/", reorder_views.order_again, name="again"),
     path("<int:order_id>/receipt/", views.receipt, name="receipt"),
 ]

@@ -23,7 +23,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from customers.models import CustomerProfile
 from customers.services import address_create, customer_profile_get_or_create
 from insights.misses import sold_out_record
-from o2o.errors import Conflict
 from o2o.forms import add_service_error
 from o2o.geo import cell_boundary, is_valid_cell
 
@@ -52,7 +51,7 @@ from .forms import (
 )
 from .models import Fulfilment, Order, OrderEvent, Status
 from .qr import handover_qr
-from .reorder import REORDERABLE, reorder_plan
+from .reorder import REORDERABLE, reorder_prefill
 from .services import (
     EDGES,
     InvalidTransition,
@@ -306,7 +305,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         "window": ASAP,
     }
     initial.update(
-        _prefilled(
+        reorder_prefill(
             cart.prefill,
             ways=ways_allowed(availability) if not availability.on_shift else None,
             meet=bool(meet_cells),
@@ -353,33 +352,6 @@ def checkout(request: HttpRequest) -> HttpResponse:
             },
         },
     )
-
-
-def _prefilled(
-    prefill: dict | None,
-    *,
-    ways: tuple[str, ...] | None,
-    meet: bool,
-    address_ids: set[int],
-    point_ids: set[int],
-) -> dict:
-    """The basket's remembered choices (a reorder) that checkout still offers, as initial values;
-    one it no longer offers (a way off shift, an address deleted, a point closed) is left to the
-    usual default, which orders.reorder has said in its message."""
-    if not prefill:
-        return {}
-    out: dict = {}
-    fulfilment = prefill.get("fulfilment")
-    offered = (ways is None or fulfilment in ways) and (fulfilment != Fulfilment.MEET or meet)
-    if fulfilment in (Fulfilment.MEET, Fulfilment.DELIVERY, Fulfilment.PICKUP) and offered:
-        out["fulfilment"] = fulfilment
-    if prefill.get("address") in address_ids:
-        out["address"] = str(prefill["address"])
-    if prefill.get("pickup_point") in point_ids:
-        out["pickup_point"] = prefill["pickup_point"]
-    if isinstance(prefill.get("note"), str):
-        out["note"] = prefill["note"][:200]
-    return out
 
 
 def _uuid(value) -> uuid.UUID | None:
@@ -605,69 +577,6 @@ def problem_report(request: HttpRequest, order_id: int) -> HttpResponse:
             messages.success(request, _("We got your report; our team will look into it."))
             return redirect("orders:detail", order_id=order.pk)
     return _render_detail(request, order, problem_form=form, status=400)
-
-
-@login_required
-@require_POST
-def order_again(request: HttpRequest, order_id: int) -> HttpResponse:
-    """One tap: a received order's products in the basket, adjusted to what the cart has now,
-    and on to checkout with last time's way to receive it filled in (orders.reorder)."""
-    try:
-        plan = reorder_plan(customer=_customer(request), order_id=order_id)
-    except Order.DoesNotExist as exc:
-        raise Http404(_("No such order.")) from exc
-    except Conflict as exc:
-        messages.error(request, exc.messages[0])
-        return redirect("orders:detail", order_id=order_id)
-    if plan.refusal:
-        messages.error(request, plan.refusal)
-        return redirect("orders:detail", order_id=order_id)
-    cart = Cart(request.session)
-    if request.POST.get("replace") or cart.vendor_id in (None, plan.vendor.pk):
-        cart.clear()  # the basket becomes this order (a basket of another vendor's: asked first)
-    try:
-        missing = cart.refill(
-            vendor=plan.vendor, lines=[(line.product_id, line.quantity) for line in plan.lines]
-        )
-    except OtherVendorInCart:
-        return _replace_confirm(
-            request,
-            cart=cart,
-            new_vendor=plan.vendor,
-            action=reverse("orders:again", args=[plan.order_id]),
-            fields={},
-        )
-    if not cart:  # sold meanwhile, between reading the cart and filling the basket
-        messages.error(
-            request,
-            _("Nothing from this order is on %(name)s's cart now.") % {"name": plan.vendor.name},
-        )
-        return redirect("orders:detail", order_id=plan.order_id)
-    choices = plan.choices
-    cart.prefill_set(
-        {
-            "order_id": plan.order_id,
-            "fulfilment": choices.fulfilment,
-            "address": choices.address_id,
-            "pickup_point": choices.pickup_point_id,
-            "note": choices.note,
-        }
-    )
-    changes = [c.message for c in plan.changes if c.product_id not in missing]
-    changes += [
-        _("%(name)s is sold out") % {"name": line.name}
-        for line in plan.lines
-        if line.product_id in missing
-    ]
-    if changes:
-        messages.warning(
-            request,
-            _("Your basket holds your last order, with changes: %(changes)s.")
-            % {"changes": "; ".join(changes)},
-        )
-    else:
-        messages.success(request, _("Your basket holds your last order again. Check and pay."))
-    return redirect("orders:checkout")
 
 
 @login_required
