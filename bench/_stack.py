@@ -127,6 +127,43 @@ SNACKS = [
 ]
 
 
+PICKUP = (37.5494, 126.9144)  # the benches' pickup point, open around the clock
+
+
+def pickup_and_snacks(*, slug: str):
+    """A pickup point open around the clock at PICKUP and a category of SNACKS (sku
+    "<slug>-<n>"): the world the order benches place into. Call inside a transaction."""
+    from datetime import time as dtime
+
+    from vendors.models import Category, OpeningHours, PickupPoint, Product
+
+    point = PickupPoint.objects.create(
+        name="벤치 픽업", address="서울 마포구 양화로 45", lat=PICKUP[0], lng=PICKUP[1]
+    )
+    OpeningHours.objects.bulk_create(
+        [
+            OpeningHours(point=point, weekday=d, opens=dtime(0, 0), closes=dtime(23, 59, 59))
+            for d in range(7)
+        ]
+    )
+    category, _ = Category.objects.get_or_create(
+        slug=slug, defaults={"name_ko": "간식", "name_en": "Snacks"}
+    )
+    products = Product.objects.bulk_create(
+        [
+            Product(
+                sku=f"{slug}-{n}",
+                name_ko=name,
+                name_en=f"Snack {n}",
+                price=1500 + 500 * n,
+                category=category,
+            )
+            for n, name in enumerate(SNACKS)
+        ]
+    )
+    return point, category, products
+
+
 def seed_vendors(
     points: list[tuple[float, float]],
     *,

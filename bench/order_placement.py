@@ -39,7 +39,6 @@ PORT = 8766
 BASE = f"http://127.0.0.1:{PORT}"
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
 TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-PICKUP = (37.5494, 126.9144)
 
 
 def wait_for_services(timeout: float = 120.0) -> None:
@@ -66,14 +65,13 @@ def wait_for_services(timeout: float = 120.0) -> None:
 
 
 def seed(*, buyers: int, hot_buyers: int, hot_stock: int) -> dict:
-    from datetime import time as dtime
 
     from django.db import transaction
     from django.utils import timezone
 
     from customers.models import CustomerProfile
     from o2o.accounts.models import User
-    from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock
+    from vendors.models import Product, Stock
     from vendors.services import stock_lots_fill
 
     rng = random.Random(5)
@@ -87,30 +85,7 @@ def seed(*, buyers: int, hot_buyers: int, hot_stock: int) -> dict:
     hot_vendor, spread_vendors = vendors[0][0], [vid for vid, _slug in vendors[1:]]
     now = timezone.now()
     with transaction.atomic():
-        point = PickupPoint.objects.create(
-            name="벤치 픽업", address="서울 마포구 양화로 45", lat=PICKUP[0], lng=PICKUP[1]
-        )
-        OpeningHours.objects.bulk_create(
-            [
-                OpeningHours(point=point, weekday=d, opens=dtime(0, 0), closes=dtime(23, 59, 59))
-                for d in range(7)
-            ]
-        )
-        category, _ = Category.objects.get_or_create(
-            slug="bench-orders", defaults={"name_ko": "간식", "name_en": "Snacks"}
-        )
-        products = Product.objects.bulk_create(
-            [
-                Product(
-                    sku=f"order-bench-{n}",
-                    name_ko=name,
-                    name_en=f"Snack {n}",
-                    price=1500 + 500 * n,
-                    category=category,
-                )
-                for n, name in enumerate(_stack.SNACKS)
-            ]
-        )
+        point, category, products = _stack.pickup_and_snacks(slug="order-bench")
         hot_product = Product.objects.create(
             sku="order-bench-hot",
             name_ko="한정 붕어빵",

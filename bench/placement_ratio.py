@@ -37,7 +37,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import time as dtime
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,7 +45,6 @@ import _stack  # noqa: E402
 from _stack import PG, ROOT, log  # noqa: E402
 
 DB = "bench_o2o_place_ratio"
-PICKUP = (37.5494, 126.9144)
 PGBENCH_ROWS = 1_000
 TARGET_RATIO = 0.25
 _stack.REDIS_DB = 8  # this benchmark's Redis db (the others use 14)
@@ -61,7 +59,7 @@ def seed(*, vendors: int, customers: int) -> dict:
 
     from customers.models import CustomerProfile
     from o2o.accounts.models import User
-    from vendors.models import Category, OpeningHours, PickupPoint, Product, Stock
+    from vendors.models import Stock
     from vendors.services import stock_lots_fill
 
     rng = random.Random(5)
@@ -72,30 +70,7 @@ def seed(*, vendors: int, customers: int) -> dict:
     vendor_ids = [vid for vid, _slug in _stack.seed_vendors(points, slug_prefix="place-ratio")]
     now = timezone.now()
     with transaction.atomic():
-        point = PickupPoint.objects.create(
-            name="벤치 픽업", address="서울 마포구 양화로 45", lat=PICKUP[0], lng=PICKUP[1]
-        )
-        OpeningHours.objects.bulk_create(
-            [
-                OpeningHours(point=point, weekday=d, opens=dtime(0, 0), closes=dtime(23, 59, 59))
-                for d in range(7)
-            ]
-        )
-        category, _ = Category.objects.get_or_create(
-            slug="bench-place", defaults={"name_ko": "간식", "name_en": "Snacks"}
-        )
-        products = Product.objects.bulk_create(
-            [
-                Product(
-                    sku=f"place-ratio-{n}",
-                    name_ko=name,
-                    name_en=f"Snack {n}",
-                    price=1500 + 500 * n,
-                    category=category,
-                )
-                for n, name in enumerate(_stack.SNACKS)
-            ]
-        )
+        point, category, products = _stack.pickup_and_snacks(slug="place-ratio")
         per_vendor = {vid: rng.sample([p.pk for p in products], 5) for vid in vendor_ids}
         Stock.objects.bulk_create(
             [
