@@ -82,10 +82,7 @@ def setup_stack() -> dict[str, str]:
     import django
 
     django.setup()
-    from django.core.management import call_command
-
-    log("migrating")
-    call_command("migrate", verbosity=0)
+    _stack.migrate(DB)
     return env
 
 

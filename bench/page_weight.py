@@ -149,11 +149,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
-
     from o2o.page_budget import BUDGET, PROFILE, over_budget
 
-    call_command("migrate", verbosity=0)
+    _stack.migrate(DB)
     world = build_world()
     server_env = {**env, "DJANGO_SETTINGS_MODULE": "bench._production_static"}
     collect_static(server_env)

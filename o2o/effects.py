@@ -24,9 +24,7 @@ datadog. Here a row is done only when its effect succeeded.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from .batching import WindowBatcher
 from .hooks import on_commit_safe
 
 log = logging.getLogger(__name__)
@@ -148,45 +147,24 @@ def effects_kick(keys: dict[str, str]) -> None:
         batcher.add(handler.queue if handler else "bulk", key)
 
 
-class KickBatcher:
+class KickBatcher(WindowBatcher):
     """Coalesces the kicks of a process: committed effects are announced to their queue's
     relay in one message per queue per window, not one each (a transition writes 3-4 effects;
     each Celery publish costs ~2 ms of CPU in the web process). A kick lost with the process
     costs nothing but time: the sweep runs every due effect within seconds."""
 
+    thread_name = "o2o-effect-kicks"
+
     def __init__(self, window_s: float = 0.005) -> None:
-        self.window_s = window_s
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._pending: dict[str, list[str]] = {}
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        super().__init__(window_s)
         self.sent = 0
 
-    def add(self, queue: str, key: str) -> None:
-        with self._lock:
-            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
-                # First use, or a forked child (threads don't survive a fork).
-                self._pid, self._pending = os.getpid(), {}
-                self._thread = threading.Thread(
-                    target=self._run, name="o2o-effect-kicks", daemon=True
-                )
-                self._thread.start()
-            self._pending.setdefault(queue, []).append(key)
-        self._wake.set()
+    def merge(self, old: list[str] | None, new: str) -> list[str]:
+        return [*(old or ()), new]
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            time.sleep(self.window_s)  # let the kicks of the same moment join
-            self._wake.clear()
-            self.flush()
-
-    def flush(self) -> None:
+    def deliver(self, batch: dict) -> None:
         from .tasks import effects_relay
 
-        with self._lock:
-            batch, self._pending = self._pending, {}
         for queue, keys in batch.items():
             try:
                 effects_relay.apply_async(kwargs={"keys": keys}, queue=queue)

@@ -459,6 +459,9 @@ MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)
 MAP_MAX_GROUPS = env.int("MAP_MAX_GROUPS", default=60)
 # Map sockets get their cells' deltas in one message every MAP_FLUSH_MS, coalesced per vendor.
 MAP_FLUSH_MS = env.int("MAP_FLUSH_MS", default=100)
+# A stock change's live "N left" on the vendor page is read and sent once per cart per
+# LIVE_COALESCE_S, off the thread that committed (o2o.batching; 0: at the commit, as the tests do).
+LIVE_COALESCE_S = env.float("LIVE_COALESCE_S", default=0.1)
 # Map sockets one client address may hold open at once, per server process (over it: 4429).
 MAP_SOCKETS_PER_ADDRESS = env.int("MAP_SOCKETS_PER_ADDRESS", default=8)
 # permessage-deflate on websockets (uvicorn's default is on). Off: compressing every map batch was

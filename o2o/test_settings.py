@@ -33,6 +33,8 @@ from o2o.settings import DATABASES, REDIS_URL  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Live broadcasts at the commit, where a test can see them (o2o.batching has tests of its own).
+LIVE_COALESCE_S = 0.0
 POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 REDIS = bool(REDIS_URL)
 if POSTGRES:

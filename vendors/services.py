@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from customers.services import customer_profile_get_or_create
+from o2o.batching import on_commit_coalesced
 from o2o.errors import Conflict, NotAllowed
 from o2o.geo import validate_lat_lng
 from o2o.hooks import on_commit_safe
@@ -524,10 +525,13 @@ def stock_set(
     return result
 
 
-def _notify_stock_changed(vendor_id: int | None) -> None:
-    on_commit_safe(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id)
+def _notify_stock_changed(vendor_id: int | None, *, on_sale_changed: bool = True) -> None:
+    """After commit: the map (which shows the products on sale, not how many) only when the
+    products on sale may have changed; the vendor page's "N left" always, coalesced per cart."""
+    if on_sale_changed:
+        on_commit_safe(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id)
     # The vendor page's "N left", live: a best-effort broadcast, which pages resync on reconnect.
-    on_commit_safe(stock_publish, vendor_id=vendor_id)
+    on_commit_coalesced(stock_publish, key=vendor_id, vendor_id=vendor_id)
 
 
 @transaction.atomic
@@ -615,6 +619,9 @@ def stock_reserve(*, vendor_id: int, items: dict[int, int], reference: int | Non
         lots[pid].append((lot_id, quantity))
     deltas: dict[int, int] = {}
     allocations: list[LotAllocation] = []
+    # A product whose sellable units this takes to 0 leaves the map's "on sale"; else the map
+    # has nothing new to show (a busy cart's orders cost no map broadcast each).
+    sold_out = any(sum(q for _, q in lots[pid]) == wanted for pid, wanted in items.items())
     for product_id, wanted in sorted(items.items()):
         for lot_id, quantity in lots[product_id]:
             take = min(wanted, quantity)
@@ -629,7 +636,7 @@ def stock_reserve(*, vendor_id: int, items: dict[int, int], reference: int | Non
     _lots_add(deltas)
     if allocations:
         LotAllocation.objects.bulk_create(allocations)
-    _notify_stock_changed(vendor_id)
+    _notify_stock_changed(vendor_id, on_sale_changed=sold_out)
 
 
 @transaction.atomic(savepoint=False)

@@ -3,7 +3,8 @@ live in a receiver."""
 
 from django.dispatch import Signal
 
-# Sent with vendor_id after a transaction that changed that vendor's cart stock commits.
+# Sent with vendor_id after a transaction that changed that vendor's cart stock commits; a
+# reservation that leaves every product it took still on sale does not send it (vendors.services).
 stock_changed = Signal()
 
 # Sent with vendor_id and status after a transaction that changed a vendor's approval commits.
