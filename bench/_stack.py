@@ -82,9 +82,9 @@ def _template_name() -> str:
     packages whose migrations are part of the schema, so a change makes a new one."""
     from importlib.metadata import version
 
-    packages = ("django", "django-celery-beat", "django-axes")
+    packages = ("django", "djangorestframework", "django-celery-beat", "django-axes")
     digest = hashlib.sha256(" ".join(f"{p}={version(p)}" for p in packages).encode())
-    for path in sorted(ROOT.glob("*/migrations/*.py")):
+    for path in sorted([*ROOT.glob("*/migrations/*.py"), *ROOT.glob("*/*/migrations/*.py")]):
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
     return f"bench_o2o_tpl_{digest.hexdigest()[:12]}"
