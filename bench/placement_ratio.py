@@ -2,7 +2,8 @@
 threads with a database connection each, beside pgbench's one-row conditional UPDATE, measured
 back to back on the same database server in one run.
 
-    .venv/bin/python bench/placement_ratio.py [--quick] [--keep] [--threads 4] [--profile]
+    .venv/bin/python bench/placement_ratio.py [--quick] [--keep] [--threads 4] [--processes 1]
+                                              [--profile]
 
 (a) pgbench, a custom script like the stock reservation:
     \\set id random(1, N)
@@ -150,8 +151,11 @@ class Placer:
         )
 
 
-def run_placements(world: dict, *, threads: int, seconds: float) -> dict:
-    """K threads place orders for `seconds` (after 3 warm-up placements each, not counted)."""
+def run_placements(
+    world: dict, *, threads: int, seconds: float, start_at: float | None = None
+) -> dict:
+    """K threads place orders for `seconds` (after 3 warm-up placements each, not counted),
+    from `start_at` (wall clock: the processes of --processes start together) or when ready."""
     from django.db import connections
 
     counts = [0] * threads
@@ -192,6 +196,8 @@ def run_placements(world: dict, *, threads: int, seconds: float) -> dict:
     for t in pool:
         t.start()
     ready.wait(timeout=120)
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
     start = time.perf_counter()
     window["end"] = start + seconds
     go.set()
@@ -199,7 +205,7 @@ def run_placements(world: dict, *, threads: int, seconds: float) -> dict:
         t.join(timeout=seconds + 60)
     wall = time.perf_counter() - start
     flat = [x * 1000 for xs in latencies for x in xs]
-    return {
+    return ({"latencies_ms": flat} if start_at is not None else {}) | {
         "placed": sum(counts),
         "per_thread": counts,
         "wall_s": round(wall, 2),
@@ -210,6 +216,49 @@ def run_placements(world: dict, *, threads: int, seconds: float) -> dict:
         "client_cpu_ms_per_placement": round(sum(cpu) / max(sum(counts), 1) * 1000, 2),
         "errors": errors[:5],
         "error_count": len(errors),
+    }
+
+
+def _placing_process(world: dict, threads: int, seconds: float, start_at: float, out) -> None:
+    """A spawned process of --processes: its own interpreter (and GIL), Django and connections."""
+    _stack.django_child_setup(DB)
+    out.put(run_placements(world, threads=threads, seconds=seconds, start_at=start_at))
+
+
+def run_processes(world: dict, *, processes: int, threads: int, seconds: float) -> dict:
+    """P processes of K threads each place for the same `seconds`, started together."""
+    import multiprocessing as mp
+
+    from django.db import connections
+
+    connections.close_all()
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 8.0  # spawning, Django set-up and warm-up
+    procs = [
+        ctx.Process(target=_placing_process, args=(world, threads, seconds, start_at, out))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    placed = sum(r["placed"] for r in results)
+    wall = max(r["wall_s"] for r in results)
+    return {
+        "processes": processes,
+        "placed": placed,
+        "per_process": [r["placed"] for r in results],
+        "wall_s": wall,
+        "orders_per_s": round(placed / wall, 1),
+        "place_ms": _stack.percentiles([x for r in results for x in r.pop("latencies_ms")], 2),
+        "client_cpu_ms_per_placement": round(
+            sum(r["client_cpu_ms_per_placement"] * r["placed"] for r in results) / max(placed, 1),
+            2,
+        ),
+        "errors": [e for r in results for e in r["errors"]][:5],
+        "error_count": sum(r["error_count"] for r in results),
     }
 
 
@@ -378,6 +427,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--threads", type=int, default=4, help="K placing threads")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="P placing processes of K threads each (1: threads of this process)",
+    )
     parser.add_argument("--seconds", type=int, help="length of each measurement")
     parser.add_argument("--profile", action="store_true", help="cProfile one serial thread")
     args = parser.parse_args()
@@ -406,8 +461,13 @@ def main() -> None:
     base = pgbench(seconds=seconds, clients=4, jobs=2)
     log(f"pgbench: {base['tps']} tps")
     load_mid = os.getloadavg()[0]
-    log(f"order_place from {args.threads} threads for {seconds} s")
-    placed = run_placements(world, threads=args.threads, seconds=seconds)
+    log(f"order_place from {args.processes} process(es) x {args.threads} threads for {seconds} s")
+    if args.processes > 1:
+        placed = run_processes(
+            world, processes=args.processes, threads=args.threads, seconds=seconds
+        )
+    else:
+        placed = run_placements(world, threads=args.threads, seconds=seconds)
     log(
         f"placed {placed['placed']} in {placed['wall_s']} s = {placed['orders_per_s']} orders/s; "
         f"latency {placed['place_ms']}; errors {placed['error_count']} {placed['errors']}"
@@ -427,6 +487,7 @@ def main() -> None:
         "pgbench": base,
         "placement": {
             "threads": args.threads,
+            "processes": args.processes,
             "what": "orders.services.order_place in-process, pickup, 1-3 lines, 20 vendors, "
             "no payment provider (orders stay PENDING_PAYMENT), after-commit hooks included",
             **placed,
