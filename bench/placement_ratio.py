@@ -386,6 +386,61 @@ def pgbench(*, seconds: int, clients: int, jobs: int) -> dict:
     }
 
 
+class BackendCpu:
+    """The CPU time of this database's PostgreSQL backends over a phase (utime + stime from
+    /proc, sampled every 0.1 s): what PostgreSQL itself spends, apart from any client. A backend
+    first seen during the phase counts from 0 (it started in it); one that exits counts up to its
+    last sample (at most 0.1 s short)."""
+
+    def __init__(self) -> None:
+        import psycopg2
+
+        self._conn = psycopg2.connect(dbname="postgres", **PG)
+        self._conn.autocommit = True
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _cpu(self, pid: int) -> int | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+    def _sample(self, *, initial: bool) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [DB])
+            pids = [row[0] for row in cur.fetchall()]
+        for pid in pids:
+            ticks = self._cpu(pid)
+            if ticks is None:
+                continue
+            self._first.setdefault(pid, ticks if initial else 0)
+            self._last[pid] = ticks
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample(initial=False)
+
+    def __enter__(self) -> "BackendCpu":
+        self._sample(initial=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(initial=False)
+        self._conn.close()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._last[p] - self._first[p] for p in self._last) / self._tick
+
+
 # --- correctness ------------------------------------------------------------------------------------
 
 
@@ -458,16 +513,29 @@ def main() -> None:
     profiled = profile_placements(world, 200 if not args.quick else 60) if args.profile else None
 
     log(f"pgbench -c 4 -j 2 -T {seconds}")
-    base = pgbench(seconds=seconds, clients=4, jobs=2)
-    log(f"pgbench: {base['tps']} tps")
+    with BackendCpu() as pg_cpu:
+        base = pgbench(seconds=seconds, clients=4, jobs=2)
+    base["transactions"] = round(base["tps"] * seconds)
+    base["pg_cpu_ms_per_tx"] = round(pg_cpu.seconds * 1000 / max(base["transactions"], 1), 3)
+    log(f"pgbench: {base['tps']} tps, PostgreSQL CPU {base['pg_cpu_ms_per_tx']} ms a transaction")
     load_mid = os.getloadavg()[0]
     log(f"order_place from {args.processes} process(es) x {args.threads} threads for {seconds} s")
-    if args.processes > 1:
-        placed = run_processes(
-            world, processes=args.processes, threads=args.threads, seconds=seconds
-        )
-    else:
-        placed = run_placements(world, threads=args.threads, seconds=seconds)
+    with BackendCpu() as pg_cpu:
+        if args.processes > 1:
+            placed = run_processes(
+                world, processes=args.processes, threads=args.threads, seconds=seconds
+            )
+        else:
+            placed = run_placements(world, threads=args.threads, seconds=seconds)
+    # Warm-up placements (3 a thread) run inside the sampled phase too: counted with the rest.
+    warm = 3 * args.threads * args.processes
+    placed["pg_cpu_ms_per_placement"] = round(
+        pg_cpu.seconds * 1000 / max(placed["placed"] + warm, 1), 3
+    )
+    # PostgreSQL's own ceiling on these cores, were the clients free: cores / its CPU per order.
+    placed["pg_bound_orders_per_s"] = round(
+        (os.cpu_count() or 1) * 1000 / max(placed["pg_cpu_ms_per_placement"], 0.001)
+    )
     log(
         f"placed {placed['placed']} in {placed['wall_s']} s = {placed['orders_per_s']} orders/s; "
         f"latency {placed['place_ms']}; errors {placed['error_count']} {placed['errors']}"
