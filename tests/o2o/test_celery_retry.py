@@ -21,7 +21,9 @@ def not_eager():
 @pytest.mark.parametrize(
     "error", [OperationalError("the database system is shutting down"), RedisConnectionError()]
 )
-def test_a_task_schedules_a_retry_of_a_transient_failure(not_eager, error):
+def test_a_task_schedules_a_retry_of_a_transient_failure(db, not_eager, error):
+    # `db`: the retry path closes a connection the database dropped, which touches the thread's
+    # connection (refused without the fixture once an earlier test of the run has opened it).
     calls = []
 
     @app.task(bind=True, name=f"tests.flaky.{type(error).__name__}")
