@@ -9,6 +9,7 @@ from insights import api as insights_api
 from insights import miss_api, staff_api
 from o2o.accounts.api import ObtainTokenApi
 from orders import api as orders_api
+from orders import reorder_api
 from partners import point_api
 from payments import api as payments_api
 from subscriptions import api as subscriptions_api
@@ -122,7 +123,7 @@ urlpatterns = [
     path("orders/<int:order_id>/pay/", orders_api.OrderPayApi.as_view(), name="api-order-pay"),
     path(
         "orders/<int:order_id>/reorder/",
-        orders_api.OrderReorderApi.as_view(),
+        reorder_api.OrderReorderApi.as_view(),
         name="api-order-reorder",
     ),
     path(
