@@ -2,7 +2,7 @@
 pages at a constant arrival rate, vendors work their inboxes and stock, and vendor phones ping
 over their websockets beside it.
 
-    .venv/bin/python bench/lunch_rush.py --quick          # 5 orders/s offered for 15 s, 200 sockets
+    .venv/bin/python bench/lunch_rush.py --quick          # 2 orders/s offered for 12 s, 200 sockets
     .venv/bin/python bench/lunch_rush.py                  # step search, then 100 orders/s
     .venv/bin/python bench/lunch_rush.py --rate 8 --seconds 60 --steps none
 
@@ -259,6 +259,33 @@ def wait_healthy(web: Proc, timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
+def warm_up(world: dict, rounds: int = 6) -> float:
+    """Every page and API the journeys read, a few times over fresh connections (so both
+    workers answer some), before anything is measured: imports, templates, first queries.
+    Reads only: no order, no stock change. Returns the seconds it took."""
+    import httpx
+
+    t0 = time.monotonic()
+    vendor = world["vendors"][0]
+    customer = {"sessionid": world["customers"][-1]}
+    seller = {"sessionid": vendor["session"]}
+    pages = [
+        (customer, "/map/"),
+        (customer, f"/api/vendors/nearby?lat={vendor['lat']}&lng={vendor['lng']}&radius_m=1000"),
+        (customer, f"/vendors/{vendor['slug']}/"),
+        (customer, "/orders/cart/"),
+        (customer, "/orders/"),
+        (seller, "/orders/vendor/"),
+        (seller, "/api/vendor/orders/"),
+        (seller, "/api/vendors/me/stock/"),
+    ]
+    for _ in range(rounds):
+        for cookies, path in pages:
+            with httpx.Client(base_url=BASE, cookies=cookies, timeout=30) as client:
+                client.get(path)
+    return round(time.monotonic() - t0, 1)
+
+
 class Pings:
     """bench/_pings.py in its own process, pinned to the load generator's core."""
 
@@ -320,6 +347,136 @@ class Pings:
         return {"error": "no result", "status": self.read_status()}
 
 
+# --- where the CPU goes -------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn's workers, Celery's pool)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in family:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def machine_busy() -> float:
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
+
+
+# Where a web process's sample goes: the first of these found walking its stack from the top
+# (the running function) down, so each sample counts once.
+PROFILE_BUCKETS = {
+    "DB driver, connect/close (psycopg2, django/db/backends)": ("psycopg2", "django/db/backends/"),
+    "ORM (querysets, SQL compiler)": ("django/db/models/", "django/db/transaction.py"),
+    "Django templates (render)": ("django/template/", "django/templatetags/"),
+    "Redis (cache, channel layer)": ("redis/", "channels_redis/", "django/core/cache/"),
+    "httpx (platform -> sandbox API calls)": ("httpx/", "httpcore/"),
+    "DRF": ("rest_framework/",),
+    "sessions, auth, signing": ("django/contrib/sessions/", "django/contrib/auth/",
+                                "django/core/signing.py"),
+    "middleware (csrf, csp, locale, messages, axes, whitenoise)": (
+        "django/middleware/", "csp/", "axes/", "whitenoise/", "django/contrib/messages/"),
+    "i18n, urls, forms, other Django": ("django/",),
+    "asgiref (sync <-> async hops)": ("asgiref/",),
+    "websockets, channels": ("channels/", "websockets/", "uvicorn/protocols/websockets/"),
+    "uvicorn HTTP": ("uvicorn/",),
+    "asyncio, threads": ("asyncio/", "concurrent/futures/", "threading.py", "selectors.py"),
+    "project code": ("o2o/", "orders/", "vendors/", "payments/", "tracking/", "customers/",
+                     "insights/", "subscriptions/", "counter/", "partners/"),
+}  # fmt: skip
+SKIP_IN_VIEW = ("django/", "rest_framework/", "asgiref/", "functools", "contextlib", "o2o/api.py")
+
+
+def _frames(stack: str) -> list[str]:
+    return [f for f in stack.split(";") if not f.startswith("process ")]
+
+
+def _view_of(frames: list[str]) -> str:
+    """The view a request sample is under: the first frame past Django's handler (and DRF's
+    dispatch) that is not Django's, DRF's or a decorator's; else what the process was doing."""
+    hops = [i for i, frame in enumerate(frames) if "run_child (asgiref/sync.py)" in frame]
+    if hops:  # the innermost hop into a thread is the one the view runs in
+        for later in frames[hops[-1] + 1 :]:
+            name = later.split(" (", 1)[0]
+            if not any(skip in later for skip in SKIP_IN_VIEW) and "<locals>" not in name:
+                return later
+        return "middleware (in the request's thread)"
+    text = ";".join(frames)
+    if "tracking/ingest.py" in text:
+        return "ping ingest (tracking/ingest.py)"
+    if "consumers.py" in text or "websockets" in text or "channels/" in text:
+        return "websockets (consumers, channels)"
+    return "event loop, other"
+
+
+def read_profile(path: Path) -> dict:
+    """py-spy's raw (collapsed) stacks of the web processes, GIL-holding samples only (Python on
+    the CPU): the share per kind of work (each sample once, by its running function) and per
+    view, and the functions most often running."""
+    if not path.exists():
+        return {}
+    total = 0
+    kinds: Counter = Counter()
+    views: Counter = Counter()
+    leaf: Counter = Counter()
+    for line in path.read_text().splitlines():
+        stack, _sp, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = _frames(stack)
+        kind = "other"
+        for frame in reversed(frames):
+            kind = next(
+                (k for k, marks in PROFILE_BUCKETS.items() if any(m in frame for m in marks)), ""
+            )
+            if kind:
+                break
+        kinds[kind or "other"] += n
+        views[_view_of(frames)] += n
+        leaf[(frames[-1] if frames else "?")[:120]] += n
+    if not total:
+        return {}
+    pct = lambda n: round(100.0 * n / total, 1)  # noqa: E731
+    return {
+        "samples": total,
+        "by_kind_pct": {k: pct(n) for k, n in kinds.most_common()},
+        "by_view_pct": {k: pct(n) for k, n in views.most_common(15)},
+        "top_self_pct": {k: pct(n) for k, n in leaf.most_common(15)},
+    }
+
+
+def start_profile(web_pid: int, seconds: float, path: Path, cpus: set[int]):
+    """py-spy on the web processes (both workers, not paused: --nonblocking), on the load
+    generator's core; only samples holding the GIL (--gil: Python running, not waiting)."""
+    spy = BIN / "py-spy"
+    if not spy.exists():
+        log("py-spy is not installed (pip install py-spy): no profile")
+        return None
+    proc = subprocess.Popen(
+        [str(spy), "record", "--pid", str(web_pid), "--subprocesses", "--nonblocking",
+         "--rate", "50", "--gil", "--nolineno", "--format", "raw", "--duration", str(int(seconds)),
+         "--output", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    pin(proc.pid, cpus)
+    return proc
+
+
 # --- one rate -----------------------------------------------------------------------------------
 
 
@@ -347,8 +504,10 @@ def read_stats(prefix: Path) -> dict:
 
 
 def run_rate(world: dict, *, rate: float, seconds: float, tmp: Path, cpus: set[int], env: dict,
-             label: str) -> dict:  # fmt: skip
-    """One constant-rate run of locust; its figures and a verdict."""
+             label: str, meter: dict[str, int], vendor_drain_s: float,
+             profile: bool = False) -> dict:  # fmt: skip
+    """One constant-rate run of locust; its figures and a verdict. `meter`: the processes whose
+    CPU is counted (name -> pid); vendors go on working `vendor_drain_s` after the window."""
     customers = math.ceil(rate * PACING_S)
     if customers > len(world["customers"]):
         raise SystemExit(f"{customers} customers needed, {len(world['customers'])} seeded")
@@ -363,6 +522,7 @@ def run_rate(world: dict, *, rate: float, seconds: float, tmp: Path, cpus: set[i
                 "pacing_s": PACING_S,
                 "seconds": seconds,
                 "start_after_s": start_after,
+                "vendor_drain_s": vendor_drain_s,
                 "vendors_active": vendors,
                 "customers": world["customers"][:customers],
                 "vendors": world["vendors"][:vendors],
@@ -374,13 +534,17 @@ def run_rate(world: dict, *, rate: float, seconds: float, tmp: Path, cpus: set[i
     cmd = [
         str(BIN / "locust"), "-f", str(ROOT / "bench" / "_locust_lunch.py"), "--headless",
         "-u", str(customers + vendors), "-r", str(spawn),
-        "-t", f"{math.ceil(start_after + seconds + 2)}s", "--stop-timeout", "30",
+        "-t", f"{math.ceil(start_after + seconds + vendor_drain_s)}s", "--stop-timeout", "30",
         "--host", BASE, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
     log(f"[{label}] locust: {rate}/s offered for {seconds:.0f} s, {customers} customers, "
         f"{vendors} vendors")  # fmt: skip
     load0 = os.getloadavg()
+    cpu0 = {name: cpu_seconds(pid) for name, pid in meter.items()}
+    busy0 = machine_busy()
     t0 = time.monotonic()
+    spy = None
+    profile_path = ARTIFACTS / f"rush-profile-{label}.txt"
     with open(ARTIFACTS / f"rush-locust-{label}.log", "w") as out:
         proc = subprocess.Popen(
             cmd,
@@ -391,12 +555,25 @@ def run_rate(world: dict, *, rate: float, seconds: float, tmp: Path, cpus: set[i
             start_new_session=True,
         )
         pin(proc.pid, cpus)
-        try:
-            proc.wait(timeout=start_after + seconds + 120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if profile:  # the middle half of the window
+            time.sleep(start_after + seconds / 4)
+            spy = start_profile(meter["web"], seconds / 2, profile_path, cpus)
+        deadline = time.monotonic() + start_after + seconds + vendor_drain_s + 120
+        while True:  # wait4: the generator's own CPU comes with its exit
+            pid, _status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = 0
+                break
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.2)
     wall = time.monotonic() - t0
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in meter.items()}
+    cpu["locust"] = usage.ru_utime + usage.ru_stime
+    busy = machine_busy() - busy0
+    if spy is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            spy.wait(timeout=30)
     users = json.loads(result_path.read_text())
     stats = read_stats(prefix)
     window0 = users["t0"] + seconds / 4  # steady state: the last three quarters of the window
@@ -431,6 +608,15 @@ def run_rate(world: dict, *, rate: float, seconds: float, tmp: Path, cpus: set[i
         "failures_sample": stats["failures"],
         "worst_step_p99_ms": worst_p99,
         "wall_s": round(wall, 1),
+        # CPU seconds over the run (window + vendors' drain), and per completed journey; the
+        # machine's busy CPU includes PostgreSQL and whatever else runs on it.
+        "cpu_s": {name: round(v, 1) for name, v in {**cpu, "machine": busy}.items()},
+        "cpu_ms_per_order": {
+            name: round(1000 * v / max(1, users["completed"]))
+            for name, v in {**cpu, "machine": busy}.items()
+        },
+        "cpu_machine_pct_of_2_cores": round(100 * busy / (2 * wall), 1),
+        "profile": read_profile(profile_path) if profile else None,
         "loadavg_start_end": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
         "topped_up": users["topped_up"],
     }
@@ -557,23 +743,29 @@ def capture_lag() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5/s for 15 s, 200 sockets")
+    parser.add_argument("--quick", action="store_true", help="2/s for 12 s, 200 sockets")
     parser.add_argument("--rate", type=float, default=None, help="orders/s offered (100)")
     parser.add_argument("--seconds", type=float, default=None, help="at --rate (120)")
     parser.add_argument(
         "--steps",
         default=None,
         help="rates of the sustainable-rate search, ascending, comma-separated, or 'none' "
-        "(default 2,3,4,5,6,8,10,12,15,20; none with --quick)",
+        "(default 0.5,1,1.5,2,3,4,6,8; none with --quick)",
     )
     parser.add_argument("--step-seconds", type=float, default=40.0)
     parser.add_argument("--sockets", type=int, default=None, help="vendor sockets (5000)")
     parser.add_argument("--maps", type=int, default=None, help="map sockets (10)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on the web processes over the middle half of the --rate run (on by default "
+        "without --quick)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    rate = args.rate or (5.0 if args.quick else 100.0)
-    seconds = args.seconds or (15.0 if args.quick else 120.0)
-    steps_arg = args.steps or ("none" if args.quick else "2,3,4,5,6,8,10,12,15,20")
+    rate = args.rate or (2.0 if args.quick else 100.0)
+    seconds = args.seconds or (12.0 if args.quick else 120.0)
+    steps_arg = args.steps or ("none" if args.quick else "0.5,1,1.5,2,3,4,6,8")
     steps = [] if steps_arg == "none" else [float(s) for s in steps_arg.split(",")]
     sockets = args.sockets if args.sockets is not None else (200 if args.quick else 5000)
     maps = args.maps if args.maps is not None else (4 if args.quick else 10)
@@ -617,32 +809,36 @@ def main() -> None:
         order_vendors = max(4, math.ceil(2 * max_rate))
         log(f"seeding {customers} customers, {order_vendors} carts taking orders, "
             f"{sockets} pinging carts, a session each")  # fmt: skip
+        procs = stack_procs(env, tmp)
+        for proc in procs:  # they boot while the seed is made
+            proc.start()
         world = seed(customers=customers, order_vendors=order_vendors, ping_vendors=sockets)
         _fresh_db()
-
-        procs = stack_procs(env, tmp)
-        for proc in procs:
-            proc.start()
         wait_healthy(procs[0])
-        log(f"stack up: uvicorn --workers 2 on {BASE}, worker -c 2, beat")
+        log(f"stack up: uvicorn --workers 2 on {BASE}, worker -c 2, beat; warming up")
+        log(f"warmed up in {warm_up(world)} s")
         cpus = loadgen_cpu()
         t_pings = time.monotonic()
         pings = Pings(world, sockets, maps, env, tmp)
         opened = pings.start(cpus)
         log(f"pings: {opened} ({time.monotonic() - t_pings:.1f} s to open)")
+        meter = {p.name: p.proc.pid for p in [*procs, pings.proc] if p.proc is not None}
+        drain_s = 5.0 if args.quick else 20.0
 
         runs = []
         sustainable = None
         for step in steps:
             run = run_rate(world, rate=step, seconds=args.step_seconds, tmp=tmp, cpus=cpus,
-                           env=env, label=f"step-{step:g}")  # fmt: skip
+                           env=env, label=f"step-{step:g}", meter=meter,
+                           vendor_drain_s=drain_s)  # fmt: skip
             runs.append(run)
             wait_effects_swept(at_least=0.0, at_most=60.0, redis_url=redis_url)
             if not run["pass"]:
                 break
             sustainable = step
         main_run = run_rate(world, rate=rate, seconds=seconds, tmp=tmp, cpus=cpus, env=env,
-                            label=f"rate-{rate:g}")  # fmt: skip
+                            label=f"rate-{rate:g}", meter=meter, vendor_drain_s=drain_s,
+                            profile=args.profile or not args.quick)  # fmt: skip
         runs.append(main_run)
         ping_figures = pings.stop()
         log(f"pings: {ping_figures}")
