@@ -15,7 +15,9 @@ Each vendor walks round the three public cells that meet at one vertex (bench/ma
 vendor_sides), starting from the second: the seed put it in the first, so every ping changes its
 public cell, and (the privacy delay off, bench/_stack.py) every ping is published to the map.
 STATUS is rewritten while it runs ({"phase", "vendors_open", "maps_ready", "acked", ...}); on
-SIGTERM it stops pinging, waits DRAIN_S for the last deltas, closes everything and writes RESULT:
+SIGTERM it stops pinging, waits for the last acks (DRAIN_S) and deltas (until the map sockets hear
+nothing for QUIET_S, at most LATE_CAP_S: a late delta is not a lost one), closes everything and
+writes RESULT:
 pings sent / acked / rejected / errors / unanswered, ack latency, the pinging window, and the
 map sockets' expected against delivered deltas (lost = expected - delivered, counted per socket,
 vendor and cell: a ping into a cell is expected on every map socket whose snapshot's coarse
@@ -33,6 +35,8 @@ import time
 from collections import Counter
 
 DRAIN_S = 3.0
+QUIET_S = 5.0
+LATE_CAP_S = 90.0
 OPEN_AT_ONCE = 50  # vendor sockets opening at the same time
 
 
@@ -131,7 +135,7 @@ async def vendor_socket(cfg: dict, st: State, i: int, vendor: list, gate: asynci
         reading.cancel()
         await ws.close()
     if reading.done() and not reading.cancelled() and reading.exception() is not None:
-        st.vendor_errors[f"read {type(reading.exception()).__name__}"] += 1
+        st.vendor_errors[f"closed by the server: {ws.close_code} {ws.close_reason}"[:80]] += 1
 
 
 async def map_socket(cfg: dict, st: State, k: int, bbox: list, ready: asyncio.Event):
@@ -155,13 +159,20 @@ async def map_socket(cfg: dict, st: State, k: int, bbox: list, ready: asyncio.Ev
             st.map_cells[k] = set(msg.get("cells") or [])
             ready.set()
             received = st.received
+            heard = time.monotonic()
             while True:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
                 except TimeoutError:
-                    if st.stop.is_set() and time.monotonic() - st.last_ping > DRAIN_S:
+                    # After the pings stop: until the server has been quiet for QUIET_S (a
+                    # server behind on its fan-out still delivers late: late is not lost), at
+                    # most LATE_CAP_S.
+                    now = time.monotonic()
+                    drained = st.stop.is_set() and now - st.last_ping > DRAIN_S
+                    if drained and (now - heard > QUIET_S or now - st.last_ping > LATE_CAP_S):
                         return
                     continue
+                heard = time.monotonic()
                 msg = json.loads(raw)
                 for event in msg["events"] if msg.get("type") == "batch" else (msg,):
                     if event.get("type") == "upsert":
@@ -216,7 +227,7 @@ async def run(cfg: dict, status_path: str) -> dict:
     status("draining")
     window = max(1e-9, st.last_ping - st.first_ping)
     await asyncio.gather(*vendors, return_exceptions=True)
-    await asyncio.wait_for(asyncio.gather(*maps, return_exceptions=True), timeout=30)
+    await asyncio.wait_for(asyncio.gather(*maps, return_exceptions=True), timeout=LATE_CAP_S + 30)
     # Expected deltas: every published ping on every map socket subscribed to its coarse cell.
     expected = delivered = 0
     for k, cells in st.map_cells.items():

@@ -340,7 +340,7 @@ class Pings:
         if self.proc.alive():
             self.proc.proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.proc.wait(timeout=60)
+                self.proc.proc.wait(timeout=180)
         self.proc.stop()
         with contextlib.suppress(OSError, ValueError):
             return json.loads(self.result.read_text())
