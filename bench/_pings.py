@@ -19,9 +19,11 @@ SIGTERM it stops pinging, waits for the last acks (DRAIN_S) and deltas (until th
 nothing for QUIET_S, at most LATE_CAP_S: a late delta is not a lost one), closes everything and
 writes RESULT:
 pings sent / acked / rejected / errors / unanswered, ack latency, the pinging window, and the
-map sockets' expected against delivered deltas (lost = expected - delivered, counted per socket,
-vendor and cell: a ping into a cell is expected on every map socket whose snapshot's coarse
-cells hold that cell's coarse parent).
+map sockets' expected against delivered deltas (not delivered = expected - delivered, counted per
+socket, vendor and cell: a ping into a cell is expected on every map socket whose snapshot's
+coarse cells hold that cell's coarse parent; under a backlog the hub coalesces a cart's deltas
+within one flush, so a superseded delta counts here though nothing is wrong), and the lost deltas:
+(map socket, cart) pairs whose final position on the map differs from the cart's last acked cell.
 """
 
 import asyncio
@@ -61,6 +63,9 @@ class State:
         # (slug, cell, coarse) of every acked ping whose ack says the cart is now in that cell
         self.published: Counter = Counter()
         self.received: Counter = Counter()  # (map socket, slug, cell) -> upserts
+        self.last_acked: dict[str, tuple[str, str]] = {}  # slug -> (cell, coarse) of its last ack
+        # (map socket, slug) -> (cell, coarse) the map shows it in
+        self.last_shown: dict[tuple[int, str], tuple[str, str]] = {}
         self.map_cells: dict[int, set[str]] = {}
         self.map_errors: list[str] = []
         self.vendor_errors: Counter = Counter()
@@ -102,6 +107,7 @@ async def vendor_socket(cfg: dict, st: State, i: int, vendor: list, gate: asynci
                 st.ack_ms.append((time.monotonic() - entry[0]) * 1000)
                 if msg.get("cell") == entry[1]:
                     st.published[(slug, entry[1], entry[2])] += 1
+                    st.last_acked[slug] = (entry[1], entry[2])
                 else:
                     st.counts["acked_not_moved"] += 1
             else:
@@ -177,7 +183,13 @@ async def map_socket(cfg: dict, st: State, k: int, bbox: list, ready: asyncio.Ev
                 for event in msg["events"] if msg.get("type") == "batch" else (msg,):
                     if event.get("type") == "upsert":
                         v = event["vendor"]
-                        received[(k, str(v.get("id")), v.get("cell") or "")] += 1
+                        slug, cell = str(v.get("id")), v.get("cell") or ""
+                        received[(k, slug, cell)] += 1
+                        st.last_shown[(k, slug)] = (cell, v.get("coarse") or "")
+                    elif event.get("type") == "remove":  # off the map, if still in that group
+                        key = (k, str(event.get("id")))
+                        if st.last_shown.get(key, ("", ""))[1] == event.get("coarse"):
+                            del st.last_shown[key]
     except Exception as exc:  # noqa: BLE001
         st.map_errors.append(f"map {k}: {type(exc).__name__}: {exc}"[:200])
         ready.set()
@@ -236,6 +248,15 @@ async def run(cfg: dict, status_path: str) -> dict:
                 got = st.received.get((k, slug, cell), 0)
                 expected += n
                 delivered += min(n, got)
+    # What each map shows at the end: every cart whose last acked cell is in a socket's cells
+    # must be shown there, in that cell. A delta superseded by a later one of the same cart in
+    # the same flush (the hub coalesces per cart) is not lost; a wrong final position is.
+    wrong_at_end = sum(
+        1
+        for k, cells in st.map_cells.items()
+        for slug, (cell, coarse) in st.last_acked.items()
+        if coarse in cells and st.last_shown.get((k, slug), ("", ""))[0] != cell
+    )
     counts = dict(st.counts)
     return {
         "vendor_sockets": len(cfg["vendors"]),
@@ -253,7 +274,14 @@ async def run(cfg: dict, status_path: str) -> dict:
         "ack_ms": percentiles(st.ack_ms),
         "deltas_expected": expected,
         "deltas_delivered": delivered,
-        "deltas_lost": expected - delivered,
+        "deltas_not_delivered": expected - delivered,
+        "deltas_lost": wrong_at_end,
+        "carts_shown_by_map_sockets_at_end": sum(
+            1
+            for k, cells in st.map_cells.items()
+            for _slug, (_cell, coarse) in st.last_acked.items()
+            if coarse in cells
+        ),
         "upserts_received": sum(st.received.values()),
         "vendor_errors": dict(st.vendor_errors),
         "map_errors": st.map_errors[:5],

@@ -750,7 +750,7 @@ def main() -> None:
         "--steps",
         default=None,
         help="rates of the sustainable-rate search, ascending, comma-separated, or 'none' "
-        "(default 0.5,1,1.5,2,3,4,6,8; none with --quick)",
+        "(default 0.25,0.5,1,1.5,2,3,4,6,8; none with --quick)",
     )
     parser.add_argument("--step-seconds", type=float, default=40.0)
     parser.add_argument("--sockets", type=int, default=None, help="vendor sockets (5000)")
@@ -765,7 +765,7 @@ def main() -> None:
     args = parser.parse_args()
     rate = args.rate or (2.0 if args.quick else 100.0)
     seconds = args.seconds or (12.0 if args.quick else 120.0)
-    steps_arg = args.steps or ("none" if args.quick else "0.5,1,1.5,2,3,4,6,8")
+    steps_arg = args.steps or ("none" if args.quick else "0.25,0.5,1,1.5,2,3,4,6,8")
     steps = [] if steps_arg == "none" else [float(s) for s in steps_arg.split(",")]
     sockets = args.sockets if args.sockets is not None else (200 if args.quick else 5000)
     maps = args.maps if args.maps is not None else (4 if args.quick else 10)
@@ -780,6 +780,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name in ("web", "worker", "beat", "pings"):  # this run's logs only
+        (ARTIFACTS / f"rush-{name}.log").write_text("")
     tmp = Path(tempfile.mkdtemp(prefix="o2o-rush-"))
     procs: list[Proc] = []
     pings: Pings | None = None
