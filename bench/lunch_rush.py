@@ -210,7 +210,9 @@ def stack_procs(env: dict, tmp: Path) -> list[Proc]:
         [str(BIN / "uvicorn"), "_rush_asgi:application", "--app-dir", str(ROOT / "bench"),
          "--host", "127.0.0.1", "--port", str(PORT), "--workers", "2",
          "--log-level", "warning", "--no-access-log", "--ws-per-message-deflate", "false"],
-        {**env, "CONN_MAX_AGE": "0"},  # under ASGI: a connection per request (settings)
+        # CONN_MAX_AGE 0 under ASGI: a connection per request (settings). INFO: channels-redis
+        # says at INFO when a group_send found channels over capacity (deltas dropped).
+        {**env, "CONN_MAX_AGE": "0", "LOG_LEVEL": "INFO"},
         ARTIFACTS / "rush-web.log",
     )  # fmt: skip
     worker = Proc(
@@ -862,6 +864,13 @@ def main() -> None:
             "payments_vs_provider_mismatch": provider["payments_vs_provider_mismatch"],
         }
         server_errors = log_findings(ARTIFACTS / "rush-web.log")
+        web_log = (ARTIFACTS / "rush-web.log").read_text(errors="replace")
+        server_errors["channel_layer_messages_dropped_over_capacity"] = sum(
+            int(n) for n in re.findall(r"(\d+) of \d+ channels over capacity", web_log)
+        )
+        server_errors["vendor_sockets_closed_before_an_answer"] = web_log.count(
+            "the socket closed before a ping's answer"
+        )
         result = {
             "benchmark": "lunch_rush",
             "quick": args.quick,
