@@ -47,6 +47,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
