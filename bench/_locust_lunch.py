@@ -6,7 +6,8 @@ seed made): the map page, the nearby list, a cart's page, one or two products in
 page and its form as the browser submits it (its defaults: the way to receive it, the window "as
 soon as possible"), the sandbox card page (GET, then the test card 4242…), the way back from the
 card page (/orders/<id>/paid/, where the platform asks the provider) and the order page, which
-shows the hand-over code.
+shows the hand-over code (if the payment is not confirmed yet, the page's own poll of its live part,
+/orders/<id>/status/, until it does, at most CODE_WAIT_S).
 
 An order is one customer journey, started at a constant arrival rate (open model): customer k
 of N starts its j-th journey at T0 + k / RATE + j * PACING_S, with N = RATE * PACING_S users, so
@@ -52,6 +53,8 @@ TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 PRODUCT_RE = re.compile(r'<input type="hidden" name="product" value="(\d+)">')
 CODE_RE = re.compile(r'data-testid="handover-code"[^>]*>\s*([^<\s]+)\s*<')
 ORDER_RE = re.compile(r"/orders/(\d+)/")
+POLL_RE = re.compile(r'data-poll="(\d+)"')
+CODE_WAIT_S = 60.0
 
 CODES: dict[int, str] = {}  # order id -> the hand-over code its customer's page shows
 STATS: dict = {
@@ -305,7 +308,24 @@ class CustomerUser(FastHttpUser):
             self.expect(r, r.status_code == 302, "paid return")
         with c.get(f"/orders/{order[1]}/", name="7 order page", catch_response=True) as r:
             code = CODE_RE.search(r.text or "")
-            self.expect(r, r.status_code == 200 and code, "order page without a code")
+            poll = POLL_RE.search(r.text or "")
+            self.expect(r, r.status_code == 200, "order page")
+        # Payment not confirmed yet (the way back found the provider slow): the page's script
+        # fetches its live part every data-poll seconds until the order is placed and the code
+        # shows, as a phone left on the page would.
+        deadline = time.time() + CODE_WAIT_S
+        while code is None:
+            if time.time() > deadline:
+                raise JourneyFailed("no hand-over code within CODE_WAIT_S")
+            time.sleep(int(poll[1]) if poll and poll[1] != "0" else 3)
+            with c.get(
+                f"/orders/{order[1]}/status/",
+                name="7 order status (the page's poll, until placed)",
+                catch_response=True,
+            ) as r:
+                code = CODE_RE.search(r.text or "")
+                poll = POLL_RE.search(r.text or "")
+                self.expect(r, r.status_code == 200, "order status")
         CODES[int(order[1])] = code[1]
 
 
