@@ -19,8 +19,9 @@ at most RUSH_MAX_REQUESTS page/API requests in Django at once per process, the r
 the two processes stay within PostgreSQL's max_connections; the sandbox's own API and webhooks
 are outside that bound, since a page request waits on them), one Celery worker (`-c 2`, every
 queue) and beat (DatabaseScheduler), so captures, settlement postings and notifications run as
-they would. Own database `bench_o2o_rush` (shared PostgreSQL on 5432), Redis db 11 (FLUSHDB
-at the start), channel prefix `rush`.
+they would. Own database `bench_o2o_rush` (shared PostgreSQL on 5432; copied from
+`bench_o2o_rush_template`, which the first run leaves, while the migrations are unchanged), Redis
+db 11 (FLUSHDB at the start), channel prefix `rush`.
 
 The load generator, pinned to one core (the last) with sched_setaffinity: locust headless
 (bench/_locust_lunch.py: the journeys, an open arrival model; see there) and bench/_pings.py
@@ -808,7 +809,7 @@ def main() -> None:
             "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
         }
         os.environ.update(extra)
-        env = {**os.environ, **_stack.setup_stack(DB, REDIS_DB), **extra}
+        env = {**os.environ, **_stack.setup_stack_from_template(DB, REDIS_DB), **extra}
         redis_url = env["REDIS_URL"]
         customers = math.ceil(max_rate * PACING_S)
         order_vendors = max(4, math.ceil(2 * max_rate))
@@ -821,14 +822,14 @@ def main() -> None:
         _fresh_db()
         wait_healthy(procs[0])
         log(f"stack up: uvicorn --workers 2 on {BASE}, worker -c 2, beat; warming up")
-        log(f"warmed up in {warm_up(world)} s")
+        log(f"warmed up in {warm_up(world, rounds=2 if args.quick else 6)} s")
         cpus = loadgen_cpu()
         t_pings = time.monotonic()
         pings = Pings(world, sockets, maps, env, tmp)
         opened = pings.start(cpus)
         log(f"pings: {opened} ({time.monotonic() - t_pings:.1f} s to open)")
         meter = {p.name: p.proc.pid for p in [*procs, pings.proc] if p.proc is not None}
-        drain_s = 5.0 if args.quick else 20.0
+        drain_s = 3.0 if args.quick else 20.0
 
         runs = []
         sustainable = None
