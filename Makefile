@@ -48,6 +48,7 @@ format: install
 
 ## bench: every benchmark in quick mode (the real stack: PostgreSQL and Redis on 127.0.0.1; each makes its own database)
 bench: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 ## messages: re-extract every string of the project into the one catalogue (locale/) and compile it

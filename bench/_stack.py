@@ -26,11 +26,11 @@ def log(message: str) -> None:
     print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def bench_env(db_name: str) -> dict[str, str]:
+def bench_env(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
     """The environment every process of a benchmark runs with (set here, never from .env)."""
     return {
         "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{db_name}",
-        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "DJANGO_SETTINGS_MODULE": "o2o.settings",
         "O2O_IGNORE_DOTENV": "1",
         "DJANGO_ENV": "development",
@@ -48,8 +48,8 @@ def bench_env(db_name: str) -> dict[str, str]:
     }
 
 
-def configure(db_name: str) -> dict[str, str]:
-    env = bench_env(db_name)
+def configure(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
+    env = bench_env(db_name, redis_db)
     os.environ.update(env)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -123,20 +123,22 @@ def migrate(db_name: str) -> None:
         conn.close()
 
 
-def flush_redis() -> None:
+def flush_redis(redis_db: int = REDIS_DB) -> None:
+    """FLUSHDB of the benchmark's own Redis db (never FLUSHALL: other runs use other dbs)."""
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
     client.flushdb()
     client.close()
 
 
-def setup_stack(db_name: str) -> dict[str, str]:
-    """Fresh database + Redis db 14, Django set up on them and migrated. Returns the env."""
-    env = configure(db_name)
-    log(f"recreating database {db_name}, flushing redis db {REDIS_DB}")
+def setup_stack(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
+    """Fresh database + Redis db (14 unless told), Django set up on them and migrated. Returns the
+    env."""
+    env = configure(db_name, redis_db)
+    log(f"recreating database {db_name}, flushing redis db {redis_db}")
     recreate_database(db_name)
-    flush_redis()
+    flush_redis(redis_db)
     import django
 
     django.setup()

@@ -260,13 +260,28 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             else None
         )
         if result.accepted:
-            await self.send_json({"type": "ack", "ts": echo, "cell": result.public_cell})
+            await self._answer({"type": "ack", "ts": echo, "cell": result.public_cell})
         elif result.reason == services.Reject.SERVER_ERROR:
             # Not a refusal: the ping was not recorded and should be sent again.
-            await self.send_json(
+            await self._answer(
                 {"type": "error", "ts": echo, "reason": result.reason, "message": result.message}
             )
         else:
-            await self.send_json(
+            await self._answer(
                 {"type": "rejected", "ts": echo, "reason": result.reason, "message": result.message}
             )
+
+    async def _answer(self, content: dict) -> None:
+        """The ping's answer. The socket may have closed while the ping waited in the batcher (the
+        phone hung up, or the server's keepalive gave up on it): the ping counts all the same and
+        its answer has nowhere to go; the disconnect already queued behind it ends the consumer.
+        uvicorn says so with an OSError (ClientDisconnected) or, once it sent the close itself,
+        a RuntimeError naming it; anything else is still an error."""
+        try:
+            await self.send_json(content)
+        except OSError:
+            log.info("vendor %s: the socket closed before a ping's answer", self.vendor_id)
+        except RuntimeError as exc:
+            if "websocket.close" not in str(exc):
+                raise
+            log.info("vendor %s: the socket closed before a ping's answer", self.vendor_id)

@@ -871,6 +871,51 @@ def test_vendor_pings_are_acked_or_rejected_and_reach_the_map(on_shift):
 
 
 @with_db
+def test_a_socket_closed_while_its_ping_is_in_the_batcher_ends_without_an_error(on_shift):
+    """Found by bench/lunch_rush.py: uvicorn closed vendor sockets (keepalive timeout) while their
+    pings waited in the ingest batcher; the ack sent after that raised out of the consumer
+    ("Exception in ASGI application", 111 tracebacks in one run). The ping is recorded all the
+    same, and the consumer ends on the disconnect that follows, without an error."""
+    from o2o.asgi import application
+    from tests.tracking.ws import ORIGIN, WebsocketCommunicator
+
+    cookie = session_cookie(on_shift.user)
+    closed = threading.Event()
+
+    async def server(scope, receive, send):
+        async def send_until_closed(message):
+            # What uvicorn does with a send after it closed the socket itself.
+            if closed.is_set() and message["type"] == "websocket.send":
+                raise RuntimeError(
+                    "Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."
+                )
+            await send(message)
+
+        await application(scope, receive, send_until_closed)
+
+    async def main():
+        phone = WebsocketCommunicator(server, VENDOR, headers=[ORIGIN, cookie])
+        assert (await phone.connect(timeout=5))[0]
+        # given the server gave up on the socket (its keepalive ping went unanswered)
+        closed.set()
+        # when a ping it had already read is answered
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": now_ms(1)}
+        )
+        for _ in range(50):
+            if await database_sync_to_async(Ping.objects.count)():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)  # the answer that has nowhere to go
+        # then the ping is recorded, and the consumer ends cleanly on the disconnect
+        assert await database_sync_to_async(Ping.objects.count)() == 1
+        await phone.send_input({"type": "websocket.disconnect", "code": 1011})
+        await phone.wait(timeout=10)
+
+    run(main)
+
+
+@with_db
 def test_answers_to_odd_timestamps_are_strict_json(on_shift):
     cookie = session_cookie(on_shift.user)
 
