@@ -84,7 +84,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, able to run on the event loop (o2o.staticfiles): every middleware here can.
+    "o2o.staticfiles.StaticFilesMiddleware",
     # Pages (text/html) gzipped for browsers that ask; after WhiteNoise, before anything that
     # writes the body (o2o.compression).
     "o2o.compression.PageGZipMiddleware",
