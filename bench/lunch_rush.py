@@ -82,7 +82,7 @@ BIN = ROOT / ".venv" / "bin"
 ARTIFACTS = ROOT / "test-artifacts"
 PACING_S = 30.0  # a customer's journeys start this far apart (users = rate x pacing)
 PING_EVERY_S = 5.0
-MAX_REQUESTS = 8  # per web process, in Django at once (bench/_rush_asgi.py)
+MAX_REQUESTS = int(os.environ.get("RUSH_MAX_REQUESTS", "8"))  # per web process (bench/_rush_asgi.py)
 STOCK = 5_000  # units of each of a cart's 5 products at the start
 P99_TARGET_MS = 500.0
 

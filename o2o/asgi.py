@@ -17,13 +17,21 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from o2o.admission import Admission  # noqa: E402
 from o2o.lifespan import lifespan  # noqa: E402
 from o2o.routing import public_websocket_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Admission control (o2o.admission): over capacity, a fast 503 rather than a queue.
+        "http": Admission(
+            django_asgi_app,
+            in_flight=settings.WEB_MAX_IN_FLIGHT,
+            queued=settings.WEB_MAX_QUEUED,
+            wait_s=settings.WEB_QUEUE_WAIT_S,
+        ),
         "websocket": AllowedHostsOriginValidator(
             URLRouter(
                 [

@@ -463,6 +463,11 @@ MAP_GROUP_RES = env.int("MAP_GROUP_RES", default=7)
 MAP_MAX_GROUPS = env.int("MAP_MAX_GROUPS", default=60)
 # Map sockets get their cells' deltas in one message every MAP_FLUSH_MS, coalesced per vendor.
 MAP_FLUSH_MS = env.int("MAP_FLUSH_MS", default=100)
+# Admission control per server process (o2o.admission): page and API requests inside Django at
+# once, more waiting at most WEB_QUEUE_WAIT_S each; beyond, a fast 503 + Retry-After. 0: no limit.
+WEB_MAX_IN_FLIGHT = env.int("WEB_MAX_IN_FLIGHT", default=16)
+WEB_MAX_QUEUED = env.int("WEB_MAX_QUEUED", default=128)
+WEB_QUEUE_WAIT_S = env.float("WEB_QUEUE_WAIT_S", default=5.0)
 # A stock change's live "N left" on the vendor page is read and sent once per cart per
 # LIVE_COALESCE_S, off the thread that committed (o2o.batching; 0: at the commit, as the tests do).
 LIVE_COALESCE_S = env.float("LIVE_COALESCE_S", default=0.1)
