@@ -90,7 +90,7 @@ def _offset(lat: float, lng: float, toward: tuple[float, float], metres: float):
     return lat + dy / norm * metres / ky, lng + dx / norm * metres / kx
 
 
-def vendor_sides(rng: random.Random, res: int, group_res: int) -> list[tuple]:
+def vendor_sides(rng: random.Random, res: int, group_res: int, area: tuple = AREA) -> list[tuple]:
     """[(lat, lng, cell, coarse)] x CYCLE: STEP_M inside each of the three public cells that meet
     at one vertex. The driver walks the cart round them, so every ping changes its public cell
     and a vendor's pings into one cell are CYCLE x PING_EVERY_S apart (what the clients' matching
@@ -98,8 +98,8 @@ def vendor_sides(rng: random.Random, res: int, group_res: int) -> list[tuple]:
     import h3
 
     while True:
-        lat = rng.uniform(AREA[0], AREA[2])
-        lng = rng.uniform(AREA[1], AREA[3])
+        lat = rng.uniform(area[0], area[2])
+        lng = rng.uniform(area[1], area[3])
         a = h3.latlng_to_cell(lat, lng, res)
         vertex = rng.choice(sorted(h3.cell_to_vertexes(a)))
         cells = [a] + [c for c in sorted(h3.grid_ring(a, 1)) if vertex in h3.cell_to_vertexes(c)]
@@ -520,11 +520,12 @@ async def run_client(uri, origin, bbox, collector, ready, stop, info, opened, so
             info["error_at"] = time.time()
 
 
-def random_bbox(rng: random.Random) -> list[float]:
+def random_bbox(rng: random.Random, area: tuple = AREA) -> list[float]:
+    """A VIEW_KM x VIEW_KM viewport [south, west, north, east] inside `area`."""
     dlat = VIEW_KM / KM_LAT
-    dlng = VIEW_KM / (KM_LAT * math.cos(math.radians((AREA[0] + AREA[2]) / 2)))
-    south = rng.uniform(AREA[0], AREA[2] - dlat)
-    west = rng.uniform(AREA[1], AREA[3] - dlng)
+    dlng = VIEW_KM / (KM_LAT * math.cos(math.radians((area[0] + area[2]) / 2)))
+    south = rng.uniform(area[0], area[2] - dlat)
+    west = rng.uniform(area[1], area[3] - dlng)
     return [round(south, 6), round(west, 6), round(south + dlat, 6), round(west + dlng, 6)]
 
 
