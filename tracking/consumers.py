@@ -222,6 +222,19 @@ class VendorLocationConsumer(BoundedJsonConsumer):
     process's ingest batcher (tracking.ingest) and is answered with its own result."""
 
     rate_limit = (3.0, 15)
+    # It joins no group: no channel on the layer, so no pending layer read per phone (a fleet
+    # holds thousands of sockets per process).
+    channel_layer_alias = None
+
+    async def dispatch(self, message):
+        """channels' dispatch, without its hop to the sync thread before each ping
+        (`aclose_old_connections`): that thread is the one the ingest batcher records pings in, so
+        under load every ping waited there behind a batch. Pings touch the database only inside
+        the batcher's database_sync_to_async, which closes old connections itself."""
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")

@@ -871,6 +871,52 @@ def test_vendor_pings_are_acked_or_rejected_and_reach_the_map(on_shift):
 
 
 @with_db
+def test_pings_do_not_hop_to_the_sync_thread_nor_hold_a_layer_channel(on_shift, monkeypatch):
+    """The phone's pings are dispatched on the event loop: channels' dispatch would run
+    close_old_connections in the one sync thread (where the batcher records pings) before each
+    one; and the phone takes no channel on the layer (it joins no group)."""
+    import channels.consumer
+
+    hops = []
+    real_hop = channels.consumer.aclose_old_connections
+
+    async def counted_hop():
+        hops.append(1)
+        await real_hop()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted_hop)
+    layer = get_channel_layer()
+    channels_made = []
+    real_new_channel = layer.new_channel
+
+    async def counted_new_channel(*args, **kwargs):
+        channels_made.append(args)
+        return await real_new_channel(*args, **kwargs)
+
+    monkeypatch.setattr(layer, "new_channel", counted_new_channel)
+    cookie = session_cookie(on_shift.user)
+
+    async def main():
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        at_connect = len(hops)
+        for k in range(3):
+            ts = now_ms(30 - 5 * k)
+            lat = MAPO[0] + 0.0001 * k
+            await phone.send_json_to(
+                {"type": "ping", "lat": lat, "lng": MAPO[1], "accuracy": 8, "ts": ts}
+            )
+            answer = await phone.receive_json_from(timeout=5)
+            assert (answer["type"], answer["ts"]) == ("ack", ts), answer
+        # then none of the three pings hopped to the sync thread before its handler
+        assert len(hops) == at_connect
+        await hang_up(phone)
+
+    run(main)
+    assert channels_made == []
+
+
+@with_db
 def test_answers_to_odd_timestamps_are_strict_json(on_shift):
     cookie = session_cookie(on_shift.user)
 
