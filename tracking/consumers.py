@@ -4,13 +4,11 @@ selectors. Close codes: 4400 bad message, 4401 not logged in, 4403 not allowed, 
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import time
 
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -227,17 +225,6 @@ class VendorLocationConsumer(BoundedJsonConsumer):
     # It joins no group: no channel on the layer, so no pending layer read per phone (a fleet
     # holds thousands of sockets per process).
     channel_layer_alias = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        """channels' AsyncConsumer.__call__ for a consumer without a layer channel: the client's
-        messages in a plain loop, rather than await_many_dispatch's new Task and asyncio.wait for
-        every message (a few per cent of a server's CPU with thousands of phones)."""
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
-        with contextlib.suppress(StopConsumer):
-            while True:
-                await self.dispatch(await receive())
 
     async def dispatch(self, message):
         """channels' dispatch, without its hop to the sync thread before each ping
