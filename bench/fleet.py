@@ -59,6 +59,7 @@ PING_EVERY_S = map_latency.PING_EVERY_S
 WALK_MPS = (1.0, 1.6)
 NOFILE = 20_000
 ACK, REJECTED, ERROR, NO_ANSWER = 0, 1, 2, 3
+WINDOW_S = 10  # latency p95 by window of the run
 
 
 def uptime() -> str:
@@ -369,6 +370,25 @@ def start_servers(ports, env, cpus, tmp: Path, profile_dir: str | None) -> list:
     return procs
 
 
+def spy_on(servers, ports, out_dir: str, duration: float) -> list:
+    """py-spy record (collapsed stacks, every thread, non-blocking) of each server for the run."""
+    spy = _stack.ROOT / ".venv" / "bin" / "py-spy"
+    if not spy.exists():
+        log("py-spy is not installed (.venv/bin/pip install py-spy): no sampling")
+        return []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [str(spy), "record", "--pid", str(proc.pid), "--duration", str(int(duration)),
+             "--rate", "50", "--nonblocking", "--threads", "--format", "raw",
+             "--output", f"{out_dir}/server{port}.txt"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for proc, port in zip(servers, ports, strict=True)
+    ]  # fmt: skip
+
+
 def proc_cpu(pid: int) -> float:
     """utime + stime of one process, in seconds (0 if it is gone)."""
     try:
@@ -411,6 +431,11 @@ def main() -> int:
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--server-profile", help="a directory: each server under cProfile")
+    parser.add_argument(
+        "--py-spy",
+        help="a directory: py-spy (if installed) samples each server, every thread, while the "
+        "phones ping (collapsed stacks, server<port>.txt)",
+    )
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     n_vendors = args.vendors or (1_000 if args.quick else 11_000)
@@ -567,6 +592,7 @@ def main() -> int:
             "redis": redis_cpu(rds),
         }
         go.set()
+        spies = spy_on(servers, ports, args.py_spy, duration) if args.py_spy else []
         load_mid = None
         while phones.is_alive() and time.time() < t_start + duration + 60:
             if load_mid is None and time.time() > t_start + duration / 2:
@@ -587,6 +613,8 @@ def main() -> int:
         stop.set()
         for p in procs:
             p.join(timeout=60)
+        for spy in spies:
+            spy.wait(timeout=60)
         result.update(
             analyse(
                 tmp=tmp,
@@ -703,7 +731,7 @@ def analyse(
             changed = cell != previous
             previous = cell
             coarse = h3.cell_to_parent(cell, group_res) if changed else ""
-            records.append([slug, "", cell, coarse, sent_at[k], 0, 0, True, changed, ""])
+            records.append([slug, "", cell, coarse, sent_at[k], 0, acked_at[k], True, changed, ""])
 
     received: dict = {}
     infos: list[dict] = [{} for _ in range(n_maps)]
@@ -735,10 +763,17 @@ def analyse(
         if r[8] and n in delivered
     )
     by_window: dict[int, list[float]] = {}
+    after_ack, ack_of_delta = [], []
     for n, r in enumerate(records):
         seen = delivered.get(n)
         if r[8] and seen:
-            by_window.setdefault(int((r[4] - t_start) // 30), []).append((seen[2] - r[4]) * 1000)
+            by_window.setdefault(int((r[4] - t_start) // WINDOW_S), []).append(
+                (seen[2] - r[4]) * 1000
+            )
+            # The stages: send -> ack (the batcher's wait, the batch's transaction, the ack), then
+            # ack -> the first map frame (the broadcast after commit, Redis, the hub's flush).
+            ack_of_delta.append((r[6] - r[4]) * 1000)
+            after_ack.append((seen[1] - r[6]) * 1000)
     lat = _stack.percentiles(latencies, 1)
     server_cpu = [b - a for a, b in zip(cpu0["servers"], cpu1["servers"], strict=True)]
     pg_cpu = sum(cpu1["postgres"][pid] - cpu0["postgres"].get(pid, 0.0) for pid in cpu1["postgres"])
@@ -781,7 +816,9 @@ def analyse(
             sum(len(i.get("cells", ())) for i in infos) / max(maps_connected, 1), 1
         ),
         "ack_ms": _stack.percentiles(ack_ms, 1),
-        "last_delivery_p95_ms_by_30s": [
+        "stage_send_to_ack_ms_of_deltas": _stack.percentiles(ack_of_delta, 1),
+        "stage_ack_to_first_frame_ms": _stack.percentiles(after_ack, 1),
+        f"last_delivery_p95_ms_by_{WINDOW_S}s": [
             _stack.percentiles(by_window[w], 1).get("p95") for w in sorted(by_window)
         ],
         "send_lag_ms": send_lag_p,
