@@ -533,8 +533,6 @@ def main() -> int:
             ),
             daemon=True,
         )
-        phones.start()
-        procs.append(phones)
         bboxes = [map_latency.random_bbox(rng, AREA) for _ in range(n_maps)]
         map_procs = min(len(ports), n_maps)
         last_msgs = [ctx.RawValue("d", 0.0) for _ in range(map_procs)]
@@ -550,21 +548,30 @@ def main() -> int:
                     f"http://127.0.0.1:{port}",
                     assigned,
                     slug_prefix + "-",
-                    10,
+                    20,
                     ready_q,
                     go,
                     stop,
                     last_msgs[k],
                     str(tmp / f"maps{k}.pickle"),
+                    600.0,
                 ),
                 daemon=True,
             )
             p.start()
             procs.append(p)
 
+        # The map sockets first (their snapshots), then the phones: both go through each server's
+        # one sync thread (snapshot reads; the session, user and vendor at a phone's connect).
         t_open = time.monotonic()
-        waiting, maps_connected, phones_connected = 1 + map_procs, 0, 0
-        while waiting:
+        waiting, maps_connected, phones_connected = map_procs, 0, 0
+        phones_started = False
+        while waiting or not phones_started:
+            if not waiting:
+                log(f"{maps_connected}/{n_maps} map sockets open; opening {n_vendors} phones")
+                phones.start()
+                procs.append(phones)
+                phones_started, waiting = True, 1
             if time.monotonic() - t_open > 600:
                 raise RuntimeError("the clients did not connect in 10 min")
             try:

@@ -567,6 +567,7 @@ def client_proc_main(
     stop,
     last_msg,
     out_path: str,
+    open_timeout_s: float = 180.0,
 ) -> None:
     """Runs in a spawned process: opens its share of the map sockets, reports on `ready_q` when
     they have their snapshots, reads deltas from `go` until `stop`, then writes its figures
@@ -575,7 +576,19 @@ def client_proc_main(
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     result = asyncio.run(
-        client_proc_run(k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg)
+        client_proc_run(
+            k,
+            uri,
+            origin,
+            assigned,
+            slug_prefix,
+            gate_n,
+            ready_q,
+            go,
+            stop,
+            last_msg,
+            open_timeout_s,
+        )
     )
     tmp_path = out_path + ".part"
     with open(tmp_path, "wb") as fh:
@@ -584,7 +597,7 @@ def client_proc_main(
 
 
 async def client_proc_run(
-    k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg
+    k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg, open_timeout_s=180.0
 ):
     collector = Collector()
     collector.slug_prefix = slug_prefix
@@ -606,7 +619,7 @@ async def client_proc_run(
 
     t_open = time.monotonic()
     tasks = await asyncio.wait_for(
-        asyncio.gather(*(one(i, bbox) for i, bbox in assigned)), timeout=180
+        asyncio.gather(*(one(i, bbox) for i, bbox in assigned)), timeout=open_timeout_s
     )
     connected = sum(1 for info in infos.values() if "cells" in info)
     ready_q.put((k, connected, len(assigned), time.monotonic() - t_open))
