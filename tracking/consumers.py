@@ -246,12 +246,28 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             await refuse(self, CLOSE_FORBIDDEN)
             return
         self.vendor_id = vendor.pk
+        self.pings: set[asyncio.Task] = set()
         await self.accept()
+
+    async def disconnect(self, code) -> None:
+        # The phone is gone: stop waiting for its answers (the pings are still recorded).
+        for task in getattr(self, "pings", ()):
+            task.cancel()
 
     async def receive_json(self, content, **kwargs) -> None:
         if content["type"] != "ping":
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
+        # Answered from a task of its own, so the socket reads on meanwhile: uvicorn stops reading
+        # a socket after each frame until the app asks for the next one, and a handler waiting
+        # out a slow batch left the phone's next frames and its keepalive pongs unread (after
+        # 20 s without a pong uvicorn drops the phone: every phone at once when the ingest falls
+        # behind). The rate limit bounds the pings in flight.
+        task = asyncio.create_task(self._answer_ping(content))
+        self.pings.add(task)
+        task.add_done_callback(self.pings.discard)
+
+    async def _answer_ping(self, content) -> None:
         ts = content.get("ts")
         # Recorded with the pings of this process's other sockets, in one transaction.
         result = await ingest.submit(
@@ -273,13 +289,23 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             else None
         )
         if result.accepted:
-            await self.send_json({"type": "ack", "ts": echo, "cell": result.public_cell})
+            answer = {"type": "ack", "ts": echo, "cell": result.public_cell}
         elif result.reason == services.Reject.SERVER_ERROR:
             # Not a refusal: the ping was not recorded and should be sent again.
-            await self.send_json(
-                {"type": "error", "ts": echo, "reason": result.reason, "message": result.message}
-            )
+            answer = {
+                "type": "error",
+                "ts": echo,
+                "reason": result.reason,
+                "message": result.message,
+            }
         else:
-            await self.send_json(
-                {"type": "rejected", "ts": echo, "reason": result.reason, "message": result.message}
-            )
+            answer = {
+                "type": "rejected",
+                "ts": echo,
+                "reason": result.reason,
+                "message": result.message,
+            }
+        try:
+            await self.send_json(answer)
+        except RuntimeError:  # the socket was closed while the ping was recorded (4400, 4429)
+            log.debug("the answer to a ping found its socket closed")

@@ -917,6 +917,53 @@ def test_pings_do_not_hop_to_the_sync_thread_nor_hold_a_layer_channel(on_shift, 
 
 
 @with_db
+def test_a_phone_is_read_while_its_ping_waits_for_a_slow_batch(on_shift, monkeypatch):
+    """uvicorn reads a socket's next frame (and its keepalive pong) only when the app asks for
+    it: a ping waiting for its batch must not stop the socket being read."""
+    from tracking import ingest
+
+    release = asyncio.Event()
+    real_submit = ingest.submit
+
+    async def slow_submit(ping):
+        await release.wait()  # the ingest is behind
+        return await real_submit(ping)
+
+    monkeypatch.setattr(ingest, "submit", slow_submit)
+    cookie = session_cookie(on_shift.user)
+
+    async def main():
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        # given a ping waiting for its batch
+        ts = now_ms(10)
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": ts}
+        )
+        # when a second ping follows; then it is read (and waits too): no answer yet
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": now_ms(5)}
+        )
+        assert await phone.receive_nothing(0.3)
+        # and when the batch goes through, both are answered
+        release.set()
+        answers = [await phone.receive_json_from(timeout=5) for _ in range(2)]
+        assert {a["type"] for a in answers} == {"ack"}, answers
+        assert ts in {a["ts"] for a in answers}
+        # when another waits and the phone sends something that is not a ping, then it is
+        # closed at once with 4400, the ping still pending
+        release.clear()
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": now_ms()}
+        )
+        await phone.send_json_to({"type": "viewport", "bbox": WIDE})
+        assert await closed_with(phone) == 4400
+        release.set()
+
+    run(main)
+
+
+@with_db
 def test_answers_to_odd_timestamps_are_strict_json(on_shift):
     cookie = session_cookie(on_shift.user)
 
