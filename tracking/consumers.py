@@ -307,5 +307,5 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             }
         try:
             await self.send_json(answer)
-        except RuntimeError:  # the socket was closed while the ping was recorded (4400, 4429)
+        except (RuntimeError, OSError):  # closed while the ping was recorded (4400, or gone)
             log.debug("the answer to a ping found its socket closed")

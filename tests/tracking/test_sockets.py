@@ -963,6 +963,27 @@ def test_a_phone_is_read_while_its_ping_waits_for_a_slow_batch(on_shift, monkeyp
     run(main)
 
 
+def test_an_answer_to_a_phone_gone_meanwhile_is_dropped(monkeypatch):
+    """uvicorn raises ClientDisconnected (an OSError) for an answer to a phone that went away
+    while its ping was recorded: dropped, not an unhandled task exception."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    from tracking import ingest
+    from tracking.consumers import VendorLocationConsumer
+
+    async def recorded(ping):
+        return services.PingResult(accepted=True, public_cell="89283082803ffff")
+
+    async def gone(content, close=False):
+        raise ClientDisconnected
+
+    monkeypatch.setattr(ingest, "submit", recorded)
+    consumer = VendorLocationConsumer()
+    consumer.vendor_id = 1
+    monkeypatch.setattr(consumer, "send_json", gone)
+    async_to_sync(consumer._answer_ping)({"type": "ping", "ts": 1})
+
+
 @with_db
 def test_answers_to_odd_timestamps_are_strict_json(on_shift):
     cookie = session_cookie(on_shift.user)
