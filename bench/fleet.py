@@ -249,7 +249,7 @@ async def phones_run(vendors, n_pings, concurrency, ready_q, go, start_at, stop)
                     why = f"{kind}:{msg.get('reason')}"
                     reasons[why] = reasons.get(why, 0) + 1
         except Exception as exc:  # noqa: BLE001 - a closed socket ends its reader
-            why = f"{type(exc).__name__}"
+            why = f"{type(exc).__name__} {ws.close_code} {ws.close_reason}"[:80]
             closed[why] = closed.get(why, 0) + 1
 
     async def writer(i, ws):
