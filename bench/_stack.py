@@ -26,8 +26,10 @@ def log(message: str) -> None:
     print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def bench_env(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
-    """The environment every process of a benchmark runs with (set here, never from .env)."""
+def bench_env(db_name: str, redis_db: int | None = None) -> dict[str, str]:
+    """The environment every process of a benchmark runs with (set here, never from .env).
+    Redis db REDIS_DB unless `redis_db` is given."""
+    redis_db = REDIS_DB if redis_db is None else redis_db
     return {
         "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{db_name}",
         "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
@@ -48,7 +50,7 @@ def bench_env(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
     }
 
 
-def configure(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
+def configure(db_name: str, redis_db: int | None = None) -> dict[str, str]:
     env = bench_env(db_name, redis_db)
     os.environ.update(env)
     if str(ROOT) not in sys.path:
@@ -123,27 +125,53 @@ def migrate(db_name: str) -> None:
         conn.close()
 
 
-def flush_redis(redis_db: int = REDIS_DB) -> None:
-    """FLUSHDB of the benchmark's own Redis db (never FLUSHALL: other runs use other dbs)."""
+def flush_redis(redis_db: int | None = None) -> None:
+    """FLUSHDB of the benchmark's own Redis db, REDIS_DB unless told (read at the call: a
+    benchmark may set it); never FLUSHALL: other runs use other dbs."""
     import redis
+
+    redis_db = REDIS_DB if redis_db is None else redis_db
 
     client = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
     client.flushdb()
     client.close()
 
 
-def setup_stack(db_name: str, redis_db: int = REDIS_DB) -> dict[str, str]:
-    """Fresh database + Redis db (14 unless told), Django set up on them and migrated. Returns the
-    env."""
+def setup_stack(
+    db_name: str, *, redis_db: int | None = None, prefix: str | None = None
+) -> dict[str, str]:
+    """Fresh database + Redis db 14 (flushed), Django set up on them and migrated. Returns the env.
+
+    With `prefix`: Redis db `redis_db` (default REDIS_DB) is NOT flushed (others use it); the run's
+    cache and channel-layer keys carry `prefix` instead, and redis_cleanup(prefix) deletes them."""
     env = configure(db_name, redis_db)
-    log(f"recreating database {db_name}, flushing redis db {redis_db}")
+    if prefix:
+        extra = {"CACHE_PREFIX": prefix, "CHANNELS_PREFIX": prefix}
+        os.environ.update(extra)
+        env = {**env, **extra}
+        log(f"recreating database {db_name} (redis {env['REDIS_URL']} kept: prefix {prefix})")
+    else:
+        log(f"recreating database {db_name}, flushing redis db {env['REDIS_URL']}")
     recreate_database(db_name)
-    flush_redis(redis_db)
+    if not prefix:
+        flush_redis(redis_db)
     import django
 
     django.setup()
     migrate(db_name)
     return env
+
+
+def redis_cleanup(prefix: str, redis_db: int) -> int:
+    """Delete the keys that start with `prefix` in Redis db `redis_db` (never a flush)."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
+    mine = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(mine), 1000):
+        client.delete(*mine[start : start + 1000])
+    client.close()
+    return len(mine)
 
 
 def django_child_setup(

@@ -82,7 +82,9 @@ BIN = ROOT / ".venv" / "bin"
 ARTIFACTS = ROOT / "test-artifacts"
 PACING_S = 30.0  # a customer's journeys start this far apart (users = rate x pacing)
 PING_EVERY_S = 5.0
-MAX_REQUESTS = int(os.environ.get("RUSH_MAX_REQUESTS", "8"))  # per web process (bench/_rush_asgi.py)
+MAX_REQUESTS = int(
+    os.environ.get("RUSH_MAX_REQUESTS", "8")
+)  # per web process (bench/_rush_asgi.py)
 STOCK = 5_000  # units of each of a cart's 5 products at the start
 P99_TARGET_MS = 500.0
 
@@ -809,7 +811,7 @@ def main() -> None:
             "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
         }
         os.environ.update(extra)
-        env = {**os.environ, **_stack.setup_stack(DB, REDIS_DB), **extra}
+        env = {**os.environ, **_stack.setup_stack(DB, redis_db=REDIS_DB), **extra}
         redis_url = env["REDIS_URL"]
         customers = math.ceil(max_rate * PACING_S)
         order_vendors = max(4, math.ceil(2 * max_rate))

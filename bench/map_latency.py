@@ -90,7 +90,7 @@ def _offset(lat: float, lng: float, toward: tuple[float, float], metres: float):
     return lat + dy / norm * metres / ky, lng + dx / norm * metres / kx
 
 
-def vendor_sides(rng: random.Random, res: int, group_res: int) -> list[tuple]:
+def vendor_sides(rng: random.Random, res: int, group_res: int, area: tuple = AREA) -> list[tuple]:
     """[(lat, lng, cell, coarse)] x CYCLE: STEP_M inside each of the three public cells that meet
     at one vertex. The driver walks the cart round them, so every ping changes its public cell
     and a vendor's pings into one cell are CYCLE x PING_EVERY_S apart (what the clients' matching
@@ -98,8 +98,8 @@ def vendor_sides(rng: random.Random, res: int, group_res: int) -> list[tuple]:
     import h3
 
     while True:
-        lat = rng.uniform(AREA[0], AREA[2])
-        lng = rng.uniform(AREA[1], AREA[3])
+        lat = rng.uniform(area[0], area[2])
+        lng = rng.uniform(area[1], area[3])
         a = h3.latlng_to_cell(lat, lng, res)
         vertex = rng.choice(sorted(h3.cell_to_vertexes(a)))
         cells = [a] + [c for c in sorted(h3.grid_ring(a, 1)) if vertex in h3.cell_to_vertexes(c)]
@@ -520,11 +520,12 @@ async def run_client(uri, origin, bbox, collector, ready, stop, info, opened, so
             info["error_at"] = time.time()
 
 
-def random_bbox(rng: random.Random) -> list[float]:
+def random_bbox(rng: random.Random, area: tuple = AREA) -> list[float]:
+    """A VIEW_KM x VIEW_KM viewport [south, west, north, east] inside `area`."""
     dlat = VIEW_KM / KM_LAT
-    dlng = VIEW_KM / (KM_LAT * math.cos(math.radians((AREA[0] + AREA[2]) / 2)))
-    south = rng.uniform(AREA[0], AREA[2] - dlat)
-    west = rng.uniform(AREA[1], AREA[3] - dlng)
+    dlng = VIEW_KM / (KM_LAT * math.cos(math.radians((area[0] + area[2]) / 2)))
+    south = rng.uniform(area[0], area[2] - dlat)
+    west = rng.uniform(area[1], area[3] - dlng)
     return [round(south, 6), round(west, 6), round(south + dlat, 6), round(west + dlng, 6)]
 
 
@@ -566,6 +567,7 @@ def client_proc_main(
     stop,
     last_msg,
     out_path: str,
+    open_timeout_s: float = 180.0,
 ) -> None:
     """Runs in a spawned process: opens its share of the map sockets, reports on `ready_q` when
     they have their snapshots, reads deltas from `go` until `stop`, then writes its figures
@@ -574,7 +576,19 @@ def client_proc_main(
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     result = asyncio.run(
-        client_proc_run(k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg)
+        client_proc_run(
+            k,
+            uri,
+            origin,
+            assigned,
+            slug_prefix,
+            gate_n,
+            ready_q,
+            go,
+            stop,
+            last_msg,
+            open_timeout_s,
+        )
     )
     tmp_path = out_path + ".part"
     with open(tmp_path, "wb") as fh:
@@ -583,7 +597,7 @@ def client_proc_main(
 
 
 async def client_proc_run(
-    k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg
+    k, uri, origin, assigned, slug_prefix, gate_n, ready_q, go, stop, last_msg, open_timeout_s=180.0
 ):
     collector = Collector()
     collector.slug_prefix = slug_prefix
@@ -605,7 +619,7 @@ async def client_proc_run(
 
     t_open = time.monotonic()
     tasks = await asyncio.wait_for(
-        asyncio.gather(*(one(i, bbox) for i, bbox in assigned)), timeout=180
+        asyncio.gather(*(one(i, bbox) for i, bbox in assigned)), timeout=open_timeout_s
     )
     connected = sum(1 for info in infos.values() if "cells" in info)
     ready_q.put((k, connected, len(assigned), time.monotonic() - t_open))

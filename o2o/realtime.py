@@ -26,6 +26,17 @@ MAX_CONCURRENT_SENDS = 50
 LOG_EVERY_SECONDS = 30.0
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's when installed (uvicorn[standard] brings it; uvicorn runs the server's loop on it
+    but sets no policy, so asyncio.new_event_loop() would give the selector loop): the sends'
+    Redis round trips cost ~10 % less CPU on it (bench/README.md, the national fleet)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Broadcaster:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -47,7 +58,7 @@ class Broadcaster:
             return loop if loop is not None and loop.is_running() else None
         with self._lock:
             if self._own_loop is None or not self._own_loop.is_running():
-                loop = asyncio.new_event_loop()
+                loop = new_loop()
                 started = threading.Event()
                 thread = threading.Thread(
                     target=self._run, args=(loop, started), name="o2o-broadcast", daemon=True

@@ -38,7 +38,9 @@ def nesting_depth(text: str) -> int:
 
 def loads(text: str, *, max_depth: int = MAX_DEPTH):
     """`json.loads(text)`, or ValueError when it is not JSON or nests deeper than `max_depth`."""
-    if nesting_depth(text) > max_depth:
+    # Nothing nests deeper than it has opening brackets: counting them (in C) spares the scan in
+    # Python (~25 µs for a ping's 100 characters) for every ordinary message (a ping has one).
+    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
     try:
         return json.loads(text)

@@ -222,6 +222,19 @@ class VendorLocationConsumer(BoundedJsonConsumer):
     process's ingest batcher (tracking.ingest) and is answered with its own result."""
 
     rate_limit = (3.0, 15)
+    # It joins no group: no channel on the layer, so no pending layer read per phone (a fleet
+    # holds thousands of sockets per process).
+    channel_layer_alias = None
+
+    async def dispatch(self, message):
+        """channels' dispatch, without its hop to the sync thread before each ping
+        (`aclose_old_connections`): that thread is the one the ingest batcher records pings in, so
+        under load every ping waited there behind a batch. Pings touch the database only inside
+        the batcher's database_sync_to_async, which closes old connections itself."""
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -233,12 +246,28 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             await refuse(self, CLOSE_FORBIDDEN)
             return
         self.vendor_id = vendor.pk
+        self.pings: set[asyncio.Task] = set()
         await self.accept()
+
+    async def disconnect(self, code) -> None:
+        # The phone is gone: stop waiting for its answers (the pings are still recorded).
+        for task in getattr(self, "pings", ()):
+            task.cancel()
 
     async def receive_json(self, content, **kwargs) -> None:
         if content["type"] != "ping":
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
+        # Answered from a task of its own, so the socket reads on meanwhile: uvicorn stops reading
+        # a socket after each frame until the app asks for the next one, and a handler waiting
+        # out a slow batch left the phone's next frames and its keepalive pongs unread (after
+        # 20 s without a pong uvicorn drops the phone: every phone at once when the ingest falls
+        # behind). The rate limit bounds the pings in flight.
+        task = asyncio.create_task(self._answer_ping(content))
+        self.pings.add(task)
+        task.add_done_callback(self.pings.discard)
+
+    async def _answer_ping(self, content) -> None:
         ts = content.get("ts")
         # Recorded with the pings of this process's other sockets, in one transaction.
         result = await ingest.submit(
@@ -260,16 +289,23 @@ class VendorLocationConsumer(BoundedJsonConsumer):
             else None
         )
         if result.accepted:
-            await self._answer({"type": "ack", "ts": echo, "cell": result.public_cell})
+            answer = {"type": "ack", "ts": echo, "cell": result.public_cell}
         elif result.reason == services.Reject.SERVER_ERROR:
             # Not a refusal: the ping was not recorded and should be sent again.
-            await self._answer(
-                {"type": "error", "ts": echo, "reason": result.reason, "message": result.message}
-            )
+            answer = {
+                "type": "error",
+                "ts": echo,
+                "reason": result.reason,
+                "message": result.message,
+            }
         else:
-            await self._answer(
-                {"type": "rejected", "ts": echo, "reason": result.reason, "message": result.message}
-            )
+            answer = {
+                "type": "rejected",
+                "ts": echo,
+                "reason": result.reason,
+                "message": result.message,
+            }
+        await self._answer(answer)
 
     async def _answer(self, content: dict) -> None:
         """The ping's answer. The socket may have closed while the ping waited in the batcher (the

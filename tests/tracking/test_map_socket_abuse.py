@@ -231,6 +231,22 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
         wsjson.loads(DEEP)
 
 
+def test_a_frame_with_few_brackets_is_not_scanned(monkeypatch):
+    """A frame with no more opening brackets than the limit cannot nest deeper: no scan in Python
+    (a ping has one bracket; the fleet sends thousands a second)."""
+    from o2o import wsjson
+
+    def scan(text):
+        raise AssertionError("scanned")
+
+    monkeypatch.setattr(wsjson, "nesting_depth", scan)
+    ping = json.dumps({"type": "ping", "lat": 37.5, "lng": 127.0, "accuracy": 8, "ts": 1})
+    assert wsjson.loads(ping)["type"] == "ping"
+    assert wsjson.loads("[" * 8 + "{}" + "]" * 8) == [[[[[[[[{}]]]]]]]]
+    with pytest.raises(AssertionError, match="scanned"):
+        wsjson.loads(DEEP)
+
+
 # --- 3. A consumer's subscription goes with it, however it ends ---------------------------------
 
 

@@ -912,7 +912,119 @@ def test_a_socket_closed_while_its_ping_is_in_the_batcher_ends_without_an_error(
         await phone.send_input({"type": "websocket.disconnect", "code": 1011})
         await phone.wait(timeout=10)
 
+
+@with_db
+def test_pings_do_not_hop_to_the_sync_thread_nor_hold_a_layer_channel(on_shift, monkeypatch):
+    """The phone's pings are dispatched on the event loop: channels' dispatch would run
+    close_old_connections in the one sync thread (where the batcher records pings) before each
+    one; and the phone takes no channel on the layer (it joins no group)."""
+    import channels.consumer
+
+    hops = []
+    real_hop = channels.consumer.aclose_old_connections
+
+    async def counted_hop():
+        hops.append(1)
+        await real_hop()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted_hop)
+    layer = get_channel_layer()
+    channels_made = []
+    real_new_channel = layer.new_channel
+
+    async def counted_new_channel(*args, **kwargs):
+        channels_made.append(args)
+        return await real_new_channel(*args, **kwargs)
+
+    monkeypatch.setattr(layer, "new_channel", counted_new_channel)
+    cookie = session_cookie(on_shift.user)
+
+    async def main():
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        at_connect = len(hops)
+        for k in range(3):
+            ts = now_ms(30 - 5 * k)
+            lat = MAPO[0] + 0.0001 * k
+            await phone.send_json_to(
+                {"type": "ping", "lat": lat, "lng": MAPO[1], "accuracy": 8, "ts": ts}
+            )
+            answer = await phone.receive_json_from(timeout=5)
+            assert (answer["type"], answer["ts"]) == ("ack", ts), answer
+        # then none of the three pings hopped to the sync thread before its handler
+        assert len(hops) == at_connect
+        await hang_up(phone)
+
     run(main)
+    assert channels_made == []
+
+
+@with_db
+def test_a_phone_is_read_while_its_ping_waits_for_a_slow_batch(on_shift, monkeypatch):
+    """uvicorn reads a socket's next frame (and its keepalive pong) only when the app asks for
+    it: a ping waiting for its batch must not stop the socket being read."""
+    from tracking import ingest
+
+    release = asyncio.Event()
+    real_submit = ingest.submit
+
+    async def slow_submit(ping):
+        await release.wait()  # the ingest is behind
+        return await real_submit(ping)
+
+    monkeypatch.setattr(ingest, "submit", slow_submit)
+    cookie = session_cookie(on_shift.user)
+
+    async def main():
+        phone = communicator(VENDOR, cookie)
+        assert (await phone.connect(timeout=5))[0]
+        # given a ping waiting for its batch
+        ts = now_ms(10)
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": ts}
+        )
+        # when a second ping follows; then it is read (and waits too): no answer yet
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": now_ms(5)}
+        )
+        assert await phone.receive_nothing(0.3)
+        # and when the batch goes through, both are answered
+        release.set()
+        answers = [await phone.receive_json_from(timeout=5) for _ in range(2)]
+        assert {a["type"] for a in answers} == {"ack"}, answers
+        assert ts in {a["ts"] for a in answers}
+        # when another waits and the phone sends something that is not a ping, then it is
+        # closed at once with 4400, the ping still pending
+        release.clear()
+        await phone.send_json_to(
+            {"type": "ping", "lat": MAPO[0], "lng": MAPO[1], "accuracy": 8, "ts": now_ms()}
+        )
+        await phone.send_json_to({"type": "viewport", "bbox": WIDE})
+        assert await closed_with(phone) == 4400
+        release.set()
+
+    run(main)
+
+
+def test_an_answer_to_a_phone_gone_meanwhile_is_dropped(monkeypatch):
+    """uvicorn raises ClientDisconnected (an OSError) for an answer to a phone that went away
+    while its ping was recorded: dropped, not an unhandled task exception."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    from tracking import ingest
+    from tracking.consumers import VendorLocationConsumer
+
+    async def recorded(ping):
+        return services.PingResult(accepted=True, public_cell="89283082803ffff")
+
+    async def gone(content, close=False):
+        raise ClientDisconnected
+
+    monkeypatch.setattr(ingest, "submit", recorded)
+    consumer = VendorLocationConsumer()
+    consumer.vendor_id = 1
+    monkeypatch.setattr(consumer, "send_json", gone)
+    async_to_sync(consumer._answer_ping)({"type": "ping", "ts": 1})
 
 
 @with_db
