@@ -172,3 +172,34 @@ def test_a_phone_is_told_of_a_server_error_and_not_left_waiting():
     assert (answer["type"], answer["ts"], answer["reason"]) == ("error", ts, "server_error")
     assert answer["message"]
     assert not Ping.objects.exists()
+
+
+def test_beyond_the_pending_bound_a_ping_is_answered_send_again_at_once():
+    release = __import__("threading").Event()
+    recorded: list[int] = []
+
+    def slow(pings):
+        release.wait(5)
+        recorded.extend(p.vendor_id for p in pings)
+        return [services.PingResult(accepted=True, public_cell="x")] * len(pings)
+
+    async def main():
+        batcher = PingBatcher(slow, max_batch=2, max_wait_s=0.0, max_pending=3)
+        # given a ping being recorded (slowly) and three more waiting
+        first = [asyncio.ensure_future(batcher.submit(_ping(0)))]
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(batcher.submit(_ping(i))) for i in range(1, 4)]
+        await asyncio.sleep(0.01)
+        assert len(recorded) == 0 and batcher.shed == 0
+        # when one more comes, it is answered at once: not recorded, send it again
+        shed = await asyncio.wait_for(batcher.submit(_ping(5)), timeout=1)
+        assert (shed.accepted, shed.reason) == (False, Reject.SERVER_ERROR) and shed.message
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(*first, *waiting), timeout=5)
+        assert all(r.accepted for r in results)
+        # and once the queue drained, pings are taken again
+        assert (await asyncio.wait_for(batcher.submit(_ping(6)), timeout=5)).accepted
+        return batcher.shed
+
+    assert async_to_sync(main)() == 1
+    assert sorted(recorded) == [0, 1, 2, 3, 6]
