@@ -399,6 +399,24 @@ def emit(result: dict) -> None:
     print(json.dumps(result, ensure_ascii=False, separators=(",", ":")), flush=True)
 
 
+def uvicorn_command(app: str, port: int, *, deflate: str = "false") -> list[str]:
+    """uvicorn on 127.0.0.1:`port` with the options `manage.py serve` and production use
+    (proxy headers, a websocket ping every 20 s, per-message deflate off unless told)."""
+    return [
+        str(ROOT / ".venv" / "bin" / "uvicorn"),
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--proxy-headers",
+        "--ws-ping-interval",
+        "20",
+        "--ws-per-message-deflate",
+        deflate,
+    ]
+
+
 def start_server(env: dict[str, str], *, port: int, log_name: str):
     """`manage.py serve` (uvicorn: the platform and the sandbox) on `port`, its output in
     test-artifacts/<log_name>; returns (process, log path) once /healthz answers."""

@@ -331,17 +331,7 @@ def start_servers(ports, env, cpus, tmp: Path, profile_dir: str | None) -> list:
     procs = []
     for port in ports:
         cmd = [
-            str(_stack.ROOT / ".venv" / "bin" / "uvicorn"),
-            "o2o.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--proxy-headers",
-            "--ws-ping-interval",
-            "20",
-            "--ws-per-message-deflate",
-            "false",
+            *_stack.uvicorn_command("o2o.asgi:application", port),
             "--log-level",
             "warning",
             "--backlog",

@@ -366,19 +366,7 @@ def start_server(
 ) -> subprocess.Popen:
     if kind == "uvicorn2" or app != "o2o.asgi:application":
         # The same options as `manage.py serve` (which always serves o2o.asgi:application).
-        cmd = [
-            str(_stack.ROOT / ".venv" / "bin" / "uvicorn"),
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--proxy-headers",
-            "--ws-ping-interval",
-            "20",
-            "--ws-per-message-deflate",
-            env.get("WS_PER_MESSAGE_DEFLATE", "false"),
-        ]
+        cmd = _stack.uvicorn_command(app, port, deflate=env.get("WS_PER_MESSAGE_DEFLATE", "false"))
         if kind == "uvicorn2":
             cmd += ["--workers", "2"]
     else:
