@@ -103,11 +103,11 @@ def seed_orders(*, first_order: int, count: int, day_start: datetime) -> float:
             INSERT INTO payments_payment (
                 order_id, amount, currency, status, provider, provider_ref, checkout_url,
                 amount_captured, amount_refunded, failure_code, failure_message, card_brand,
-                card_last4, vendor_id, commission, platform_fee, provider_fee, created_at,
-                updated_at, authorised_at, captured_at)
+                card_last4, vendor_id, commission, platform_fee, provider_fee, price_advantage,
+                purpose, created_at, updated_at, authorised_at, captured_at)
             SELECT g, a.amount, 'KRW', 'captured', 'sandbox', 'pi_bench' || g, '',
                    a.amount, 0, '', '', 'visa', '4242', v.id,
-                   (a.amount * %(bps)s + 5000) / 10000, 0, 0, a.at, a.at, a.at, a.at
+                   (a.amount * %(bps)s + 5000) / 10000, 0, 0, 0, 'order', a.at, a.at, a.at, a.at
               FROM generate_series(%(first)s, %(last)s) g
               CROSS JOIN k
               JOIN v ON v.n = g %% k.n
