@@ -526,11 +526,10 @@ def stock_set(
 
 
 def _notify_stock_changed(vendor_id: int | None, *, on_sale_changed: bool = True) -> None:
-    """After commit: the map (which shows the products on sale, not how many) only when the
-    products on sale may have changed; the vendor page's "N left" always, coalesced per cart."""
+    # The map shows which products are on sale, not how many; the vendor page's "N left" is a
+    # best-effort broadcast, coalesced per cart, which pages resync on reconnect.
     if on_sale_changed:
         on_commit_safe(stock_changed.send_robust, sender=Stock, vendor_id=vendor_id)
-    # The vendor page's "N left", live: a best-effort broadcast, which pages resync on reconnect.
     on_commit_coalesced(stock_publish, key=vendor_id, vendor_id=vendor_id)
 
 
